@@ -1,0 +1,78 @@
+"""wsx: a WebSocket client for Python with Elixir WebSockex's programming model.
+
+A connection is a small process driven by an event loop; your code is a
+callback module (a :class:`WebSocket` subclass, or a plain module); clients
+fit into supervision trees (:class:`Supervisor`) and can be inspected and
+traced at run time (:mod:`wsx.sys`).
+
+>>> import wsx
+>>> class Echo(wsx.WebSocket):
+...     def handle_frame(self, frame, state):
+...         print("Received", frame)
+...         return ("ok", state)
+>>> client = wsx.start_link("ws://127.0.0.1:8765/", Echo, None)   # doctest: +SKIP
+>>> wsx.send_frame(client, ("text", "Hello"))                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from . import sys, telemetry
+from .backoff import Backoff
+from .callbacks import DisconnectStatus, WebSocket
+from .client import Client, cast, send, send_frame, start, start_link, stop
+from .conn import Conn
+from .errors import (
+    BadResponseError,
+    CallingSelfError,
+    CloseCode,
+    ConnError,
+    FrameEncodeError,
+    FrameError,
+    HandshakeError,
+    InvalidFrameError,
+    NotConnectedError,
+    RequestError,
+    URLError,
+    WSXError,
+)
+from .loop import Loop, get_default_loop
+from .mask import IMPLEMENTATION as implementation
+from .process import NoProcessError, whereis
+from .supervisor import Supervisor, SupervisorError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backoff",
+    "BadResponseError",
+    "CallingSelfError",
+    "Client",
+    "CloseCode",
+    "Conn",
+    "ConnError",
+    "DisconnectStatus",
+    "FrameEncodeError",
+    "FrameError",
+    "HandshakeError",
+    "InvalidFrameError",
+    "Loop",
+    "NoProcessError",
+    "NotConnectedError",
+    "RequestError",
+    "Supervisor",
+    "SupervisorError",
+    "URLError",
+    "WSXError",
+    "WebSocket",
+    "cast",
+    "get_default_loop",
+    "implementation",
+    "send",
+    "send_frame",
+    "start",
+    "start_link",
+    "stop",
+    "sys",
+    "telemetry",
+    "whereis",
+]

@@ -1,0 +1,201 @@
+"""The callback module contract: :class:`WebSocket`, with WebSockex's defaults.
+
+A callback module is what ``use WebSockex`` makes in Elixir: a set of
+callbacks, each with a default. Subclass :class:`WebSocket` and override what
+you need, or pass a plain Python module that defines some of the functions
+(the others get the defaults).
+
+Every callback except ``terminate`` returns a tuple:
+
+* ``handle_connect(conn, state)`` → ``("ok", state)``
+* ``handle_frame(frame, state)``, ``handle_cast(msg, state)``,
+  ``handle_info(msg, state)``, ``handle_ping(frame, state)``,
+  ``handle_pong(frame, state)`` → ``("ok", state)`` |
+  ``("reply", frame, state)`` | ``("close", state)`` |
+  ``("close", (code, reason), state)``
+* ``handle_disconnect(status, state)`` → ``("ok", state)`` |
+  ``("reconnect", state)`` | ``("reconnect", conn, state)`` |
+  ``("reconnect_after", seconds, state)`` (wsx: reconnect after a delay
+  without blocking the loop; see :class:`wsx.Backoff`)
+* ``terminate(reason, state)`` → ignored
+* ``code_change(old_vsn, state, extra)`` → ``("ok", state)`` | ``("error", reason)``
+* ``format_status(opt, state)`` → what :func:`wsx.sys.get_status` shows
+  (``opt`` is ``"normal"`` or ``"terminate"``)
+"""
+
+from __future__ import annotations
+
+import logging
+import types
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Union
+
+if TYPE_CHECKING:
+    from .conn import Conn
+
+__all__ = ["WebSocket", "DisconnectStatus", "CALLBACKS", "resolve_module"]
+
+logger = logging.getLogger("wsx")
+
+CALLBACKS = (
+    "handle_connect",
+    "handle_frame",
+    "handle_cast",
+    "handle_info",
+    "handle_ping",
+    "handle_pong",
+    "handle_disconnect",
+    "terminate",
+    "code_change",
+    "format_status",
+)
+
+#: A frame as a callback receives or replies it.
+Frame = Union[
+    tuple[Literal["text"], str],
+    tuple[Literal["binary"], bytes],
+    Literal["ping", "pong"],
+    tuple[Literal["ping", "pong"], bytes],
+]
+
+
+@dataclass
+class DisconnectStatus:
+    """What ``handle_disconnect`` receives (WebSockex's status map).
+
+    ``reason`` is one of ``("local", "normal")``, ``("remote", "normal")``,
+    ``("local", code, reason)``, ``("remote", code, reason)``,
+    ``("remote", "closed")`` or ``("error", exception)``. ``attempt_number``
+    counts the calls since the last successful connection (1 for the first).
+    ``status["reason"]`` works too.
+    """
+
+    reason: Any
+    attempt_number: int
+    conn: Conn
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    @property
+    def clean(self) -> bool:
+        """True when the connection ended with a normal close (no code, 1000 or 1001)."""
+        r = self.reason
+        if r in (("local", "normal"), ("remote", "normal")):
+            return True
+        return type(r) is tuple and len(r) == 3 and r[1] in (1000, 1001)
+
+    @property
+    def code(self) -> int | None:
+        """The close code, when the reason carries one."""
+        r = self.reason
+        if type(r) is tuple and len(r) == 3 and isinstance(r[1], int):
+            return int(r[1])
+        return None
+
+
+class WebSocket:
+    """Base class of callback modules; every callback has WebSockex's default.
+
+    Subclasses are instantiated once per client process; ``self`` can hold
+    helpers, while the connection's evolving data belongs in ``state``.
+    """
+
+    def handle_connect(self, conn: Conn, state: Any) -> Any:
+        """Called after each successful connection (and reconnection)."""
+        return ("ok", state)
+
+    def handle_frame(self, frame: Any, state: Any) -> Any:
+        """Called for each text or binary message received. No default: raises."""
+        raise NotImplementedError(
+            f"{type(self).__qualname__}.handle_frame does not handle the frame {frame!r}"
+        )
+
+    def handle_cast(self, msg: Any, state: Any) -> Any:
+        """Called for :func:`wsx.cast`. No default: raises."""
+        raise NotImplementedError(
+            f"{type(self).__qualname__}.handle_cast does not handle the message {msg!r}"
+        )
+
+    def handle_info(self, msg: Any, state: Any) -> Any:
+        """Called for :func:`wsx.send`. The default logs an error and ignores it."""
+        logger.error("%s received an unexpected message in handle_info: %r",
+                     type(self).__qualname__, msg)
+        return ("ok", state)
+
+    def handle_ping(self, frame: Any, state: Any) -> Any:
+        """Called for each ping. The default answers with a pong with the same payload."""
+        if frame == "ping":
+            return ("reply", "pong", state)
+        return ("reply", ("pong", frame[1]), state)
+
+    def handle_pong(self, frame: Any, state: Any) -> Any:
+        """Called for each pong. The default ignores it."""
+        return ("ok", state)
+
+    def handle_disconnect(self, status: DisconnectStatus, state: Any) -> Any:
+        """Called when the connection is lost or closed. The default lets the client end."""
+        return ("ok", state)
+
+    def terminate(self, reason: Any, state: Any) -> Any:
+        """Called once when the client process ends."""
+        return None
+
+    def code_change(self, old_vsn: Any, state: Any, extra: Any) -> Any:
+        """Called by :func:`wsx.sys.change_code` on the new module."""
+        return ("ok", state)
+
+    def format_status(self, opt: str, state: Any) -> Any:
+        """What :func:`wsx.sys.get_status` shows of the state. The default: the state."""
+        return state
+
+    # -------------------------------------------------------------- helpers
+    @classmethod
+    def start_link(cls, state: Any = None, **opts: Any) -> Any:
+        """Start a client of this module linked to the caller.
+
+        Uses the class attribute ``url`` (define it, or override
+        ``start_link`` as in WebSockex: ``return wsx.start_link(URL, cls, state)``).
+        """
+        url = getattr(cls, "url", None)
+        if url is None:
+            raise TypeError(
+                f"{cls.__qualname__}.start_link needs a class attribute 'url', or override "
+                "start_link to call wsx.start_link(url, cls, state)"
+            )
+        from .client import start_link
+
+        return start_link(url, cls, state, **opts)
+
+    @classmethod
+    def child_spec(cls, arg: Any = None) -> dict[str, Any]:
+        """The default supervisor child spec: start with ``cls.start_link(arg)``, permanent."""
+        return {"id": cls, "start": (cls.start_link, (arg,)), "restart": "permanent"}
+
+
+def resolve_module(module: Any) -> WebSocket:
+    """Turn a callback module (class, instance or plain module) into a callable object."""
+    if isinstance(module, type):
+        if not issubclass(module, WebSocket):
+            inst: Any = _adapt(module, module())
+        else:
+            return module()
+        return inst  # type: ignore[no-any-return]
+    if isinstance(module, WebSocket):
+        return module
+    if isinstance(module, types.ModuleType) or module is not None:
+        return _adapt(module, module)
+    raise TypeError(f"a callback module must be a class, an instance or a module, not {module!r}")
+
+
+def _adapt(module: Any, source: Any) -> WebSocket:
+    adapter = WebSocket()
+    found = False
+    for name in CALLBACKS:
+        fn = getattr(source, name, None)
+        if fn is not None and callable(fn):
+            setattr(adapter, name, fn)
+            found = True
+    if not found:
+        raise TypeError(f"{module!r} defines none of the callbacks {', '.join(CALLBACKS)}")
+    return adapter

@@ -1,0 +1,848 @@
+"""The client process: a WebSocket connection driven by a callback module.
+
+A :class:`Client` lives on a :class:`~wsx.loop.Loop`. It opens the connection
+(:mod:`wsx.conn`), performs the upgrade (:mod:`wsx.handshake`), runs the
+protocol (:mod:`wsx.protocol`) and calls the callback module
+(:mod:`wsx.callbacks`) for every event, one callback at a time, on the loop's
+thread. Other threads talk to it through the functions of this module
+(:func:`send_frame`, :func:`cast`, :func:`send`, :func:`stop`), which post to
+the loop and, for the synchronous ones, wait for the answer.
+
+Connection states: ``"connecting"`` → ``"open"`` → ``"closing"`` →
+``"disconnected"`` → (``"connecting"`` again on reconnect, or
+``"terminated"``).
+
+Linking: :func:`start_link` links the new client to the *current process*:
+the supervisor starting it, or the wsx client whose callback called
+``start_link``. When one of two linked processes exits abnormally, the other
+is told: a supervisor applies its restart strategy; a client terminates with
+reason ``("linked_exit", process, reason)`` unless its module sets
+``trap_exit = True``, in which case ``handle_info`` receives
+``("EXIT", process, reason)``. Called from a plain thread (no current
+process), ``start_link`` links to nothing and behaves like :func:`start`:
+the client runs until it stops, and the caller may :meth:`Client.join` it and
+read :attr:`Client.exit_reason`. :func:`start` never links, so a client's end
+never takes its caller down.
+"""
+
+from __future__ import annotations
+
+import _thread
+import logging
+import ssl
+import time
+from collections import deque
+from typing import Any, Callable
+
+from . import telemetry
+from .callbacks import DisconnectStatus, WebSocket, resolve_module
+from .conn import Conn, Connector
+from .debug import DebugState, new_statistics
+from .errors import (
+    BadResponseError,
+    CallingSelfError,
+    CloseCode,
+    ConnError,
+    FrameError,
+    HandshakeError,
+    NotConnectedError,
+    WSXError,
+)
+from .handshake import ClientHandshake, HandshakeResponse
+from .loop import Loop, Timer, get_default_loop
+from .process import Process, _set_current, current_process, is_normal_exit, resolve
+from .protocol import OPEN, Protocol
+
+__all__ = ["Client", "start_link", "start", "send_frame", "cast", "send", "stop"]
+
+logger = logging.getLogger("wsx")
+
+_WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+_FRAME_CALLBACKS = {"text": "handle_frame", "binary": "handle_frame",
+                    "ping": "handle_ping", "pong": "handle_pong"}
+_EV_RECEIVED = ("wsx", "frame", "received")
+_EV_SENT = ("wsx", "frame", "sent")
+
+
+class Client(Process):
+    """Handle of a running WebSocket client process.
+
+    Create clients with :func:`start_link` or :func:`start`. The handle is
+    what the other functions take (or the registered ``name``). Attributes:
+    :attr:`alive`, :meth:`join`, :attr:`exit_reason`,
+    :attr:`connection_state`, :attr:`conn`, :attr:`module`.
+    """
+
+    def __init__(
+        self,
+        conn: Conn,
+        module: Any,
+        state: Any,
+        *,
+        loop: Loop,
+        name: str | None = None,
+        debug: Any = (),
+        handle_initial_conn_failure: bool = False,
+    ) -> None:
+        self._cb: WebSocket = resolve_module(module)
+        super().__init__(name)
+        self.module = module
+        self.conn = conn
+        self.loop = loop
+        self._state = state
+        self.connection_state = "connecting"
+        self._handle_initial_conn_failure = handle_initial_conn_failure
+        dbg = DebugState(debug)
+        self._dbg: DebugState | None = dbg if dbg.active else None
+        self._sock: Any = None
+        self._connector: Connector | None = None
+        self._handshake: ClientHandshake | None = None
+        self._protocol: Protocol | None = None
+        self._wbuf = bytearray()
+        self._timer: Timer | None = None  # handshake, close or reconnect timer
+        self._mailbox: deque[tuple[str, Any]] = deque()
+        self._inbox: deque[Any] = deque()  # frames held while suspended
+        self._suspended = False
+        self._in_callback = False
+        self._attempt = 0
+        self._connected_once = False
+        self._close_reason: Any = None
+        self._stopping = False
+        self._stop_reason: Any = None
+        self._terminated = False
+        self._started = _thread.allocate_lock()
+        self._started.acquire()
+        self._start_error: BaseException | None = None
+
+    # --------------------------------------------------------------- public
+    @property
+    def state_name(self) -> str:
+        """Alias of :attr:`connection_state`."""
+        return self.connection_state
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` on the loop thread and return its result (or raise)."""
+        if self.loop.in_loop_thread():
+            return fn(*args)
+        done = _thread.allocate_lock()
+        done.acquire()
+        box: list[Any] = []
+
+        def run() -> None:
+            try:
+                box.append((True, fn(*args)))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                box.append((False, exc))
+            finally:
+                done.release()
+
+        self.loop.call_soon_threadsafe(run)
+        while not done.acquire(timeout=1.0):
+            if not self.loop.running:
+                raise NotConnectedError("gone (its loop is not running)")
+        ok, value = box[0]
+        if ok:
+            return value
+        raise value
+
+    # ------------------------------------------------------------ lifecycle
+    def _start(self) -> None:
+        self._connect()
+
+    def _connect(self) -> None:
+        if self._terminated:
+            return
+        self.connection_state = "connecting"
+        self._close_reason = None
+        if self._dbg is not None:
+            self._dbg.event(self, "connect")
+        self._connector = Connector(self.loop, self.conn, self._on_socket)
+        self._connector.start()
+
+    def _on_socket(self, sock: Any, error: ConnError | None) -> None:
+        self._connector = None
+        if error is not None:
+            self._connect_failed(error)
+            return
+        self._sock = sock
+        conn = self.conn
+        try:
+            hs = ClientHandshake(
+                conn.url,
+                origin=conn.origin,
+                subprotocols=conn.subprotocols,
+                extra_headers=conn.extra_headers,
+            )
+        except ValueError as exc:
+            self._connect_failed(HandshakeError(str(exc)))
+            return
+        self._handshake = hs
+        self._timer = self.loop.call_later(conn.socket_recv_timeout, self._handshake_timeout)
+        self.loop.add_reader(sock, self._on_handshake_readable)
+        self._write(hs.request_bytes())
+
+    def _handshake_timeout(self) -> None:
+        self._timer = None
+        self._connect_failed(HandshakeError(
+            f"no complete upgrade response from {self.conn.url.host_header} within "
+            f"{self.conn.socket_recv_timeout:g} s (socket_recv_timeout)"
+        ))
+
+    def _on_handshake_readable(self) -> None:
+        sock, hs = self._sock, self._handshake
+        if sock is None or hs is None:
+            return
+        buf = self.loop.read_buffer
+        try:
+            n = sock.recv_into(buf)
+        except _WOULD_BLOCK:
+            return
+        except OSError as exc:
+            self._connect_failed(ConnError("connection lost during the handshake", exc))
+            return
+        try:
+            if n == 0:
+                hs.receive_eof()
+                raise HandshakeError("the server closed the connection during the handshake")
+            response = hs.receive_data(bytes(buf[:n]))
+        except WSXError as exc:
+            self._connect_failed(exc)
+            return
+        if response is not None:
+            self._on_open(response)
+
+    def _on_open(self, response: HandshakeResponse) -> None:
+        self._cancel_timer()
+        self._handshake = None
+        conn = self.conn
+        conn.resp_headers = response.headers
+        conn.subprotocol = response.subprotocol
+        conn.extensions = response.extensions
+        self._protocol = Protocol(max_message_size=conn.max_message_size)
+        self.connection_state = "open"
+        self._attempt = 0
+        if self._connected_once and self._dbg is not None and self._dbg.stats is not None:
+            self._dbg.stats["reconnects"] += 1
+        dbg = self._dbg
+        if dbg is not None:
+            dbg.event(self, "connected")
+            if dbg.stats is not None:
+                dbg.stats["connected_since"] = time.monotonic()
+        if telemetry._handlers:
+            telemetry.execute(("wsx", "connected"), {"system_time": time.time()},
+                              {"client": self, "conn": conn})
+        self.loop.add_reader(self._sock, self._on_readable)
+        if not self._callback("handle_connect", conn):
+            return
+        self._connected_once = True
+        self._release_starter()
+        if response.leftover and self._protocol is not None:
+            self._receive(response.leftover)
+        self._drain()
+
+    def _connect_failed(self, error: WSXError) -> None:
+        self._teardown()
+        if self._dbg is not None:
+            self._dbg.event(self, "connect_failed", error)
+        if not self._connected_once and self._attempt == 0 and not self._handle_initial_conn_failure:
+            self._start_error = error
+            self.connection_state = "terminated"
+            self._terminated = True
+            self._release_starter()
+            self._exit(("error", error))
+            return
+        self._disconnected(("error", error))
+
+    def _release_starter(self) -> None:
+        if self._started.locked():
+            self._started.release()
+
+    # ----------------------------------------------------------------- I/O
+    def _write(self, data: bytes | bytearray | memoryview) -> bool:
+        """Write now, or queue behind what is pending; False if the connection broke."""
+        sock = self._sock
+        if sock is None:
+            return False
+        if self._wbuf:
+            self._wbuf += data
+            return True
+        try:
+            n = sock.send(data)
+        except _WOULD_BLOCK:
+            n = 0
+        except OSError as exc:
+            self.loop.call_soon(self._lost, sock, ("error", ConnError("connection broken", exc)))
+            return False
+        dbg = self._dbg
+        if dbg is not None and dbg.stats is not None:
+            dbg.stats["bytes_out"] += n
+        if n < len(data):
+            self._wbuf += memoryview(data)[n:]
+            self.loop.add_writer(sock, self._on_writable)
+        return True
+
+    def _on_writable(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            n = sock.send(self._wbuf)
+        except _WOULD_BLOCK:
+            return
+        except OSError as exc:
+            self._lost(sock, ("error", ConnError("connection broken", exc)))
+            return
+        dbg = self._dbg
+        if dbg is not None and dbg.stats is not None:
+            dbg.stats["bytes_out"] += n
+        del self._wbuf[:n]
+        if not self._wbuf:
+            self.loop.remove_writer(sock)
+
+    def _on_readable(self) -> None:
+        sock = self._sock
+        buf = self.loop.read_buffer
+        while sock is not None and sock is self._sock:
+            try:
+                n = sock.recv_into(buf)
+            except _WOULD_BLOCK:
+                return
+            except OSError as exc:
+                self._lost(sock, ("error", ConnError("connection broken", exc)))
+                return
+            if n == 0:
+                self._lost(sock, self._close_reason or ("remote", "closed"))
+                return
+            dbg = self._dbg
+            if dbg is not None and dbg.stats is not None:
+                dbg.stats["bytes_in"] += n
+            self._receive(buf[:n])
+            # Data already decrypted by TLS does not wake the selector again.
+            if not (self.conn.secure and sock is self._sock and sock.pending()):
+                return
+
+    def _receive(self, data: bytes | memoryview) -> None:
+        protocol = self._protocol
+        if protocol is None:
+            return
+        events = protocol.receive_data(data)
+        out = protocol.data_to_send()
+        if out:
+            self._write(out)
+        if events:
+            self._handle_events(events)
+
+    def _handle_events(self, events: Any) -> None:
+        for i, event in enumerate(events):
+            if self._suspended or self._terminated:
+                if not self._terminated:
+                    self._inbox.extend(events[i:])
+                return
+            self._handle_event(event)
+
+    def _handle_event(self, event: Any) -> None:
+        kind = event if type(event) is str else event[0]
+        name = _FRAME_CALLBACKS.get(kind)
+        if name is not None:
+            dbg = self._dbg
+            if dbg is not None:
+                dbg.event(self, "in", event)
+                if dbg.stats is not None:
+                    dbg.stats["frames_in"] += 1
+            if telemetry._handlers:
+                telemetry.execute(_EV_RECEIVED, {"size": _size(event)},
+                                  {"client": self, "frame": event})
+            self._callback(name, event)
+        elif kind == "close":
+            self._remote_close(event[1], event[2])
+        elif kind == "error":
+            self._protocol_error(event[1])
+
+    # ------------------------------------------------------------- callbacks
+    def _callback(self, name: str, arg: Any) -> bool:
+        """Run a callback and apply its result; False if the process crashed."""
+        fn = getattr(self._cb, name)
+        self._in_callback = True
+        previous = _set_current(self)
+        try:
+            result = fn(arg, self._state)
+        except Exception as exc:
+            self._crash(name, exc)
+            return False
+        finally:
+            self._in_callback = False
+            _set_current(previous)
+        return self._apply(name, result)
+
+    def _apply(self, name: str, result: Any) -> bool:
+        if type(result) is tuple and result:
+            tag = result[0]
+            n = len(result)
+            if tag == "ok" and n == 2:
+                self._state = result[1]
+                return True
+            if name != "handle_connect":
+                if tag == "reply" and n == 3:
+                    self._state = result[2]
+                    try:
+                        self._reply(name, result[1])
+                    except WSXError as exc:
+                        self._crash(name, exc)
+                        return False
+                    return True
+                if tag == "close" and n == 2:
+                    self._state = result[1]
+                    return self._close_from_callback(name, CloseCode.NORMAL, "", ("local", "normal"))
+                if tag == "close" and n == 3 and type(result[1]) is tuple and len(result[1]) == 2:
+                    code, text = result[1]
+                    self._state = result[2]
+                    return self._close_from_callback(name, code, text, ("local", code, text))
+        self._crash(name, BadResponseError(self.module, name, result))
+        return False
+
+    def _reply(self, name: str, frame: Any) -> None:
+        protocol = self._protocol
+        if self.connection_state != "open" or protocol is None or protocol.state is not OPEN:
+            logger.warning("%r: reply %r from %s dropped: the connection is %s",
+                           self, frame, name, self.connection_state)
+            return
+        data = protocol.send(frame)
+        if self._dbg is not None:
+            self._dbg.event(self, "reply", name, frame)
+            if self._dbg.stats is not None:
+                self._dbg.stats["frames_out"] += 1
+        if telemetry._handlers:
+            telemetry.execute(_EV_SENT, {"size": len(data)}, {"client": self, "frame": frame})
+        self._write(data)
+
+    def _close_from_callback(self, name: str, code: Any, text: Any, reason: Any) -> bool:
+        try:
+            self._local_close(code, text, reason)
+        except WSXError as exc:
+            self._crash(name, exc)
+            return False
+        return True
+
+    def _crash(self, name: str, exc: BaseException) -> None:
+        """A callback raised or returned a bad value: close 1011, terminate abnormally."""
+        if not isinstance(exc, BadResponseError):
+            logger.error("%r: callback %s raised", self, name, exc_info=exc)
+        else:
+            logger.error("%r: %s", self, exc)
+        protocol = self._protocol
+        if self._sock is not None and protocol is not None and protocol.state is OPEN:
+            try:
+                self._write(protocol.send_close(CloseCode.INTERNAL_ERROR, ""))
+            except WSXError:
+                pass
+        self._terminate(("error", exc))
+
+    # --------------------------------------------------------------- closing
+    def _local_close(self, code: Any, text: Any, reason: Any) -> None:
+        protocol = self._protocol
+        if self.connection_state != "open" or protocol is None:
+            return
+        if not isinstance(text, str):
+            from .errors import FrameEncodeError
+
+            raise FrameEncodeError(f"close reason must be a str, not {text!r}")
+        data = protocol.send_close(code, text)  # validates code and reason
+        self._close_reason = reason
+        if self._dbg is not None:
+            self._dbg.event(self, "close", reason)
+            self._dbg.event(self, "close_frame", reason)
+        self.connection_state = "closing"
+        self._write(data)
+        self._start_close_timer()
+
+    def _remote_close(self, code: int | None, text: str) -> None:
+        if self._close_reason is None:
+            if code is None or code == CloseCode.NORMAL:
+                self._close_reason = ("remote", "normal")
+            else:
+                self._close_reason = ("remote", code, text)
+        if self._dbg is not None:
+            self._dbg.event(self, "remote_close", (code, text))
+        self.connection_state = "closing"
+        self._start_close_timer()
+
+    def _protocol_error(self, error: FrameError) -> None:
+        logger.info("%r: server broke the protocol: %s", self, error)
+        if self._close_reason is None:
+            self._close_reason = ("error", error)
+        self.connection_state = "closing"
+        self._start_close_timer()
+
+    def _start_close_timer(self) -> None:
+        if self._timer is None:
+            self._timer = self.loop.call_later(self.conn.close_timeout, self._force_close)
+
+    def _force_close(self) -> None:
+        self._timer = None
+        if self._dbg is not None:
+            self._dbg.event(self, "force_close")
+        self._lost(self._sock, self._close_reason or ("local", "normal"))
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _teardown(self) -> None:
+        """Drop the socket, connector, timers and protocol of the current connection."""
+        self._cancel_timer()
+        if self._connector is not None:
+            self._connector.cancel()
+            self._connector = None
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            self.loop.remove_all(sock)
+            try:
+                sock.close()
+            except OSError:
+                pass
+        self._wbuf = bytearray()
+        self._handshake = None
+        if self._protocol is not None:
+            self._protocol.receive_eof()
+        dbg = self._dbg
+        if dbg is not None and dbg.stats is not None and dbg.stats["connected_since"] is not None:
+            dbg.stats["connected_time"] += time.monotonic() - dbg.stats["connected_since"]
+            dbg.stats["connected_since"] = None
+
+    def _lost(self, sock: Any, reason: Any) -> None:
+        """The connection ``sock`` ended with ``reason`` (ignored if it is not current)."""
+        if sock is None or sock is not self._sock or self._terminated:
+            return
+        was_connecting = self.connection_state == "connecting"
+        self._teardown()
+        if was_connecting:
+            error = reason[1] if type(reason) is tuple and reason[0] == "error" else ConnError(
+                "connection closed during the handshake")
+            self._connect_failed(error)
+            return
+        self._disconnected(reason)
+
+    def _disconnected(self, reason: Any) -> None:
+        self._protocol = None
+        self.connection_state = "disconnected"
+        if self._dbg is not None:
+            self._dbg.event(self, "disconnected", reason)
+        if telemetry._handlers:
+            telemetry.execute(("wsx", "disconnected"), {"system_time": time.time()},
+                              {"client": self, "reason": reason})
+        if self._stopping:
+            self._terminate(self._stop_reason)
+            return
+        self._attempt += 1
+        status = DisconnectStatus(reason, self._attempt, self.conn)
+        self._in_callback = True
+        previous = _set_current(self)
+        try:
+            result = self._cb.handle_disconnect(status, self._state)
+        except Exception as exc:
+            logger.error("%r: callback handle_disconnect raised", self, exc_info=exc)
+            self._terminate(("error", exc))
+            return
+        finally:
+            self._in_callback = False
+            _set_current(previous)
+        if type(result) is tuple and result:
+            tag, n = result[0], len(result)
+            if tag == "ok" and n == 2:
+                self._state = result[1]
+                self._terminate(reason)
+                return
+            if tag == "reconnect" and n == 2:
+                self._state = result[1]
+                self._reconnect(0.0)
+                return
+            if tag == "reconnect" and n == 3 and isinstance(result[1], Conn):
+                self.conn = result[1]
+                self._state = result[2]
+                self._reconnect(0.0)
+                return
+            if (tag == "reconnect_after" and n == 3 and isinstance(result[1], (int, float))
+                    and result[1] >= 0):
+                self._state = result[2]
+                self._reconnect(float(result[1]))
+                return
+        error = BadResponseError(self.module, "handle_disconnect", result)
+        logger.error("%r: %s", self, error)
+        self._terminate(("error", error))
+
+    def _reconnect(self, delay: float) -> None:
+        if self._dbg is not None:
+            if delay:
+                self._dbg.event(self, "reconnect_after", delay, self._attempt)
+            else:
+                self._dbg.event(self, "reconnect", self._attempt)
+        self.connection_state = "connecting"
+        if delay > 0:
+            self._timer = self.loop.call_later(delay, self._reconnect_now)
+        else:
+            self._connect()
+
+    def _reconnect_now(self) -> None:
+        self._timer = None
+        self._connect()
+
+    def _terminate(self, reason: Any) -> None:
+        if self._terminated:
+            return
+        self._terminated = True
+        self._teardown()
+        self._protocol = None
+        self.connection_state = "terminated"
+        self._mailbox.clear()
+        self._inbox.clear()
+        if self._dbg is not None:
+            self._dbg.event(self, "terminate", reason)
+        self._in_callback = True
+        previous = _set_current(self)
+        try:
+            self._cb.terminate(reason, self._state)
+        except SystemExit as exc:
+            # WebSockex's tip: exit(:normal) from terminate makes the exit normal.
+            reason = "normal" if exc.code in (None, 0, "normal") else ("exit", exc.code)
+        except Exception:
+            logger.exception("%r: callback terminate raised", self)
+        finally:
+            self._in_callback = False
+            _set_current(previous)
+        if not is_normal_exit(reason):
+            logger.debug("%r terminated: %r", self, reason)
+        if telemetry._handlers:
+            telemetry.execute(("wsx", "terminate"), {"system_time": time.time()},
+                              {"client": self, "reason": reason})
+        if not self._connected_once:
+            self._start_error = _reason_error(reason)
+        self._release_starter()
+        self._exit(reason)
+
+    # -------------------------------------------------------------- messages
+    def _deliver(self, kind: str, msg: Any) -> None:
+        if self._terminated:
+            logger.debug("%r: %s %r dropped: the client has terminated", self, kind, msg)
+            return
+        if self.connection_state == "open" and not self._suspended and not self._mailbox:
+            self._handle_message(kind, msg)
+        else:
+            self._mailbox.append((kind, msg))
+
+    def _handle_message(self, kind: str, msg: Any) -> None:
+        dbg = self._dbg
+        if dbg is not None:
+            dbg.event(self, kind, msg)
+            if dbg.stats is not None:
+                dbg.stats["messages_in"] += 1
+        self._callback("handle_cast" if kind == "cast" else "handle_info", msg)
+
+    def _drain(self) -> None:
+        """Handle frames and messages held while suspended or not connected."""
+        while self._inbox and not self._suspended and not self._terminated:
+            self._handle_event(self._inbox.popleft())
+        while (self._mailbox and self.connection_state == "open" and not self._suspended
+               and not self._terminated):
+            kind, msg = self._mailbox.popleft()
+            self._handle_message(kind, msg)
+
+    def _on_linked_exit(self, other: Process, reason: Any) -> None:
+        def handle() -> None:
+            if self._terminated:
+                return
+            if getattr(self._cb, "trap_exit", False):
+                self._deliver("info", ("EXIT", other, reason))
+            elif not is_normal_exit(reason):
+                self._stopping = True
+                self._stop_reason = ("linked_exit", other, reason)
+                self._stop_now()
+
+        self.loop.call_soon_threadsafe(handle)
+
+    # ------------------------------------------------------- requests (loop)
+    def _send_frame_now(self, frame: Any) -> None:
+        protocol = self._protocol
+        if self.connection_state != "open" or protocol is None:
+            raise NotConnectedError(self.connection_state)
+        data = protocol.send(frame)
+        dbg = self._dbg
+        if dbg is not None:
+            dbg.event(self, "send", frame)
+            if dbg.stats is not None:
+                dbg.stats["frames_out"] += 1
+        if telemetry._handlers:
+            telemetry.execute(_EV_SENT, {"size": len(data)}, {"client": self, "frame": frame})
+        if not self._write(data):
+            raise ConnError(f"cannot send {_short(frame)}: the connection is broken")
+
+    def _stop_now(self) -> None:
+        if self._terminated:
+            return
+        state = self.connection_state
+        if state == "open":
+            try:
+                self._local_close(CloseCode.NORMAL, "", ("local", "normal"))
+            except WSXError:
+                self._terminate(self._stop_reason)
+        elif state != "closing":
+            self._terminate(self._stop_reason)
+
+    def _request_stop(self, reason: Any) -> None:
+        self._stopping = True
+        self._stop_reason = reason
+        self._stop_now()
+
+    # ---------------------------------------------------------- sys support
+    def _suspend(self) -> None:
+        self._suspended = True
+        if self._sock is not None and self.connection_state == "open":
+            self.loop.remove_reader(self._sock)
+
+    def _resume(self) -> None:
+        if not self._suspended:
+            return
+        self._suspended = False
+        if self._sock is not None and self.connection_state in ("open", "closing"):
+            self.loop.add_reader(self._sock, self._on_readable)
+        self._drain()
+
+
+def _short(frame: Any) -> str:
+    text = repr(frame)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _size(frame: Any) -> int:
+    return 0 if type(frame) is str else len(frame[1])
+
+
+def _reason_error(reason: Any) -> BaseException:
+    if type(reason) is tuple and len(reason) == 2 and isinstance(reason[1], BaseException):
+        return reason[1]
+    return ConnError(f"the client ended before connecting: {reason!r}")
+
+
+# ------------------------------------------------------------------ functions
+def _connection_options(opts: dict[str, Any]) -> dict[str, Any]:
+    names = ("extra_headers", "subprotocols", "origin", "ssl_context", "insecure",
+             "socket_connect_timeout", "socket_recv_timeout", "max_message_size",
+             "close_timeout")
+    return {k: opts.pop(k) for k in names if k in opts}
+
+
+def _start(url_or_conn: Any, module: Any, state: Any, link: bool, opts: dict[str, Any]) -> Client:
+    opts = dict(opts)
+    conn_opts = _connection_options(opts)
+    if isinstance(url_or_conn, Conn):
+        if conn_opts:
+            raise TypeError(
+                f"connection options {sorted(conn_opts)} cannot be combined with a Conn: "
+                "give them to wsx.Conn(...)"
+            )
+        conn = url_or_conn
+    else:
+        conn = Conn(url_or_conn, **conn_opts)
+    loop = opts.pop("loop", None) or get_default_loop()
+    name = opts.pop("name", None)
+    async_connect = bool(opts.pop("async_connect", False))
+    handle_failure = bool(opts.pop("handle_initial_conn_failure", False))
+    debug = opts.pop("debug", ())
+    if opts:
+        raise TypeError(f"unknown option(s) {', '.join(sorted(opts))}")
+    if not async_connect and loop.in_loop_thread():
+        raise CallingSelfError(
+            "start_link/start without async_connect=True on the loop's own thread "
+            "(waiting for the connection would block the loop)"
+        )
+    client = Client(conn, module, state, loop=loop, name=name, debug=debug,
+                    handle_initial_conn_failure=handle_failure)
+    parent = current_process() if link else None
+    if parent is not None:
+        client.link(parent)
+    loop.call_soon_threadsafe(client._start)
+    if not async_connect:
+        while not client._started.acquire(timeout=1.0):
+            if not loop.running:
+                raise ConnError(f"the loop {loop.name!r} is not running")
+        client._started.release()
+        if client._start_error is not None and not client._connected_once:
+            raise client._start_error
+    return client
+
+
+def start_link(url_or_conn: str | Conn, module: Any, state: Any = None, **opts: Any) -> Client:
+    """Start a client linked to the current process; return its handle.
+
+    Waits until the connection is open and ``handle_connect`` has run, and
+    raises the connection error (:class:`ConnError`, :class:`RequestError`,
+    :class:`HandshakeError`...) if the first attempt fails, unless
+    ``async_connect=True`` (return at once) or
+    ``handle_initial_conn_failure=True`` (call ``handle_disconnect`` instead).
+
+    Options: ``name``, ``async_connect``, ``handle_initial_conn_failure``,
+    ``debug`` (``["trace"]``, ``["log"]``, ``["statistics"]``), ``loop``, and
+    the connection options of :class:`wsx.Conn` when ``url_or_conn`` is a URL.
+    See the module documentation for what the client is linked to.
+    """
+    return _start(url_or_conn, module, state, True, opts)
+
+
+def start(url_or_conn: str | Conn, module: Any, state: Any = None, **opts: Any) -> Client:
+    """Like :func:`start_link`, without a link: the client's end never affects the caller."""
+    return _start(url_or_conn, module, state, False, opts)
+
+
+def _client(target: Client | str) -> Client:
+    proc = resolve(target)
+    if not isinstance(proc, Client):
+        raise TypeError(f"{proc!r} is not a wsx client")
+    return proc
+
+
+def send_frame(client: Client | str, frame: Any) -> None:
+    """Send a frame and return once it is written to the socket (buffer).
+
+    Raises :class:`NotConnectedError` while connecting or closing,
+    :class:`ConnError` on a broken connection, :class:`InvalidFrameError` /
+    :class:`FrameEncodeError` for a bad frame, and :class:`CallingSelfError`
+    when called from the client's own callback (return ``("reply", frame,
+    state)`` there instead).
+    """
+    c = _client(client)
+    if c.loop.in_loop_thread():
+        if c._in_callback:
+            raise CallingSelfError("send_frame")
+        c._send_frame_now(frame)
+        return
+    if not c.alive:
+        raise NotConnectedError("terminated")
+    c._call(c._send_frame_now, frame)
+
+
+def cast(client: Client | str, msg: Any) -> None:
+    """Send ``msg`` to the client's ``handle_cast``; returns at once."""
+    c = _client(client)
+    c.loop.call_soon_threadsafe(c._deliver, "cast", msg)
+
+
+def send(client: Client | str, msg: Any) -> None:
+    """Send ``msg`` to the client's ``handle_info``; returns at once."""
+    c = _client(client)
+    c.loop.call_soon_threadsafe(c._deliver, "info", msg)
+
+
+def stop(client: Client | str, reason: Any = "normal", timeout: float | None = 10.0) -> bool:
+    """Close the connection (close handshake), terminate the client and wait for its end.
+
+    ``terminate(reason, state)`` is called (``handle_disconnect`` is not).
+    Returns True when the client has ended within ``timeout`` seconds. From
+    a callback on the client's loop, it only starts the stop (no waiting).
+    """
+    c = _client(client)
+    if not c.alive:
+        return True
+    c.loop.call_soon_threadsafe(c._request_stop, reason)
+    if c.loop.in_loop_thread():
+        return not c.alive
+    return c.join(timeout)

@@ -1,0 +1,321 @@
+"""A small event loop on the ``selectors`` module.
+
+The loop knows nothing about WebSocket: it watches file descriptors, runs
+timers and runs callbacks posted from other threads. Every wsx client lives
+on one loop and all of its callbacks run on the loop's thread, one at a time.
+
+By default all clients share one loop, started in a daemon thread on first
+use (:func:`get_default_loop`). An application may create its own
+:class:`Loop`, pass it as ``loop=`` to :func:`wsx.start_link`, and run it with
+:meth:`Loop.run` in a thread of its choosing.
+
+A callback that raises is logged and the loop goes on: no client can stop the
+loop or the other clients on it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import selectors
+import socket
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+__all__ = ["Loop", "Timer", "get_default_loop"]
+
+logger = logging.getLogger("wsx.loop")
+
+_EVENT_READ = selectors.EVENT_READ
+_EVENT_WRITE = selectors.EVENT_WRITE
+
+
+class Timer:
+    """A callback scheduled with :meth:`Loop.call_later`; :meth:`cancel` it to drop it."""
+
+    __slots__ = ("when", "callback", "args", "cancelled")
+
+    def __init__(self, when: float, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.when = when
+        self.callback = callback
+        self.args = args
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Prevent the callback from running (a no-op once it ran)."""
+        self.cancelled = True
+        self.callback = _noop
+        self.args = ()
+
+
+def _noop(*_args: Any) -> None:
+    return None
+
+
+class Loop:
+    """A selector-based event loop: I/O readiness, timers and thread-safe wake-ups."""
+
+    def __init__(self, name: str = "wsx-loop", resolver_threads: int = 4) -> None:
+        self.name = name
+        self._selector = selectors.DefaultSelector()
+        self._ready: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._timers: list[tuple[float, int, Timer]] = []
+        self._seq = itertools.count()
+        self._running = False
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._thread_id: int | None = None
+        self._resolver_threads = resolver_threads
+        self._executor: ThreadPoolExecutor | None = None
+        self._closed = False
+        #: One receive buffer shared by every connection on this loop: reads
+        #: happen one at a time on the loop thread and the data is consumed
+        #: (copied into the parser) before the next read.
+        self.read_buffer = memoryview(bytearray(256 * 1024))
+        # Self-pipe to wake the selector from other threads.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._wake_pending = False
+        self._selector.register(self._wake_r, _EVENT_READ, (self._drain_wakeup, None))
+
+    # ------------------------------------------------------------ properties
+    @property
+    def running(self) -> bool:
+        """True while :meth:`run` is executing."""
+        return self._running
+
+    def in_loop_thread(self) -> bool:
+        """True when called from the thread that runs this loop."""
+        return self._thread_id == threading.get_ident()
+
+    def time(self) -> float:
+        """The loop's clock (``time.monotonic``)."""
+        return time.monotonic()
+
+    # ------------------------------------------------------------- callbacks
+    def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Run ``callback(*args)`` on the next iteration (loop thread only)."""
+        self._ready.append((callback, args))
+
+    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Run ``callback(*args)`` on the loop thread; callable from any thread.
+
+        Callbacks posted from one thread run in the order they were posted.
+        """
+        self._ready.append((callback, args))
+        if not self._wake_pending and not self.in_loop_thread():
+            self._wake_pending = True
+            try:
+                self._wake_w.send(b"\0")
+            except (BlockingIOError, InterruptedError):
+                pass  # a wake-up byte is already waiting
+            except OSError:
+                if not self._closed:
+                    raise
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Timer:
+        """Run ``callback(*args)`` after ``delay`` seconds (loop thread only)."""
+        return self.call_at(time.monotonic() + delay, callback, *args)
+
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> Timer:
+        """Run ``callback(*args)`` at loop time ``when`` (loop thread only)."""
+        timer = Timer(when, callback, args)
+        heapq.heappush(self._timers, (when, next(self._seq), timer))
+        return timer
+
+    def _drain_wakeup(self) -> None:
+        self._wake_pending = False
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    # ------------------------------------------------------------------- I/O
+    def add_reader(self, fileobj: Any, callback: Callable[[], Any]) -> None:
+        """Call ``callback()`` whenever ``fileobj`` is readable."""
+        self._update(fileobj, _EVENT_READ, callback)
+
+    def remove_reader(self, fileobj: Any) -> None:
+        """Stop watching ``fileobj`` for reading."""
+        self._update(fileobj, _EVENT_READ, None)
+
+    def add_writer(self, fileobj: Any, callback: Callable[[], Any]) -> None:
+        """Call ``callback()`` whenever ``fileobj`` is writable."""
+        self._update(fileobj, _EVENT_WRITE, callback)
+
+    def remove_writer(self, fileobj: Any) -> None:
+        """Stop watching ``fileobj`` for writing."""
+        self._update(fileobj, _EVENT_WRITE, None)
+
+    def remove_all(self, fileobj: Any) -> None:
+        """Stop watching ``fileobj`` (before closing it)."""
+        try:
+            self._selector.unregister(fileobj)
+        except (KeyError, ValueError, OSError):
+            pass
+
+    def _update(self, fileobj: Any, event: int, callback: Callable[[], Any] | None) -> None:
+        sel = self._selector
+        try:
+            key = sel.get_key(fileobj)
+        except KeyError:
+            if callback is None:
+                return
+            data = (callback, None) if event == _EVENT_READ else (None, callback)
+            sel.register(fileobj, event, data)
+            return
+        reader, writer = key.data
+        if event == _EVENT_READ:
+            reader = callback
+        else:
+            writer = callback
+        mask = (_EVENT_READ if reader else 0) | (_EVENT_WRITE if writer else 0)
+        if mask:
+            sel.modify(fileobj, mask, (reader, writer))
+        else:
+            sel.unregister(fileobj)
+
+    # -------------------------------------------------------------------- DNS
+    def resolve(
+        self,
+        host: str,
+        port: int,
+        callback: Callable[[list[Any] | None, BaseException | None], Any],
+    ) -> None:
+        """Resolve ``host:port`` off the loop thread; ``callback(addrinfos, error)`` runs on it."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self._resolver_threads, thread_name_prefix=f"{self.name}-dns"
+            )
+
+        def work() -> None:
+            try:
+                infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except BaseException as exc:  # noqa: BLE001 - handed to the callback
+                self.call_soon_threadsafe(callback, None, exc)
+            else:
+                self.call_soon_threadsafe(callback, infos, None)
+
+        self._executor.submit(work)
+
+    # ------------------------------------------------------------------- run
+    def run(self) -> None:
+        """Run the loop in the calling thread until :meth:`stop` is called."""
+        if self._running:
+            raise RuntimeError(f"loop {self.name!r} is already running")
+        self._running = True
+        self._stopping = False
+        self._thread_id = threading.get_ident()
+        select = self._selector.select
+        ready = self._ready
+        timers = self._timers
+        monotonic = time.monotonic
+        try:
+            while not self._stopping:
+                if ready:
+                    timeout: float | None = 0
+                elif timers:
+                    timeout = max(0.0, timers[0][0] - monotonic())
+                else:
+                    timeout = None
+                for key, mask in select(timeout):
+                    reader, writer = key.data
+                    if mask & _EVENT_READ and reader is not None:
+                        self._run_callback(reader, ())
+                    if mask & _EVENT_WRITE and writer is not None:
+                        # The reader may have unregistered the file: look again.
+                        try:
+                            writer = self._selector.get_key(key.fileobj).data[1]
+                        except KeyError:
+                            writer = None
+                        if writer is not None:
+                            self._run_callback(writer, ())
+                if timers:
+                    now = monotonic()
+                    while timers and timers[0][0] <= now:
+                        timer = heapq.heappop(timers)[2]
+                        if not timer.cancelled:
+                            ready.append((timer.callback, timer.args))
+                for _ in range(len(ready)):
+                    callback, args = ready.popleft()
+                    self._run_callback(callback, args)
+        finally:
+            self._running = False
+            self._thread_id = None
+
+    def _run_callback(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            callback(*args)
+        except Exception:
+            logger.exception("wsx loop %r: callback %r raised", self.name, callback)
+
+    def stop(self) -> None:
+        """Ask the loop to return from :meth:`run` (callable from any thread)."""
+
+        def _stop() -> None:
+            self._stopping = True
+
+        self.call_soon_threadsafe(_stop)
+
+    def start_thread(self) -> threading.Thread:
+        """Run the loop in a new daemon thread; return the thread."""
+        if self._thread is not None and self._thread.is_alive():
+            return self._thread
+        started = threading.Event()
+
+        def target() -> None:
+            self._thread_id = threading.get_ident()
+            started.set()
+            self.run()
+
+        thread = threading.Thread(target=target, name=self.name, daemon=True)
+        self._thread = thread
+        thread.start()
+        started.wait()
+        return thread
+
+    def close(self) -> None:
+        """Release the loop's resources (after it stopped)."""
+        if self._running:
+            raise RuntimeError("cannot close a running loop")
+        self._closed = True
+        self.remove_all(self._wake_r)
+        self._wake_r.close()
+        self._wake_w.close()
+        self._selector.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+
+
+_default_loop: Loop | None = None
+_default_lock = threading.Lock()
+
+
+def get_default_loop() -> Loop:
+    """The loop shared by clients started without ``loop=``; started on first use."""
+    global _default_loop
+    loop = _default_loop
+    if loop is not None and loop.running:
+        return loop
+    with _default_lock:
+        if _default_loop is None or (_default_loop._thread is not None
+                                     and not _default_loop._thread.is_alive()):
+            _default_loop = Loop("wsx-default-loop")
+            _default_loop.start_thread()
+        return _default_loop
+
+
+def _reset_after_fork() -> None:
+    global _default_loop
+    _default_loop = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)

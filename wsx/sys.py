@@ -1,0 +1,208 @@
+"""Debugging and introspection of running clients, after OTP's ``:sys`` module.
+
+Every function takes a client handle or its registered name, runs on the
+client's loop thread, and is safe to call from any thread. They work while
+the client is suspended (as system messages do in OTP).
+
+>>> wsx.sys.trace(client, True)      # print *DBG* lines
+>>> wsx.sys.get_state(client)        # the callback module's state
+>>> wsx.sys.statistics(client, True); wsx.sys.statistics(client)
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any, Callable
+
+from .callbacks import resolve_module
+from .client import Client, _client
+from .debug import DEFAULT_LOG_SIZE, DebugState, format_event, new_statistics
+from .errors import BadResponseError, WSXError
+
+__all__ = [
+    "trace",
+    "log",
+    "statistics",
+    "get_state",
+    "replace_state",
+    "get_status",
+    "suspend",
+    "resume",
+    "change_code",
+]
+
+
+def _debug(c: Client) -> DebugState:
+    if c._dbg is None:
+        c._dbg = DebugState()
+    return c._dbg
+
+
+def _settle(c: Client) -> None:
+    if c._dbg is not None and not c._dbg.active:
+        c._dbg = None
+
+
+def trace(client: Client | str, flag: bool) -> None:
+    """Turn printing of ``*DBG*`` trace lines (to stderr) on or off."""
+
+    def run(c: Client) -> None:
+        _debug(c).trace = bool(flag)
+        _settle(c)
+
+    _on(client, run)
+
+
+def log(client: Client | str, flag: bool | int | str = "get") -> Any:
+    """Keep the last events of a client.
+
+    ``True`` keeps the last 10, an int ``N`` the last N, ``False`` stops;
+    ``"get"`` returns the kept events as ``(timestamp, text)`` pairs and
+    ``"print"`` prints them.
+    """
+
+    def run(c: Client) -> Any:
+        dbg = _debug(c)
+        if flag == "get" or flag == "print":
+            entries = [(ts, format_event(kind, args)) for ts, kind, args in (dbg.log or ())]
+            _settle(c)
+            if flag == "print":
+                for ts, text in entries:
+                    print(f"*DBG* {c!r} {time.strftime('%H:%M:%S', time.localtime(ts))} {text}")
+                return None
+            return entries
+        if flag is False:
+            dbg.log = None
+        elif flag is True:
+            dbg.log = deque(maxlen=DEFAULT_LOG_SIZE)
+        elif isinstance(flag, int) and flag > 0:
+            dbg.log = deque(maxlen=flag)
+        else:
+            raise ValueError(f"log flag must be True, False, a positive int, 'get' or 'print': {flag!r}")
+        _settle(c)
+        return None
+
+    return _on(client, run)
+
+
+def statistics(client: Client | str, flag: bool | str = "get") -> Any:
+    """Collect statistics: ``True`` starts, ``False`` stops, ``"get"`` returns them.
+
+    The statistics dict holds ``start_time``, ``frames_in``, ``frames_out``,
+    ``bytes_in``, ``bytes_out`` (on the wire), ``messages_in`` (casts and
+    infos), ``reconnects``, ``connected_time`` (seconds connected, including
+    the current connection) and ``current_time``. ``"get"`` returns ``None``
+    when statistics are off.
+    """
+
+    def run(c: Client) -> Any:
+        dbg = _debug(c)
+        if flag == "get":
+            stats = dbg.stats
+            _settle(c)
+            if stats is None:
+                return None
+            out = dict(stats)
+            since = out.pop("connected_since")
+            if since is not None:
+                out["connected_time"] += time.monotonic() - since
+            out["current_time"] = time.time()
+            return out
+        if flag is True:
+            dbg.stats = new_statistics()
+            if c.connection_state in ("open", "closing"):
+                dbg.stats["connected_since"] = time.monotonic()
+        elif flag is False:
+            dbg.stats = None
+        else:
+            raise ValueError(f"statistics flag must be True, False or 'get': {flag!r}")
+        _settle(c)
+        return None
+
+    return _on(client, run)
+
+
+def get_state(client: Client | str) -> Any:
+    """The callback module's current state."""
+    return _on(client, lambda c: c._state)
+
+
+def replace_state(client: Client | str, fun: Callable[[Any], Any]) -> Any:
+    """Replace the state with ``fun(state)``; return the new state.
+
+    If ``fun`` raises, the state is unchanged and the exception propagates.
+    """
+
+    def run(c: Client) -> Any:
+        c._state = fun(c._state)
+        return c._state
+
+    return _on(client, run)
+
+
+def get_status(client: Client | str) -> dict[str, Any]:
+    """A description of the client: module, connection, debug flags and (formatted) state."""
+
+    def run(c: Client) -> dict[str, Any]:
+        state = c._cb.format_status("normal", c._state)
+        dbg = c._dbg
+        return {
+            "client": c,
+            "name": c.name,
+            "module": c.module,
+            "connection_state": c.connection_state,
+            "url": str(c.conn.url),
+            "suspended": c._suspended,
+            "pending_messages": len(c._mailbox),
+            "debug": {
+                "trace": bool(dbg and dbg.trace),
+                "log": bool(dbg and dbg.log is not None),
+                "statistics": bool(dbg and dbg.stats is not None),
+            },
+            "state": state,
+        }
+
+    return _on(client, run)
+
+
+def suspend(client: Client | str) -> None:
+    """Stop handling frames and messages; they wait until :func:`resume`."""
+    _on(client, lambda c: c._suspend())
+
+
+def resume(client: Client | str) -> None:
+    """Handle again what waited while suspended, in order."""
+    _on(client, lambda c: c._resume())
+
+
+def change_code(client: Client | str, module: Any, extra: Any = None) -> None:
+    """Swap the callback module of a live client.
+
+    The new module's ``code_change(old_vsn, state, extra)`` runs; on
+    ``("ok", state)`` the client continues with the new module and state; on
+    ``("error", reason)`` (or a raise) nothing changes and :class:`WSXError`
+    is raised. ``old_vsn`` is the old module's ``vsn`` attribute (or ``None``).
+    """
+
+    def run(c: Client) -> None:
+        new_cb = resolve_module(module)
+        old_vsn = getattr(c._cb, "vsn", None)
+        result = new_cb.code_change(old_vsn, c._state, extra)
+        if type(result) is tuple and len(result) == 2 and result[0] == "ok":
+            c._cb = new_cb
+            c.module = module
+            c._state = result[1]
+            return
+        if type(result) is tuple and len(result) == 2 and result[0] == "error":
+            raise WSXError(f"code_change to {module!r} refused: {result[1]!r}")
+        raise BadResponseError(module, "code_change", result)
+
+    _on(client, run)
+
+
+def _on(client: Client | str, fn: Callable[[Client], Any]) -> Any:
+    c = _client(client)
+    if not c.alive:
+        raise WSXError(f"{c!r} has terminated ({c.exit_reason!r})")
+    return c._call(fn, c)
