@@ -21,6 +21,7 @@ from .backoff import Backoff
 from .callbacks import DisconnectStatus, WebSocket
 from .client import Client, cast, send, send_frame, start, start_link, stop
 from .conn import Conn
+from .extensions.permessage_deflate import Deflate
 from .errors import (
     BadResponseError,
     CallingSelfError,
@@ -50,6 +51,7 @@ __all__ = [
     "CloseCode",
     "Conn",
     "ConnError",
+    "Deflate",
     "DisconnectStatus",
     "FrameEncodeError",
     "FrameError",

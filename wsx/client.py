@@ -48,6 +48,7 @@ from .errors import (
     NotConnectedError,
     WSXError,
 )
+from .extensions.permessage_deflate import EXTENSION_NAME
 from .handshake import ClientHandshake, HandshakeResponse
 from .loop import Loop, Timer, get_default_loop
 from .process import Process, _set_current, current_process, is_normal_exit, resolve
@@ -172,6 +173,7 @@ class Client(Process):
                 origin=conn.origin,
                 subprotocols=conn.subprotocols,
                 extra_headers=conn.extra_headers,
+                extensions=[conn.compress.offer()] if conn.compress is not None else None,
             )
         except ValueError as exc:
             self._connect_failed(HandshakeError(str(exc)))
@@ -212,13 +214,18 @@ class Client(Process):
             self._on_open(response)
 
     def _on_open(self, response: HandshakeResponse) -> None:
+        conn = self.conn
+        try:
+            extensions = _negotiate(conn, response)
+        except HandshakeError as exc:
+            self._connect_failed(exc)
+            return
         self._cancel_timer()
         self._handshake = None
-        conn = self.conn
         conn.resp_headers = response.headers
         conn.subprotocol = response.subprotocol
         conn.extensions = response.extensions
-        self._protocol = Protocol(max_message_size=conn.max_message_size)
+        self._protocol = Protocol(max_message_size=conn.max_message_size, extensions=extensions)
         self.connection_state = "open"
         self._attempt = 0
         if self._connected_once and self._dbg is not None and self._dbg.stats is not None:
@@ -706,6 +713,18 @@ class Client(Process):
         if self._sock is not None and self.connection_state in ("open", "closing"):
             self.loop.add_reader(self._sock, self._on_readable)
         self._drain()
+
+
+def _negotiate(conn: Conn, response: HandshakeResponse) -> list[Any]:
+    """The extensions to run, from the server's accepted list (validated)."""
+    extensions: list[Any] = []
+    for name, params in response.extensions:
+        if name == EXTENSION_NAME and conn.compress is not None and not extensions:
+            extensions.append(conn.compress.accept(params))
+        else:
+            raise HandshakeError(f"the server accepted extension {name!r} more than once "
+                                 "or without an offer", response)
+    return extensions
 
 
 def _short(frame: Any) -> str:

@@ -21,6 +21,7 @@ import ssl
 from typing import Any, Callable, Mapping, Sequence
 
 from .errors import ConnError
+from .extensions.permessage_deflate import Deflate
 from .frames import DEFAULT_MAX_SIZE
 from .handshake import Headers
 from .loop import Loop, Timer
@@ -54,6 +55,9 @@ class Conn:
         bytes; ``None`` for no limit. Default 16 MiB.
     :param close_timeout: seconds to wait for the server to finish the
         closing handshake before dropping the connection (default 5).
+    :param compress: offer permessage-deflate (RFC 7692): ``True`` (default)
+        with the default :class:`wsx.Deflate` settings, a ``Deflate`` to
+        tune it, or ``False`` not to offer compression.
     """
 
     def __init__(
@@ -69,6 +73,7 @@ class Conn:
         socket_recv_timeout: float = 5.0,
         max_message_size: int | None = DEFAULT_MAX_SIZE,
         close_timeout: float = 5.0,
+        compress: bool | Deflate = True,
     ) -> None:
         self.url: WSURL = parse_url(url)
         self.extra_headers: list[tuple[str, str]] = list(
@@ -97,6 +102,12 @@ class Conn:
         ):
             raise ValueError(f"max_message_size must be a positive int or None, not {max_message_size!r}")
         self.max_message_size = max_message_size
+        if compress is True:
+            compress = Deflate()
+        elif compress is not False and not isinstance(compress, Deflate):
+            raise TypeError(f"compress must be True, False or a wsx.Deflate, not {compress!r}")
+        #: The permessage-deflate configuration offered, or ``None``.
+        self.compress: Deflate | None = compress or None
         #: Response headers of the last successful handshake.
         self.resp_headers: Headers | None = None
         #: Subprotocol the server selected, if any.

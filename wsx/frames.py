@@ -342,6 +342,12 @@ class FrameParser:
         if opcode >= 0x8:
             if opcode > OP_PONG:
                 raise FrameError(CloseCode.PROTOCOL_ERROR, f"reserved control opcode 0x{opcode:x}")
+            if rsv:
+                raise FrameError(
+                    CloseCode.PROTOCOL_ERROR,
+                    f"{OPCODE_NAMES[opcode]} frame with reserved bits 0x{rsv:02x} "
+                    "(extensions never apply to control frames)",
+                )
             if length > _MAX_CONTROL_PAYLOAD:
                 raise FrameError(
                     CloseCode.PROTOCOL_ERROR,

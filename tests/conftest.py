@@ -1,0 +1,255 @@
+"""Shared test peers: a well-behaved ``websockets`` server and raw-socket servers.
+
+Every peer listens on 127.0.0.1 on a free port and runs in background threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import socket
+import threading
+from typing import Any, Awaitable, Callable, Iterator
+
+import pytest
+
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+# ------------------------------------------------------------ websockets server
+class WSServer:
+    """A ``websockets`` asyncio server in its own thread.
+
+    ``handler`` is an ``async def handler(ws)``; the default echoes every
+    message back. ``url`` is the address to connect to; ``connections``
+    counts accepted connections.
+    """
+
+    def __init__(self, handler: Callable[[Any], Awaitable[None]] | None = None, **kwargs: Any):
+        self.handler = handler or self.echo
+        self.kwargs = kwargs
+        self.connections = 0
+        self.received: list[Any] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._stop: asyncio.Future[None] | None = None
+        self.port = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("websockets server did not start")
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/"
+
+    async def echo(self, ws: Any) -> None:
+        async for msg in ws:
+            self.received.append(msg)
+            await ws.send(msg)
+
+    async def _handle(self, ws: Any) -> None:
+        self.connections += 1
+        try:
+            await self.handler(ws)
+        except Exception:
+            pass
+
+    def _run(self) -> None:
+        from websockets.asyncio.server import serve
+
+        async def main() -> None:
+            self.loop = asyncio.get_running_loop()
+            self._stop = self.loop.create_future()
+            async with serve(self._handle, "127.0.0.1", self.port, **self.kwargs) as server:
+                self.port = server.sockets[0].getsockname()[1]
+                self._ready.set()
+                await self._stop
+
+        asyncio.run(main())
+
+    def close(self) -> None:
+        if self.loop is not None and self._stop is not None:
+            self.loop.call_soon_threadsafe(lambda: self._stop.done() or self._stop.set_result(None))
+        self._thread.join(10)
+
+
+@pytest.fixture
+def ws_server() -> Iterator[Callable[..., WSServer]]:
+    """Factory: ``ws_server(handler=None, **serve_kwargs)`` starts a websockets server."""
+    servers: list[WSServer] = []
+
+    def make(handler: Callable[[Any], Awaitable[None]] | None = None, **kwargs: Any) -> WSServer:
+        server = WSServer(handler, **kwargs)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def echo_server(ws_server: Callable[..., WSServer]) -> WSServer:
+    """A websockets echo server."""
+    return ws_server()
+
+
+# ------------------------------------------------------------- raw TCP servers
+def read_request(sock: socket.socket, limit: int = 65536) -> bytes:
+    """Read an HTTP request head (up to the blank line)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+        if len(data) > limit:
+            break
+    return data
+
+
+def accept_response(request: bytes, extra: str = "") -> bytes:
+    """A valid 101 answer for ``request`` (extra header lines may be added)."""
+    key = ""
+    for line in request.decode("latin-1").split("\r\n"):
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "sec-websocket-key":
+            key = value.strip()
+    accept = base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
+    return (
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Accept: {accept}\r\n{extra}\r\n"
+    ).encode()
+
+
+def server_frame(opcode: int, payload: bytes = b"", fin: bool = True, rsv: int = 0) -> bytes:
+    """An unmasked (server to client) frame."""
+    n = len(payload)
+    head = bytes([(0x80 if fin else 0) | rsv | opcode])
+    if n < 126:
+        head += bytes([n])
+    elif n < 65536:
+        head += bytes([126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([127]) + n.to_bytes(8, "big")
+    return head + payload
+
+
+def read_frame(sock: socket.socket) -> tuple[int, bytes] | None:
+    """Read one masked client frame: ``(opcode, unmasked payload)``; None on EOF."""
+
+    def exact(n: int) -> bytes | None:
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                return None
+            data += chunk
+        return data
+
+    head = exact(2)
+    if head is None:
+        return None
+    n = head[1] & 0x7F
+    if n == 126:
+        raw = exact(2)
+        assert raw is not None
+        n = int.from_bytes(raw, "big")
+    elif n == 127:
+        raw = exact(8)
+        assert raw is not None
+        n = int.from_bytes(raw, "big")
+    key = exact(4) if head[1] & 0x80 else b"\0\0\0\0"
+    payload = exact(n) if n else b""
+    if key is None or payload is None:
+        return None
+    return head[0] & 0x0F, bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 calling ``handler(sock)`` in a thread per connection.
+
+    The handler owns the socket (it is closed after the handler returns).
+    ``connections`` counts accepted connections.
+    """
+
+    def __init__(self, handler: Callable[[socket.socket], Any]) -> None:
+        self.handler = handler
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(128)
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        self.errors: list[BaseException] = []
+        self._closed = False
+        self._threads: list[threading.Thread] = []
+        self._socks: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/"
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self._socks.append(sock)
+            t = threading.Thread(target=self._serve, args=(sock,), daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        try:
+            self.handler(sock)
+        except OSError:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - surfaced by the tests
+            self.errors.append(exc)
+        finally:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self._closed = True
+        self.listener.close()
+        for sock in self._socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in self._threads:
+            t.join(5)
+
+
+@pytest.fixture
+def raw_server() -> Iterator[Callable[[Callable[[socket.socket], Any]], RawServer]]:
+    """Factory: ``raw_server(handler)`` starts a raw TCP server."""
+    servers: list[RawServer] = []
+
+    def make(handler: Callable[[socket.socket], Any]) -> RawServer:
+        server = RawServer(handler)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (connections are refused)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port: int = s.getsockname()[1]
+    s.close()
+    return port
