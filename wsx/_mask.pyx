@@ -3,10 +3,14 @@
 """RFC 6455 section 5.3 payload masking, compiled.
 
 Every byte ``i`` of a client-to-server payload is XORed with
-``key[(i + offset) % 4]``.  This module does it 8 bytes per step with a
-64-bit XOR; the loads and stores go through ``memcpy`` so unaligned access
-is defined behaviour and an optimising C compiler turns the loop into SIMD
-code (SSE2 at ``-O3`` on x86-64, wider with ``-march``).
+``key[(i + offset) % 4]``.  This module does it with 64-bit XORs against
+the key rotated by ``offset`` and widened to 8 bytes (32 bytes per loop
+step, then single words, then a 0..7 byte tail).  Loads and stores go
+through ``memcpy``, so unaligned access is defined behaviour, and an
+optimising C compiler turns the loop into SIMD code (SSE2 at ``-O3`` on
+x86-64, wider with ``-march``).  Buffers of 8 KiB and more are masked with
+the GIL released: a buffer held through the buffer protocol stays valid
+(a bytearray cannot be resized while it is exported).
 
 The pure-Python twin with the same API and errors is ``wsx._mask_py``;
 ``wsx.mask`` picks one of them at import time.
@@ -41,11 +45,33 @@ cdef void _xor_copy(const unsigned char* src, unsigned char* dst, Py_ssize_t n,
                     const unsigned char* key4, Py_ssize_t rot) noexcept nogil:
     """dst[i] = src[i] ^ key[(i + rot) % 4]; src and dst must not overlap."""
     cdef unsigned char k8[8]
-    cdef uint64_t k64, w
+    cdef uint64_t k64, w, w0, w1, w2, w3
+    cdef Py_ssize_t nquads = n >> 5
     cdef Py_ssize_t nblocks = n >> 3
     cdef Py_ssize_t b, i
+    cdef const unsigned char* s
+    cdef unsigned char* d
     _widen_key(key4, rot, k8, &k64)
-    for b in range(nblocks):
+    # Main loop: 32 bytes per step as four 64-bit words.  Unrolled by hand:
+    # the compiler turns it into two 16-byte SIMD XORs per step (SSE2), and
+    # the longer body keeps the loop at memory speed.
+    for b in range(nquads):
+        s = src + (b << 5)
+        d = dst + (b << 5)
+        memcpy(&w0, s, 8)
+        memcpy(&w1, s + 8, 8)
+        memcpy(&w2, s + 16, 8)
+        memcpy(&w3, s + 24, 8)
+        w0 = w0 ^ k64
+        w1 = w1 ^ k64
+        w2 = w2 ^ k64
+        w3 = w3 ^ k64
+        memcpy(d, &w0, 8)
+        memcpy(d + 8, &w1, 8)
+        memcpy(d + 16, &w2, 8)
+        memcpy(d + 24, &w3, 8)
+    # Remaining whole 8-byte words (at most three), then the last 0..7 bytes.
+    for b in range(nquads << 2, nblocks):
         memcpy(&w, src + (b << 3), 8)
         w = w ^ k64
         memcpy(dst + (b << 3), &w, 8)
@@ -62,11 +88,27 @@ cdef void _xor_inplace(unsigned char* buf, Py_ssize_t n,
     send src == dst down the scalar path).
     """
     cdef unsigned char k8[8]
-    cdef uint64_t k64, w
+    cdef uint64_t k64, w, w0, w1, w2, w3
+    cdef Py_ssize_t nquads = n >> 5
     cdef Py_ssize_t nblocks = n >> 3
     cdef Py_ssize_t b, i
+    cdef unsigned char* p
     _widen_key(key4, rot, k8, &k64)
-    for b in range(nblocks):
+    for b in range(nquads):
+        p = buf + (b << 5)
+        memcpy(&w0, p, 8)
+        memcpy(&w1, p + 8, 8)
+        memcpy(&w2, p + 16, 8)
+        memcpy(&w3, p + 24, 8)
+        w0 = w0 ^ k64
+        w1 = w1 ^ k64
+        w2 = w2 ^ k64
+        w3 = w3 ^ k64
+        memcpy(p, &w0, 8)
+        memcpy(p + 8, &w1, 8)
+        memcpy(p + 16, &w2, 8)
+        memcpy(p + 24, &w3, 8)
+    for b in range(nquads << 2, nblocks):
         memcpy(&w, buf + (b << 3), 8)
         w = w ^ k64
         memcpy(buf + (b << 3), &w, 8)
