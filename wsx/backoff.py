@@ -40,7 +40,11 @@ class Backoff:
         if attempt < 1:
             raise ValueError(f"attempt numbers start at 1, got {attempt!r}")
         exp = min(attempt - 1, 64)
-        return float(min(self.cap, self.base * self.factor**exp))
+        try:
+            grown = self.base * self.factor**exp
+        except OverflowError:  # a large float factor: the cap applies anyway
+            return float(self.cap)
+        return float(min(self.cap, grown))
 
     def delay(self, attempt: int) -> float:
         """The delay in seconds before reconnect ``attempt``."""

@@ -50,6 +50,10 @@ CALLBACKS = (
     "format_status",
 )
 
+#: Optional module attributes: ``trap_exit`` (see :mod:`wsx.client`) and
+#: ``vsn`` (the version :func:`wsx.sys.change_code` hands to ``code_change``).
+ATTRIBUTES = ("trap_exit", "vsn")
+
 #: A frame as a callback receives or replies it.
 Frame = Union[
     tuple[Literal["text"], str],
@@ -198,4 +202,8 @@ def _adapt(module: Any, source: Any) -> WebSocket:
             found = True
     if not found:
         raise TypeError(f"{module!r} defines none of the callbacks {', '.join(CALLBACKS)}")
+    # Module attributes the runtime reads besides the callbacks.
+    for name in ATTRIBUTES:
+        if hasattr(source, name):
+            setattr(adapter, name, getattr(source, name))
     return adapter

@@ -35,7 +35,7 @@ def is_normal_exit(reason: Any) -> bool:
         if reason[0] == "shutdown":
             return True
         if reason[0] in ("local", "remote") and len(reason) >= 2:
-            return reason[1] == "normal" or reason[1] == 1000
+            return bool(reason[1] == "normal" or reason[1] == 1000)
     return False
 
 

@@ -102,8 +102,8 @@ def frame_to_wire(frame: Any) -> tuple[int, bool, bytes | bytearray | memoryview
         if kind == "continuation" or kind == "finish":
             if not isinstance(payload, (str, *_BYTES_TYPES)):
                 raise InvalidFrameError(frame, f"bad {kind} payload type {type(payload).__name__}")
-            data = payload.encode("utf-8") if isinstance(payload, str) else payload
-            return OP_CONTINUATION, kind == "finish", data, kind
+            piece = payload.encode("utf-8") if isinstance(payload, str) else payload
+            return OP_CONTINUATION, kind == "finish", piece, kind
     elif n == 3 and kind == "fragment":
         sub = frame[1]
         if sub not in _DATA_OPCODES:

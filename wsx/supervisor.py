@@ -126,6 +126,7 @@ class Supervisor(Process):
         self._queue: queue.Queue[tuple[Any, ...]] = queue.Queue()
         self._restarts: deque[float] = deque()
         self._thread: threading.Thread | None = None
+        self._parent: Process | None = None
 
     # ----------------------------------------------------------------- API
     @classmethod
@@ -149,6 +150,7 @@ class Supervisor(Process):
         if error:
             raise SupervisorError(f"{sup!r} could not start its children: {error[0]}") from error[0]
         if parent is not None:
+            sup._parent = parent
             sup.link(parent)
         return sup
 
@@ -201,14 +203,19 @@ class Supervisor(Process):
                 self._exit(msg[1])
                 return
             _, proc, reason = msg
-            child = next((c for c in self._children if c.proc is proc), None)
-            if child is None:
-                if not is_normal_exit(reason):  # a linked parent died
+            found = next((c for c in self._children if c.proc is proc), None)
+            if found is None:
+                if proc is self._parent and not is_normal_exit(reason):
                     self._stop_children(self._children)
                     self._exit(("shutdown", ("linked_exit", proc, reason)))
                     return
+                # A child already replaced or stopped (its exit was queued
+                # before the supervisor unlinked it), or a start that failed:
+                # not a reason to act (OTP ignores such exits too).
+                logger.debug("%r: ignoring the exit of %r (not a current child): %r",
+                             self, proc, reason)
                 continue
-            if not self._child_exited(child, reason):
+            if not self._child_exited(found, reason):
                 return
 
     def _start_child(self, child: _Child) -> None:
@@ -244,7 +251,15 @@ class Supervisor(Process):
             group = list(self._children)
         else:
             group = self._children[index:]
-        self._stop_children([c for c in group if c is not child])
+        others = [c for c in group if c is not child]
+        self._stop_children(others)
+        # Temporary siblings stopped by the strategy are not restarted either.
+        dropped = [c for c in others if c.restart == "temporary"]
+        if dropped:
+            with self._lock:
+                for c in dropped:
+                    self._children.remove(c)
+            group = [c for c in group if c.restart != "temporary"]
         return self._restart(group)
 
     def _restart(self, group: list[_Child]) -> bool:

@@ -163,7 +163,8 @@ def get_status(client: Client | str) -> dict[str, Any]:
             "state": state,
         }
 
-    return _on(client, run)
+    status: dict[str, Any] = _on(client, run)
+    return status
 
 
 def suspend(client: Client | str) -> None:
@@ -188,7 +189,10 @@ def change_code(client: Client | str, module: Any, extra: Any = None) -> None:
     def run(c: Client) -> None:
         new_cb = resolve_module(module)
         old_vsn = getattr(c._cb, "vsn", None)
-        result = new_cb.code_change(old_vsn, c._state, extra)
+        try:
+            result = new_cb.code_change(old_vsn, c._state, extra)
+        except Exception as exc:
+            raise WSXError(f"code_change to {module!r} raised {exc!r}") from exc
         if type(result) is tuple and len(result) == 2 and result[0] == "ok":
             c._cb = new_cb
             c.module = module

@@ -23,6 +23,7 @@ to gigabytes fails with 1009 after one limit's worth of output.
 
 from __future__ import annotations
 
+import re
 import zlib
 from typing import Any, Sequence
 
@@ -33,6 +34,9 @@ __all__ = ["Deflate", "PerMessageDeflate", "EXTENSION_NAME"]
 
 EXTENSION_NAME = "permessage-deflate"
 _TAIL = b"\x00\x00\xff\xff"
+# What may follow a BFINAL block (RFC 7692 7.2.3.5) before / at the message end.
+_AFTER_FINAL = (b"", b"\x00")
+_AFTER_FINAL_END = (_TAIL, b"\x00" + _TAIL)
 _PARAMS = (
     "server_no_context_takeover",
     "client_no_context_takeover",
@@ -141,8 +145,8 @@ class Deflate:
         if self.server_no_context_takeover and "server_no_context_takeover" not in seen:
             raise HandshakeError(f"{EXTENSION_NAME}: the server did not accept "
                                  "server_no_context_takeover")
-        client_bits = 15 if self.client_max_window_bits in (True, None) else int(
-            self.client_max_window_bits)  # type: ignore[arg-type]
+        offered = self.client_max_window_bits
+        client_bits = offered if isinstance(offered, int) and offered is not True else 15
         if "client_max_window_bits" in seen:
             if self.client_max_window_bits is None:
                 raise HandshakeError(f"{EXTENSION_NAME}: client_max_window_bits in the response "
@@ -164,10 +168,15 @@ class Deflate:
         )
 
 
+# RFC 7692 7.1.2: "a decimal integer value without leading zeroes between 8
+# to 15, inclusive" (ASCII digits only: str.isdigit() also accepts e.g. "²").
+_BITS_RE = re.compile(r"[89]|1[0-5]")
+
+
 def _parse_bits(name: str, value: str | None) -> int:
-    if value is None or not value.isdigit() or len(value) > 2 or not 8 <= int(value) <= 15:
-        raise HandshakeError(f"{EXTENSION_NAME}: {name} must be an integer from 8 to 15, "
-                             f"got {value!r}")
+    if value is None or _BITS_RE.fullmatch(value) is None:
+        raise HandshakeError(f"{EXTENSION_NAME}: {name} must be an integer from 8 to 15 "
+                             f"without leading zeros, got {value!r}")
     return int(value)
 
 
@@ -205,6 +214,7 @@ class PerMessageDeflate:
         self._deflater: Any = None
         self._decoding = False  # the message being received is compressed
         self._decoded = 0  # its decompressed size so far
+        self._fed = False  # compressed bytes of that message given to the inflater
         self._encoding = False  # the message being sent is compressed
 
     def __repr__(self) -> str:
@@ -234,10 +244,19 @@ class PerMessageDeflate:
         if opcode != OP_CONTINUATION:
             self._decoding = bool(rsv & RSV1)
             self._decoded = 0
+            self._fed = False
         elif rsv & RSV1:
             raise FrameError(CloseCode.PROTOCOL_ERROR, "RSV1 set on a continuation frame")
         if not self._decoding:
             return rsv, payload
+        if fin and not payload and not self._fed:
+            # A compressed message with an empty payload (compliant peers send
+            # at least b"\x00"). Appending 00 00 ff ff would leave the
+            # inflater inside a stored-block header and corrupt the next
+            # message, so it is taken as the empty message without inflating.
+            self._decoding = False
+            return rsv & ~RSV1, b""
+        self._fed = self._fed or bool(payload)
         inflater = self._inflater
         if inflater is None:
             inflater = self._inflater = zlib.decompressobj(wbits=-self._inflate_bits)
@@ -248,13 +267,24 @@ class PerMessageDeflate:
         except zlib.error as exc:
             raise FrameError(CloseCode.INVALID_DATA,
                              f"cannot decompress the message: {exc}") from None
+        if inflater.eof:
+            # The peer ended the DEFLATE stream with a BFINAL block (RFC 7692
+            # 7.2.3.5). Only the header byte of an empty stored block (0x00,
+            # as in the RFC's example) and our appended 00 00 ff ff may
+            # follow it: zlib would silently drop anything else (unused_data).
+            if inflater.unused_data not in (_AFTER_FINAL_END if fin else _AFTER_FINAL):
+                raise FrameError(CloseCode.INVALID_DATA,
+                                 "compressed data after the final DEFLATE block")
         self._decoded += len(out)
         if max_size is not None and (self._decoded > max_size or inflater.unconsumed_tail):
             raise FrameError(CloseCode.MESSAGE_TOO_BIG,
                              f"decompressed message exceeds the limit of {max_size} bytes")
         if fin:
             self._decoding = False
-            if self.server_no_context_takeover:
+            # After a BFINAL block the inflater accepts no more data (zlib would
+            # return b"" for every later message): the next message starts a
+            # new DEFLATE stream.
+            if self.server_no_context_takeover or inflater.eof:
                 self._inflater = None
         return rsv & ~RSV1, out
 
