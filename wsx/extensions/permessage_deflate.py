@@ -267,14 +267,13 @@ class PerMessageDeflate:
         except zlib.error as exc:
             raise FrameError(CloseCode.INVALID_DATA,
                              f"cannot decompress the message: {exc}") from None
-        if inflater.eof:
-            # The peer ended the DEFLATE stream with a BFINAL block (RFC 7692
-            # 7.2.3.5). Only the header byte of an empty stored block (0x00,
-            # as in the RFC's example) and our appended 00 00 ff ff may
-            # follow it: zlib would silently drop anything else (unused_data).
-            if inflater.unused_data not in (_AFTER_FINAL_END if fin else _AFTER_FINAL):
-                raise FrameError(CloseCode.INVALID_DATA,
-                                 "compressed data after the final DEFLATE block")
+        # After a BFINAL block (RFC 7692 7.2.3.5) the DEFLATE stream is over.
+        # Only the header byte of an empty stored block (0x00, as in the
+        # RFC's example) and our appended 00 00 ff ff may follow it: zlib
+        # would silently drop anything else (unused_data).
+        if inflater.eof and inflater.unused_data not in (
+                _AFTER_FINAL_END if fin else _AFTER_FINAL):
+            raise FrameError(CloseCode.INVALID_DATA, "compressed data after the final DEFLATE block")
         self._decoded += len(out)
         if max_size is not None and (self._decoded > max_size or inflater.unconsumed_tail):
             raise FrameError(CloseCode.MESSAGE_TOO_BIG,
