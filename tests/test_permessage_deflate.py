@@ -396,9 +396,9 @@ def test_protocol_errors_1002_with_extension(frames):
     _, proto = pmd_proto()
     events = receive(proto, *frames)
     assert _error_code(events) == CloseCode.PROTOCOL_ERROR
-    assert proto.state == "closed"
-    # A close frame with 1002 was queued.
+    # A close frame with 1002 is owed to the peer.
     out = proto.data_to_send()
+    assert proto.state == "closed"
     assert out[0] == 0x88 and _unmask_payload(out)[:2] == (1002).to_bytes(2, "big")
 
 
@@ -450,6 +450,7 @@ def test_decompression_bomb_fails_with_1009_and_small_peak_memory(bomb):
     assert _error_code(events) == CloseCode.MESSAGE_TOO_BIG
     assert ext._decoded <= MiB + 1  # at most one limit's worth of output
     assert peak < 8 * MiB, f"peak {peak} bytes while inflating a 100 MB bomb"
+    proto.data_to_send()
     assert proto.close_sent == (1009, "")
 
 

@@ -74,11 +74,11 @@ def single_error(events: list[Any]) -> FrameError:
 
 
 def assert_failed_with(proto: Protocol, code: int) -> None:
-    assert proto.state == CLOSED
     assert proto.error is not None and proto.error.code == code
     assert decode_client_frames(proto.data_to_send()) == [
         Frame(OP_CLOSE, True, 0, struct.pack("!H", code))
     ]
+    assert proto.state == CLOSED
     assert proto.data_to_send() == b""
 
 
@@ -442,22 +442,37 @@ def test_text_fail_fast_property(data: bytes, frag_cuts: list[int], cuts: list[i
 
 
 class TestClose:
+    def test_replies_to_events_before_an_error_go_out_before_the_close(self) -> None:
+        # Autobahn 3.2: a valid message, then a frame with RSV bits set. The
+        # echo of the first message must still be sendable, and precede the close.
+        p = Protocol()
+        events = p.receive_data(srv(OP_TEXT, b"Hello") + bytes([0x80 | 0x30 | OP_TEXT, 0]))
+        assert events[0] == ("text", "Hello") and events[1][0] == "error"
+        reply = p.send(("text", "Hello"))
+        assert decode_client_frames(reply + p.data_to_send()) == [
+            Frame(OP_TEXT, True, 0, b"Hello"),
+            Frame(OP_CLOSE, True, 0, close_payload(1002)),
+        ]
+        assert p.state == CLOSED
+
     def test_close_received_in_open(self) -> None:
         p = Protocol()
         events = p.receive_data(srv(OP_CLOSE, close_payload(1001, "bye é".encode())))
         assert events == [("close", 1001, "bye é")]
-        assert p.state == CLOSED
         assert p.close_received == (1001, "bye é")
+        # Until the echo is taken, replies to earlier events may still be sent.
+        assert p.state == OPEN
         assert decode_client_frames(p.data_to_send()) == [
             Frame(OP_CLOSE, True, 0, close_payload(1001))
         ]
+        assert p.state == CLOSED
         assert p.data_to_send() == b""
 
     def test_close_without_status(self) -> None:
         p = Protocol()
         assert p.receive_data(srv(OP_CLOSE)) == [("close", None, "")]
-        assert p.state == CLOSED
         assert decode_client_frames(p.data_to_send()) == [Frame(OP_CLOSE, True, 0, b"")]
+        assert p.state == CLOSED
 
     def test_close_in_pieces(self) -> None:
         p = Protocol()
@@ -669,10 +684,12 @@ class TestSend:
                 p.send(frame)
         p = Protocol()
         p.receive_data(srv(OP_CLOSE))
+        p.data_to_send()
         with pytest.raises(NotConnectedError):
             p.send(("text", "x"))
         p = Protocol()
         p.receive_data(b"\x83\x00")
+        p.data_to_send()
         with pytest.raises(NotConnectedError):
             p.send("ping")
 

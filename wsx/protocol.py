@@ -145,6 +145,8 @@ class Protocol:
             allowed_rsv=rsv,
         )
         self._out: list[bytes] = []
+        # Close frame owed to the peer (after its close or a protocol error).
+        self._close_to_send: tuple[int | None, str] | None = None
         #: ``(code, reason)`` of the close frame received, if any.
         self.close_received: tuple[int | None, str] | None = None
         #: ``(code, reason)`` of the close frame sent, if any.
@@ -164,7 +166,18 @@ class Protocol:
 
     # ---------------------------------------------------------------- output
     def data_to_send(self) -> bytes:
-        """Bytes the protocol produced by itself (close replies) to write now."""
+        """Bytes the protocol produced by itself to write now.
+
+        After a ``("close", ...)`` or ``("error", ...)`` event this is the close
+        frame answering it; it is produced here, not when the event is
+        returned, so that replies to the events before it are sent first.
+        """
+        pending = self._close_to_send
+        if pending is not None:
+            self._close_to_send = None
+            self._out.append(encode_frame(OP_CLOSE, encode_close(*pending)))
+            self.close_sent = pending
+            self.state = CLOSED
         if not self._out:
             return b""
         data = b"".join(self._out)
@@ -217,14 +230,15 @@ class Protocol:
         if self.state is not OPEN:
             return b""
         data = encode_frame(OP_CLOSE, encode_close(code, reason))
+        self._close_to_send = None
         self.close_sent = (code, reason)
-        self.state = CLOSING
+        self.state = CLOSED if self._input_closed else CLOSING
         return data
 
     # ----------------------------------------------------------------- input
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
         """Process received bytes; return the events they complete."""
-        if self.state is CLOSED or self.close_received is not None:
+        if self._input_closed or self.state is CLOSED:
             return []
         events: list[Event] = []
         try:
@@ -243,19 +257,23 @@ class Protocol:
         """The peer closed the TCP connection."""
         self.state = CLOSED
 
+    @property
+    def _input_closed(self) -> bool:
+        return self.error is not None or self.close_received is not None
+
     def _fail(self, exc: FrameError, events: list[Event]) -> None:
-        if self.error is not None or self.close_received is not None:
+        if self._input_closed:
             return
         self.error = exc
         if self.state is OPEN:
-            self._out.append(encode_frame(OP_CLOSE, encode_close(exc.code, "")))
-            self.close_sent = (exc.code, "")
-        self.state = CLOSED
+            self._close_to_send = (exc.code, "")
+        else:
+            self.state = CLOSED
         events.append(("error", exc))
 
     def _process(self, frames: list[Any], events: list[Event]) -> None:
         for opcode, fin, rsv, payload in frames:
-            if self.error is not None or self.close_received is not None:
+            if self._input_closed:
                 return
             try:
                 if opcode >= 8:
@@ -276,9 +294,9 @@ class Protocol:
             self.close_received = (code, reason)
             if self.state is OPEN:
                 # Echo the status code (RFC 6455 5.5.1); no status: empty close.
-                self._out.append(encode_frame(OP_CLOSE, encode_close(code)))
-                self.close_sent = (code, "")
-            self.state = CLOSED
+                self._close_to_send = (code, "")
+            else:
+                self.state = CLOSED
             events.append(("close", code, reason))
 
     def _data(self, opcode: int, fin: bool, rsv: int, payload: bytes, events: list[Event]) -> None:
