@@ -113,6 +113,7 @@ class Client(Process):
         self._terminated = False
         self._started = _thread.allocate_lock()
         self._started.acquire()
+        self._starter_released = False
         self._start_error: BaseException | None = None
 
     # --------------------------------------------------------------- public
@@ -148,7 +149,21 @@ class Client(Process):
 
     # ------------------------------------------------------------ lifecycle
     def _start(self) -> None:
+        if not self.alive:  # abandoned by start(): its loop was not running
+            self._abandon()
+            return
         self._connect()
+
+    def _abandon(self) -> None:
+        """End without callbacks: :func:`start` gave up and already marked the exit."""
+        if self._terminated:
+            return
+        self._terminated = True
+        self._teardown()
+        self._protocol = None
+        self.connection_state = "terminated"
+        self._mailbox.clear()
+        self._inbox.clear()
 
     def _connect(self) -> None:
         if self._terminated:
@@ -261,7 +276,11 @@ class Client(Process):
         self._disconnected(("error", error))
 
     def _release_starter(self) -> None:
-        if self._started.locked():
+        # Release once. Testing locked() is not enough: once released, the
+        # starting thread itself acquires and releases the lock, and a second
+        # release in between would make its release() raise RuntimeError.
+        if not self._starter_released:
+            self._starter_released = True
             self._started.release()
 
     # ----------------------------------------------------------------- I/O
@@ -333,11 +352,20 @@ class Client(Process):
         if protocol is None:
             return
         events = protocol.receive_data(data)
-        out = protocol.data_to_send()
-        if out:
-            self._write(out)
         if events:
             self._handle_events(events)
+        self._flush_protocol(protocol)
+
+    def _flush_protocol(self, protocol: Protocol) -> None:
+        """Write what the protocol owes the peer (the close answering its close or error).
+
+        Called once the events before it are handled, so that their replies
+        (a pong, a ``("reply", ...)``) go out before that close frame.
+        """
+        if protocol is self._protocol and not self._inbox:
+            out = protocol.data_to_send()
+            if out:
+                self._write(out)
 
     def _handle_events(self, events: Any) -> None:
         for i, event in enumerate(events):
@@ -373,7 +401,7 @@ class Client(Process):
         previous = _set_current(self)
         try:
             result = fn(arg, self._state)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - sys.exit() must not end the loop
             self._crash(name, exc)
             return False
         finally:
@@ -393,7 +421,7 @@ class Client(Process):
                     self._state = result[2]
                     try:
                         self._reply(name, result[1])
-                    except WSXError as exc:
+                    except Exception as exc:  # noqa: BLE001 - e.g. UnicodeEncodeError too
                         self._crash(name, exc)
                         return False
                     return True
@@ -425,7 +453,7 @@ class Client(Process):
     def _close_from_callback(self, name: str, code: Any, text: Any, reason: Any) -> bool:
         try:
             self._local_close(code, text, reason)
-        except WSXError as exc:
+        except Exception as exc:  # noqa: BLE001 - e.g. UnicodeEncodeError too
             self._crash(name, exc)
             return False
         return True
@@ -547,7 +575,7 @@ class Client(Process):
         previous = _set_current(self)
         try:
             result = self._cb.handle_disconnect(status, self._state)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             logger.error("%r: callback handle_disconnect raised", self, exc_info=exc)
             self._terminate(("error", exc))
             return
@@ -649,6 +677,8 @@ class Client(Process):
         """Handle frames and messages held while suspended or not connected."""
         while self._inbox and not self._suspended and not self._terminated:
             self._handle_event(self._inbox.popleft())
+        if self._protocol is not None:
+            self._flush_protocol(self._protocol)
         while (self._mailbox and self.connection_state == "open" and not self._suspended
                and not self._terminated):
             kind, msg = self._mailbox.popleft()
@@ -783,7 +813,12 @@ def _start(url_or_conn: Any, module: Any, state: Any, link: bool, opts: dict[str
     if not async_connect:
         while not client._started.acquire(timeout=1.0):
             if not loop.running:
-                raise ConnError(f"the loop {loop.name!r} is not running")
+                error = ConnError(f"the loop {loop.name!r} is not running")
+                # Do not leave a client behind (holding its name) that would
+                # connect if the loop ran later: it ends now, for everyone.
+                client._exit(("error", error))
+                loop.call_soon_threadsafe(client._abandon)
+                raise error
         client._started.release()
         if client._start_error is not None and not client._connected_once:
             raise client._start_error

@@ -57,6 +57,11 @@ def _noop(*_args: Any) -> None:
     return None
 
 
+def _fire(timer: Timer) -> None:
+    if not timer.cancelled:
+        timer.callback(*timer.args)
+
+
 class Loop:
     """A selector-based event loop: I/O readiness, timers and thread-safe wake-ups."""
 
@@ -130,12 +135,16 @@ class Loop:
         return timer
 
     def _drain_wakeup(self) -> None:
-        self._wake_pending = False
+        # Drain first, then clear the flag: clearing it first lets a poster
+        # set it and send its byte in between, the byte is drained here and
+        # the flag stays set with an empty pipe, so every later post skips
+        # the wake-up and an idle loop sleeps forever (lost wake-up).
         try:
             while self._wake_r.recv(4096):
                 pass
         except (BlockingIOError, InterruptedError):
             pass
+        self._wake_pending = False
 
     # ------------------------------------------------------------------- I/O
     def add_reader(self, fileobj: Any, callback: Callable[[], Any]) -> None:
@@ -242,7 +251,10 @@ class Loop:
                     while timers and timers[0][0] <= now:
                         timer = heapq.heappop(timers)[2]
                         if not timer.cancelled:
-                            ready.append((timer.callback, timer.args))
+                            # Queue the timer, not its callback: cancel() must
+                            # still work until it runs (a callback ahead of it
+                            # in this iteration may cancel it).
+                            ready.append((_fire, (timer,)))
                 for _ in range(len(ready)):
                     callback, args = ready.popleft()
                     self._run_callback(callback, args)
@@ -253,7 +265,9 @@ class Loop:
     def _run_callback(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
         try:
             callback(*args)
-        except Exception:
+        except (Exception, SystemExit):  # SystemExit too: it would silently end the loop thread
+            if callback is _fire:
+                callback = args[0].callback
             logger.exception("wsx loop %r: callback %r raised", self.name, callback)
 
     def stop(self) -> None:
