@@ -70,8 +70,9 @@ class WSServer:
         asyncio.run(main())
 
     def close(self) -> None:
-        if self.loop is not None and self._stop is not None:
-            self.loop.call_soon_threadsafe(lambda: self._stop.done() or self._stop.set_result(None))
+        stop, loop = self._stop, self.loop
+        if loop is not None and stop is not None and self._thread.is_alive():
+            loop.call_soon_threadsafe(lambda: stop.done() or stop.set_result(None))
         self._thread.join(10)
 
 
@@ -202,8 +203,8 @@ class RawServer:
             self.connections += 1
             self._socks.append(sock)
             t = threading.Thread(target=self._serve, args=(sock,), daemon=True)
-            self._threads.append(t)
             t.start()
+            self._threads.append(t)
 
     def _serve(self, sock: socket.socket) -> None:
         try:
@@ -220,6 +221,10 @@ class RawServer:
 
     def close(self) -> None:
         self._closed = True
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes a pending accept()
+        except OSError:
+            pass
         self.listener.close()
         for sock in self._socks:
             try:

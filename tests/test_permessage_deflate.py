@@ -806,9 +806,6 @@ def test_handshake_rejects_bad_extension_response(raw_server, compress, header, 
     assert conn.extensions == []
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="wsx/client.py _connection_options() does not list 'compress': "
-                          "wsx.start(url, ..., compress=False) raises TypeError unknown option(s)")
 def test_compress_option_accepted_by_start(raw_server):
     """``compress`` is a connection option like ``max_message_size`` (wsx.Conn documents it)."""
     requests: list[bytes] = []

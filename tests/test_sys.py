@@ -290,10 +290,6 @@ def test_suspend_holds_frames_and_messages_until_resume(echo_server, clients):
     wait_until(lambda: len(wsx.sys.get_state(client)) == 6)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "wsx/client.py Client._suspend stops reading the socket, so frames that arrived "
-    "while suspended are read only after _resume has drained the mailbox: a cast sent "
-    "after them is handled first (OTP keeps the arrival order)"))
 def test_resume_keeps_arrival_order_between_frames_and_casts(echo_server, clients):
     client = wsx.start_link(echo_server.url, Recorder, [])
     clients.append(client)

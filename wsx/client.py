@@ -221,6 +221,9 @@ class Client(Process):
             if n == 0:
                 hs.receive_eof()
                 raise HandshakeError("the server closed the connection during the handshake")
+            dbg = self._dbg
+            if dbg is not None and dbg.stats is not None:
+                dbg.stats["bytes_in"] += n
             response = hs.receive_data(bytes(buf[:n]))
         except WSXError as exc:
             self._connect_failed(exc)
@@ -438,8 +441,8 @@ class Client(Process):
     def _reply(self, name: str, frame: Any) -> None:
         protocol = self._protocol
         if self.connection_state != "open" or protocol is None or protocol.state is not OPEN:
-            logger.warning("%r: reply %r from %s dropped: the connection is %s",
-                           self, frame, name, self.connection_state)
+            logger.debug("%r: reply %r from %s not sent: the connection is %s",
+                         self, frame, name, self.connection_state)
             return
         data = protocol.send(frame)
         if self._dbg is not None:
@@ -447,7 +450,7 @@ class Client(Process):
             if self._dbg.stats is not None:
                 self._dbg.stats["frames_out"] += 1
         if telemetry._handlers:
-            telemetry.execute(_EV_SENT, {"size": len(data)}, {"client": self, "frame": frame})
+            telemetry.execute(_EV_SENT, {"size": _size(frame)}, {"client": self, "frame": frame})
         self._write(data)
 
     def _close_from_callback(self, name: str, code: Any, text: Any, reason: Any) -> bool:
@@ -492,7 +495,7 @@ class Client(Process):
 
     def _remote_close(self, code: int | None, text: str) -> None:
         if self._close_reason is None:
-            if code is None or code == CloseCode.NORMAL:
+            if code is None:
                 self._close_reason = ("remote", "normal")
             else:
                 self._close_reason = ("remote", code, text)
@@ -709,7 +712,7 @@ class Client(Process):
             if dbg.stats is not None:
                 dbg.stats["frames_out"] += 1
         if telemetry._handlers:
-            telemetry.execute(_EV_SENT, {"size": len(data)}, {"client": self, "frame": frame})
+            telemetry.execute(_EV_SENT, {"size": _size(frame)}, {"client": self, "frame": frame})
         if not self._write(data):
             raise ConnError(f"cannot send {_short(frame)}: the connection is broken")
 
@@ -728,6 +731,7 @@ class Client(Process):
     def _request_stop(self, reason: Any) -> None:
         self._stopping = True
         self._stop_reason = reason
+        self._resume()  # the close handshake needs the socket read again
         self._stop_now()
 
     # ---------------------------------------------------------- sys support
@@ -740,8 +744,12 @@ class Client(Process):
         if not self._suspended:
             return
         self._suspended = False
+        while self._inbox and not self._suspended and not self._terminated:
+            self._handle_event(self._inbox.popleft())
         if self._sock is not None and self.connection_state in ("open", "closing"):
             self.loop.add_reader(self._sock, self._on_readable)
+            # Frames that arrived while suspended come before later messages.
+            self._on_readable()
         self._drain()
 
 
@@ -750,7 +758,11 @@ def _negotiate(conn: Conn, response: HandshakeResponse) -> list[Any]:
     extensions: list[Any] = []
     for name, params in response.extensions:
         if name == EXTENSION_NAME and conn.compress is not None and not extensions:
-            extensions.append(conn.compress.accept(params))
+            try:
+                extensions.append(conn.compress.accept(params))
+            except HandshakeError as exc:
+                exc.response = response
+                raise
         else:
             raise HandshakeError(f"the server accepted extension {name!r} more than once "
                                  "or without an offer", response)
@@ -763,7 +775,8 @@ def _short(frame: Any) -> str:
 
 
 def _size(frame: Any) -> int:
-    return 0 if type(frame) is str else len(frame[1])
+    """Payload size of a public frame (the same measure for frames in and out)."""
+    return 0 if type(frame) is not tuple else len(frame[-1])
 
 
 def _reason_error(reason: Any) -> BaseException:
@@ -776,7 +789,7 @@ def _reason_error(reason: Any) -> BaseException:
 def _connection_options(opts: dict[str, Any]) -> dict[str, Any]:
     names = ("extra_headers", "subprotocols", "origin", "ssl_context", "insecure",
              "socket_connect_timeout", "socket_recv_timeout", "max_message_size",
-             "close_timeout")
+             "close_timeout", "compress")
     return {k: opts.pop(k) for k in names if k in opts}
 
 

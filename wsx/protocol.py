@@ -83,8 +83,19 @@ def frame_to_wire(frame: Any) -> tuple[int, bool, bytes | bytearray | memoryview
 
     ``fragment_kind`` is ``"fragment"``, ``"continuation"`` or ``"finish"`` for
     the pieces of a message sent in several frames, else ``None``. Raises
-    :class:`InvalidFrameError` for a shape wsx does not know.
+    :class:`InvalidFrameError` for a shape wsx does not know and
+    :class:`FrameEncodeError` for a str that cannot be encoded as UTF-8
+    (a lone surrogate).
     """
+    try:
+        return _to_wire(frame)
+    except UnicodeEncodeError as exc:
+        raise FrameEncodeError(
+            f"payload cannot be encoded as UTF-8: {exc.reason} at index {exc.start}", frame
+        ) from None
+
+
+def _to_wire(frame: Any) -> tuple[int, bool, bytes | bytearray | memoryview, str | None]:
     if isinstance(frame, str):
         if frame in _CONTROL_OPCODES:
             return _CONTROL_OPCODES[frame], True, b"", None
