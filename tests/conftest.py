@@ -10,11 +10,24 @@ import base64
 import hashlib
 import socket
 import threading
+import time
 from typing import Any, Awaitable, Callable, Iterator
 
 import pytest
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def wait_until(pred: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
+    """Poll ``pred`` until it returns something true (returned); fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout} s: {what or pred}")
+        time.sleep(0.005)
 
 
 # ------------------------------------------------------------ websockets server

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import pytest
-from conftest import accept_response, read_frame, read_request, server_frame
+from conftest import accept_response, read_frame, read_request, server_frame, wait_until
 
 import wsx
 from wsx.frames import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT
@@ -29,14 +29,6 @@ TIMEOUT = 5.0
 
 
 # ============================================================== test helpers
-def wait_until(pred: Callable[[], Any], timeout: float = TIMEOUT, interval: float = 0.005) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(interval)
-    return bool(pred())
-
 
 class Probe:
     """Shared state of a :class:`Rec` client: a log of every callback, and hooks.

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from conftest import wait_until
+
 import wsx
 from wsx.loop import Loop, get_default_loop
 
@@ -51,14 +53,6 @@ def on_loop(lp: Loop, fn: Callable[[], Any], timeout: float = 5.0) -> Any:
         raise value
     return value
 
-
-def wait_until(pred: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.005)
-    return pred()
 
 
 # ---------------------------------------------------------------------- timers

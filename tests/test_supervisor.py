@@ -16,11 +16,10 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import accept_response, read_frame, read_request, server_frame
+from conftest import accept_response, read_frame, read_request, server_frame, wait_until
 
 import wsx
 from wsx.errors import BadResponseError
@@ -60,16 +59,6 @@ def kids(sup: wsx.Supervisor) -> dict[Any, Any]:
     """``{id: live process or None}``."""
     return {cid: proc for cid, proc, _type, _restart in sup.which_children()}
 
-
-def wait_until(pred: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout} s: {what or pred}")
-        time.sleep(0.01)
 
 
 def kill(proc: Any, how: str = "crash") -> None:

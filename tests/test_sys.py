@@ -6,25 +6,14 @@ import re
 import threading
 import time
 import types
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import accept_response, read_frame, read_request, server_frame
+from conftest import accept_response, read_frame, read_request, server_frame, wait_until
 
 import wsx
 from wsx.errors import BadResponseError
 
-
-def wait_until(pred: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout} s: {what or pred}")
-        time.sleep(0.01)
 
 
 def dbg_lines(err: str, client: wsx.Client) -> list[str]:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import accept_response, read_request
+from conftest import accept_response, read_request, wait_until
 
 import wsx
 from wsx import telemetry
@@ -20,16 +19,6 @@ RECEIVED = ("wsx", "frame", "received")
 SENT = ("wsx", "frame", "sent")
 TERMINATE = ("wsx", "terminate")
 
-
-def wait_until(pred: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout} s: {what or pred}")
-        time.sleep(0.01)
 
 
 @pytest.fixture(autouse=True)
