@@ -801,7 +801,7 @@ def test_handle_disconnect_raising_terminates(closing_server: ClosingServer, wit
     assert reason[0] == "error" and isinstance(reason[1], Boom)
 
 
-@pytest.mark.parametrize("bad", [("ok",), ("reconnect", "ws://127.0.0.1:1/", None),
+@pytest.mark.parametrize("bad", [("ok",), ("reconnect", "http://127.0.0.1:1/", None),
                                  ("reconnect_after", -1, None), ("reconnect_after", "1", None), None])
 def test_handle_disconnect_bad_return(closing_server: ClosingServer, bad: Any) -> None:
     p = Probe(disconnect=lambda status, st: bad)
@@ -2137,3 +2137,28 @@ def test_close_from_a_callback_before_the_peer_close_keeps_its_code(raw_server: 
     assert c.join(TIMEOUT)
     assert frames == [(OP_CLOSE, close_payload(4000, "mine"))]  # one close frame only
     assert p.of("disconnect")[0].reason == ("local", 4000, "mine")
+
+
+def test_reconnect_with_a_url_string_keeps_the_options(ws_server: Any) -> None:
+    first, second = ws_server(), ws_server()
+    urls: list[str] = []
+
+    class Hop(wsx.WebSocket):
+        def handle_connect(self, conn: Any, state: Any) -> Any:
+            urls.append((str(conn.url), conn.close_timeout))
+            return ("ok", state)
+
+        def handle_disconnect(self, status: Any, state: Any) -> Any:
+            if state == "first":
+                return ("reconnect", second.url, "second")
+            return ("ok", state)
+
+        def handle_frame(self, frame: Any, state: Any) -> Any:
+            return ("close", state)
+
+    c = wsx.start(first.url, Hop, "first", close_timeout=1.5)
+    wsx.send_frame(c, ("text", "bye"))
+    assert wait_until(lambda: len(urls) == 2)
+    wsx.send_frame(c, ("text", "bye"))
+    assert c.join(TIMEOUT)
+    assert urls == [(first.url, 1.5), (second.url, 1.5)]

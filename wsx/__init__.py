@@ -21,7 +21,6 @@ from .backoff import Backoff
 from .callbacks import DisconnectStatus, WebSocket
 from .client import Client, cast, send, send_frame, start, start_link, stop
 from .conn import Conn
-from .extensions.permessage_deflate import Deflate
 from .errors import (
     BadResponseError,
     CallingSelfError,
@@ -36,6 +35,7 @@ from .errors import (
     URLError,
     WSXError,
 )
+from .extensions.permessage_deflate import Deflate
 from .loop import Loop, get_default_loop
 from .mask import IMPLEMENTATION as implementation
 from .process import NoProcessError, whereis

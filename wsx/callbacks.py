@@ -14,7 +14,8 @@ Every callback except ``terminate`` returns a tuple:
   ``("reply", frame, state)`` | ``("close", state)`` |
   ``("close", (code, reason), state)``
 * ``handle_disconnect(status, state)`` → ``("ok", state)`` |
-  ``("reconnect", state)`` | ``("reconnect", conn, state)`` |
+  ``("reconnect", state)`` | ``("reconnect", conn, state)`` (``conn`` a
+  :class:`wsx.Conn`, or a URL string that keeps the current options) |
   ``("reconnect_after", seconds, state)`` (wsx: reconnect after a delay
   without blocking the loop; see :class:`wsx.Backoff`)
 * ``terminate(reason, state)`` → ignored

@@ -28,16 +28,18 @@ never takes its caller down.
 from __future__ import annotations
 
 import _thread
+import copy
 import logging
 import ssl
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import telemetry
 from .callbacks import DisconnectStatus, WebSocket, resolve_module
 from .conn import Conn, Connector
-from .debug import DebugState, new_statistics
+from .debug import DebugState
 from .errors import (
     BadResponseError,
     CallingSelfError,
@@ -53,6 +55,7 @@ from .handshake import ClientHandshake, HandshakeResponse
 from .loop import Loop, Timer, get_default_loop
 from .process import Process, _set_current, current_process, is_normal_exit, resolve
 from .protocol import OPEN, Protocol
+from .url import parse_url
 
 __all__ = ["Client", "start_link", "start", "send_frame", "cast", "send", "stop"]
 
@@ -595,8 +598,15 @@ class Client(Process):
                 self._state = result[1]
                 self._reconnect(0.0)
                 return
-            if tag == "reconnect" and n == 3 and isinstance(result[1], Conn):
-                self.conn = result[1]
+            if tag == "reconnect" and n == 3 and isinstance(result[1], (Conn, str)):
+                try:
+                    self.conn = _as_conn(result[1], self.conn)
+                except WSXError as exc:
+                    error = BadResponseError(self.module, "handle_disconnect", result)
+                    error.__cause__ = exc
+                    logger.error("%r: %s (%s)", self, error, exc)
+                    self._terminate(("error", error))
+                    return
                 self._state = result[2]
                 self._reconnect(0.0)
                 return
@@ -628,12 +638,7 @@ class Client(Process):
     def _terminate(self, reason: Any) -> None:
         if self._terminated:
             return
-        self._terminated = True
-        self._teardown()
-        self._protocol = None
-        self.connection_state = "terminated"
-        self._mailbox.clear()
-        self._inbox.clear()
+        self._abandon()
         if self._dbg is not None:
             self._dbg.event(self, "terminate", reason)
         self._in_callback = True
@@ -767,6 +772,16 @@ def _negotiate(conn: Conn, response: HandshakeResponse) -> list[Any]:
             raise HandshakeError(f"the server accepted extension {name!r} more than once "
                                  "or without an offer", response)
     return extensions
+
+
+def _as_conn(target: Conn | str, current: Conn) -> Conn:
+    """A ``Conn`` from a ``("reconnect", conn_or_url, state)`` return: a URL keeps the options."""
+    if isinstance(target, Conn):
+        return target
+    conn = copy.copy(current)
+    conn.url = parse_url(target)
+    conn.resp_headers, conn.subprotocol, conn.extensions = None, None, []
+    return conn
 
 
 def _short(frame: Any) -> str:

@@ -18,7 +18,8 @@ import logging
 import os
 import socket
 import ssl
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from .errors import ConnError
 from .extensions.permessage_deflate import Deflate

@@ -7,7 +7,8 @@ and every message names the offending value.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "WSXError",

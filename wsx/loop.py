@@ -24,8 +24,9 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["Loop", "Timer", "get_default_loop"]
 

@@ -23,7 +23,8 @@ failed). After ``"closed"``, the client waits for the server to close TCP.
 
 from __future__ import annotations
 
-from typing import Any, Sequence, Union
+from collections.abc import Sequence
+from typing import Any, Union
 
 from .errors import CloseCode, FrameEncodeError, FrameError, InvalidFrameError, NotConnectedError
 from .extensions import Extension

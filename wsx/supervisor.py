@@ -37,7 +37,8 @@ import queue
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .errors import WSXError
 from .process import Process, _set_current, current_process, is_normal_exit
@@ -292,7 +293,8 @@ def _stop_process(proc: Process, timeout: float) -> None:
     if isinstance(proc, Supervisor):
         proc.stop("shutdown", timeout)
         return
-    from .client import Client, stop as stop_client
+    from .client import Client
+    from .client import stop as stop_client
 
     if isinstance(proc, Client):
         stop_client(proc, "shutdown", timeout)

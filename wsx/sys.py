@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .callbacks import resolve_module
 from .client import Client, _client

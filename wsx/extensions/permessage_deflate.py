@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import re
 import zlib
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..errors import CloseCode, FrameError, HandshakeError
 from ..frames import OP_CONTINUATION, RSV1
