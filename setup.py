@@ -1,12 +1,23 @@
-"""Build script for wsx's optional C extension (the metadata lives in pyproject.toml).
+"""Build script for wsx's optional C extensions (the metadata lives in pyproject.toml).
 
-``wsx/_mask.pyx`` is compiled with Cython into ``wsx._mask``.  The extension
-is optional: if Cython is missing, there is no working C compiler, or
-compilation fails for any other reason, the build prints a warning and goes
-on, and wsx runs on its pure-Python fallback (``wsx._mask_py``).
+Every Cython module ``wsx/**/*.pyx`` is compiled into the extension module of
+the same dotted name (``wsx/_mask.pyx`` -> ``wsx._mask``).  The extensions are
+optional: if there is no working C compiler, or compilation fails for any
+other reason, the build prints a warning and goes on, and wsx runs on its
+pure-Python fallback (``wsx._mask_py``).
+
+Where the C code comes from:
+
+* with Cython installed (pyproject.toml's build requirements bring it into
+  isolated builds), each ``.pyx`` is translated to ``.c`` and compiled;
+* without Cython, the ``.c`` file generated next to the ``.pyx`` is compiled
+  when it exists: ``python -m build`` (with Cython) writes it before making
+  the sdist, and MANIFEST.in ships it, so an sdist builds its extensions
+  without Cython;
+* a ``.pyx`` with neither is skipped with a warning.
 
 Set ``WSX_NO_EXTENSIONS`` to a non-empty value other than ``0`` at build time
-to skip the extension entirely.
+to skip the extensions entirely.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from typing import Any
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.sdist import sdist
 from setuptools.errors import (
     CCompilerError,
     CompileError,
@@ -27,8 +39,7 @@ from setuptools.errors import (
 )
 
 HERE = Path(__file__).resolve().parent
-PYX = "wsx/_mask.pyx"
-C_FILE = "wsx/_mask.c"
+PACKAGE = "wsx"
 
 BUILD_ERRORS = (
     CCompilerError,
@@ -40,12 +51,18 @@ BUILD_ERRORS = (
     ValueError,
 )
 
+CYTHON_DIRECTIVES = {
+    "boundscheck": False,
+    "wraparound": False,
+    "cdivision": True,
+}
+
 
 def _warn(message: str) -> None:
     bar = "*" * 75
     print(
         f"\n{bar}\nWARNING: {message}\n"
-        "wsx will be installed without its C extension and will use the\n"
+        "wsx will be installed without this C extension and will use the\n"
         "pure-Python implementation (correct, but slower).\n"
         f"{bar}\n",
         file=sys.stderr,
@@ -54,6 +71,15 @@ def _warn(message: str) -> None:
 
 def _extensions_disabled() -> bool:
     return os.environ.get("WSX_NO_EXTENSIONS", "") not in ("", "0")
+
+
+def _sources() -> list[tuple[str, str]]:
+    """``(module name, .pyx path relative to this file)`` for every Cython module."""
+    found = []
+    for pyx in sorted((HERE / PACKAGE).rglob("*.pyx")):
+        rel = pyx.relative_to(HERE)
+        found.append((".".join(rel.with_suffix("").parts), rel.as_posix()))
+    return found
 
 
 class OptionalBuildExt(build_ext):
@@ -72,7 +98,7 @@ class OptionalBuildExt(build_ext):
         try:
             super().run()
         except BUILD_ERRORS as exc:
-            _warn(f"could not build the C extension ({type(exc).__name__}: {exc}).")
+            _warn(f"could not build the C extensions ({type(exc).__name__}: {exc}).")
             self.extensions = []
 
     def build_extension(self, ext: Extension) -> None:
@@ -113,37 +139,61 @@ class OptionalBuildExt(build_ext):
             self.extensions = all_exts
 
 
-def _extensions() -> list[Any]:
-    if _extensions_disabled():
-        print("WSX_NO_EXTENSIONS is set: not building the C extension.", file=sys.stderr)
-        return []
+class SdistWithC(sdist):
+    """sdist that ships the Cython-generated C files, so the sdist builds without Cython."""
+
+    def run(self) -> None:
+        missing = [pyx for _, pyx in _sources() if not (HERE / pyx).with_suffix(".c").exists()]
+        if missing:
+            _warn(
+                f"no generated C file for {', '.join(missing)} (Cython is not installed): "
+                "the sdist will need Cython to build these extensions."
+            )
+        super().run()
+
+
+def _cythonize(sources: list[tuple[str, str]]) -> list[Any] | None:
+    """Translate each .pyx with Cython; None when Cython is not installed."""
     try:
         from Cython.Build import cythonize
         from Cython.Compiler.Errors import CompileError as CythonError
     except ImportError:
-        if (HERE / C_FILE).exists():  # e.g. an sdist with the generated C file
-            return [Extension("wsx._mask", [C_FILE])]
-        _warn("Cython is not installed, so wsx/_mask.pyx cannot be compiled.")
-        return []
-    try:
-        return list(
-            cythonize(
-                [Extension("wsx._mask", [PYX])],
-                language_level=3,
-                compiler_directives={
-                    "boundscheck": False,
-                    "wraparound": False,
-                    "cdivision": True,
-                },
-                quiet=True,
+        return None
+    extensions: list[Any] = []
+    for name, pyx in sources:
+        try:
+            extensions.extend(
+                cythonize(
+                    [Extension(name, [pyx])],
+                    language_level=3,
+                    compiler_directives=CYTHON_DIRECTIVES,
+                    quiet=True,
+                )
             )
-        )
-    except (CythonError, OSError, ValueError) as exc:
-        _warn(f"Cython could not translate {PYX} ({type(exc).__name__}: {exc}).")
+        except (CythonError, OSError, ValueError) as exc:
+            _warn(f"Cython could not translate {pyx} ({type(exc).__name__}: {exc}).")
+    return extensions
+
+
+def _extensions() -> list[Any]:
+    if _extensions_disabled():
+        print("WSX_NO_EXTENSIONS is set: not building the C extensions.", file=sys.stderr)
         return []
+    sources = _sources()
+    extensions = _cythonize(sources)
+    if extensions is not None:
+        return extensions
+    extensions = []
+    for name, pyx in sources:
+        c_file = Path(pyx).with_suffix(".c").as_posix()
+        if (HERE / c_file).exists():  # e.g. an sdist with the generated C file
+            extensions.append(Extension(name, [c_file]))
+        else:
+            _warn(f"Cython is not installed and there is no {c_file}: {pyx} cannot be compiled.")
+    return extensions
 
 
 setup(
     ext_modules=_extensions(),
-    cmdclass={"build_ext": OptionalBuildExt},
+    cmdclass={"build_ext": OptionalBuildExt, "sdist": SdistWithC},
 )
