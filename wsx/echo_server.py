@@ -1,0 +1,640 @@
+"""A small RFC 6455 echo server, with no dependency beyond the standard library.
+
+It exists so that wsx can be tried without a server of one's own (``wsx``
+with no URL, ``wsx echo-server``), and as an independent peer for tests. It
+is built on wsx's sans-I/O pieces (the frame encoder, close payload parsing,
+masking, the ``Sec-WebSocket-Accept`` computation) plus a server-side frame
+reader, and runs every connection on one :mod:`selectors` loop in a
+background thread.
+
+What it does with each connection:
+
+* answers a valid upgrade request with ``101 Switching Protocols``; anything
+  else gets ``400 Bad Request`` (``426 Upgrade Required`` for a
+  ``Sec-WebSocket-Version`` other than 13) and is closed;
+* declines every extension (no ``permessage-deflate``) and selects the first
+  offered subprotocol among ``subprotocols`` (none by default);
+* sends every text or binary message back as one frame (fragmented messages
+  are reassembled first);
+* answers pings with pongs carrying the same payload, ignores pongs;
+* answers a close frame with a close frame carrying the same code and reason,
+  then closes the TCP connection;
+* fails the connection with close code 1002 (protocol error), 1007 (invalid
+  UTF-8) or 1009 (message too big) when a client breaks the protocol.
+
+>>> from wsx.echo_server import EchoServer
+>>> with EchoServer() as server:                  # 127.0.0.1, a free port
+...     print(server.url)                         # doctest: +SKIP
+ws://127.0.0.1:40123/
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import errno
+import selectors
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from types import TracebackType
+
+from .errors import CloseCode, FrameError
+from .frames import (
+    DEFAULT_MAX_SIZE,
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONTINUATION,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    encode_close,
+    encode_frame,
+    parse_close,
+)
+from .handshake import Headers, accept_key, parse_header_list
+from .mask import mask
+from .utf8 import is_valid_utf8
+
+__all__ = ["EchoServer"]
+
+_MAX_HEAD = 16384  # bytes of request head accepted before answering 431
+_READ_SIZE = 262144
+_HIGH_WATER = 4 * 1024 * 1024  # stop reading a client while this much is queued for it
+_unpack_16 = struct.Struct("!H").unpack_from
+_unpack_64 = struct.Struct("!Q").unpack_from
+
+
+class _HTTPRefusal(Exception):
+    """The request cannot be upgraded: answer ``status`` and close."""
+
+    def __init__(self, status: int, reason: str, detail: str, extra: str = "") -> None:
+        super().__init__(detail)
+        self.status = status
+        self.reason = reason
+        self.detail = detail
+        self.extra = extra
+
+    def response(self) -> bytes:
+        body = (self.detail + "\n").encode("utf-8")
+        return (
+            f"HTTP/1.1 {self.status} {self.reason}\r\n"
+            f"{self.extra}"
+            "Content-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode("latin-1") + body
+
+
+def _parse_request(head: bytes) -> tuple[str, str, str, Headers]:
+    """Split a request head (without the blank line) into method, target, version, headers."""
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3:
+        raise _HTTPRefusal(400, "Bad Request", f"invalid HTTP request line {lines[0][:200]!r}")
+    method, target, version = parts
+    headers = Headers()
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if not colon or not name or name != name.strip():
+            raise _HTTPRefusal(400, "Bad Request", f"invalid header line {line[:200]!r}")
+        headers.add(name, value.strip(" \t"))
+    return method, target, version, headers
+
+
+def _has_token(headers: Headers, name: str, token: str) -> bool:
+    return token in (t.lower() for t in parse_header_list(headers.get(name, "")))
+
+
+class _Connection:
+    """One client connection: the handshake, then frames (sans-I/O apart from ``sock``)."""
+
+    def __init__(self, server: EchoServer, sock: socket.socket) -> None:
+        self.server = server
+        self.sock = sock
+        self.rbuf = bytearray()
+        self.wbuf = bytearray()
+        self.upgraded = False
+        self.closing = False  # a close frame was sent: nothing more is read or echoed
+        self.reading = True
+        # Set once everything is sent after ``closing``: the write side is shut
+        # and the rest of the input is read and discarded until EOF or then.
+        self.drain_deadline: float | None = None
+        # Message in progress: opcode (0 when none) and the payload pieces.
+        self.msg_opcode = 0
+        self.msg_parts: list[bytes] = []
+        self.msg_size = 0
+
+    # -- input -----------------------------------------------------------
+    def receive(self, data: bytes) -> None:
+        """Handle bytes from the client; queue what must be sent."""
+        if self.closing:
+            return  # after our close frame, the rest is discarded
+        self.rbuf += data
+        if not self.upgraded:
+            self._handshake()
+            if not self.upgraded:
+                return
+        try:
+            self._frames()
+        except FrameError as exc:
+            self.fail(exc.code, exc.message)
+
+    def _handshake(self) -> None:
+        end = self.rbuf.find(b"\r\n\r\n")
+        if end == -1:
+            if len(self.rbuf) > _MAX_HEAD:
+                self._refuse(_HTTPRefusal(
+                    431, "Request Header Fields Too Large",
+                    f"the request head is longer than {_MAX_HEAD} bytes"))
+            return
+        head = bytes(self.rbuf[:end])
+        del self.rbuf[: end + 4]
+        try:
+            response = self._upgrade(head)
+        except _HTTPRefusal as refusal:
+            self._refuse(refusal)
+            return
+        self.upgraded = True
+        self.wbuf += response
+
+    def _upgrade(self, head: bytes) -> bytes:
+        method, target, version, headers = _parse_request(head)
+        self.server._record_request(target, headers)
+        hint = "this is a WebSocket echo server: connect with a WebSocket client"
+        if method != "GET":
+            raise _HTTPRefusal(400, "Bad Request", f"method {method!r} is not GET; {hint}")
+        if version != "HTTP/1.1":
+            raise _HTTPRefusal(400, "Bad Request", f"{version!r} is not HTTP/1.1; {hint}")
+        if not _has_token(headers, "Upgrade", "websocket"):
+            raise _HTTPRefusal(
+                400, "Bad Request",
+                f"Upgrade header is {headers.get('Upgrade')!r}, expected 'websocket'; {hint}")
+        if not _has_token(headers, "Connection", "upgrade"):
+            raise _HTTPRefusal(
+                400, "Bad Request",
+                f"Connection header is {headers.get('Connection')!r}, expected 'Upgrade'; {hint}")
+        ws_version = headers.get("Sec-WebSocket-Version")
+        if ws_version != "13":
+            raise _HTTPRefusal(
+                426, "Upgrade Required",
+                f"Sec-WebSocket-Version is {ws_version!r}, only 13 is supported",
+                "Sec-WebSocket-Version: 13\r\n")
+        key = headers.get("Sec-WebSocket-Key", "")
+        try:
+            raw_key = base64.b64decode(key, validate=True)
+        except (binascii.Error, ValueError):
+            raw_key = b""
+        if len(raw_key) != 16:
+            raise _HTTPRefusal(
+                400, "Bad Request", f"Sec-WebSocket-Key {key!r} is not 16 bytes in base64")
+        lines = [
+            "HTTP/1.1 101 Switching Protocols",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Accept: {accept_key(key)}",
+        ]
+        offered = parse_header_list(headers.get("Sec-WebSocket-Protocol", ""))
+        chosen = next((p for p in offered if p in self.server.subprotocols), None)
+        if chosen is not None:
+            lines.append(f"Sec-WebSocket-Protocol: {chosen}")
+        # Sec-WebSocket-Extensions is not answered: every extension is declined.
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def _refuse(self, refusal: _HTTPRefusal) -> None:
+        self.wbuf += refusal.response()
+        self.closing = True
+        self.rbuf.clear()
+
+    def _frames(self) -> None:
+        """Parse the complete frames in ``rbuf`` (client frames: masked)."""
+        buf = self.rbuf
+        pos = 0
+        end = len(buf)
+        max_size = self.server.max_message_size
+        try:
+            while not self.closing and end - pos >= 2:
+                b0, b1 = buf[pos], buf[pos + 1]
+                length = b1 & 0x7F
+                start = pos + 2
+                if length == 126:
+                    if end - pos < 4:
+                        break
+                    (length,) = _unpack_16(buf, pos + 2)
+                    start += 2
+                elif length == 127:
+                    if end - pos < 10:
+                        break
+                    (length,) = _unpack_64(buf, pos + 2)
+                    start += 8
+                opcode, fin = b0 & 0x0F, bool(b0 & 0x80)
+                self._check_header(b0, b1, opcode, fin, length, max_size)
+                stop = start + 4 + length
+                if stop > end:
+                    break
+                key = bytes(buf[start : start + 4])
+                payload = mask(bytes(buf[start + 4 : stop]), key) if length else b""
+                pos = stop
+                self._frame(opcode, fin, payload, max_size)
+        finally:
+            del buf[:pos]
+
+    def _check_header(
+        self, b0: int, b1: int, opcode: int, fin: bool, length: int, max_size: int | None
+    ) -> None:
+        proto = CloseCode.PROTOCOL_ERROR
+        if b0 & 0x70:
+            raise FrameError(proto, f"reserved bits 0x{b0 & 0x70:02x} set (no extension)")
+        if not b1 & 0x80:
+            raise FrameError(proto, "the client sent an unmasked frame")
+        if opcode >= 0x8:
+            if opcode > OP_PONG:
+                raise FrameError(proto, f"reserved control opcode 0x{opcode:x}")
+            if length > 125 or not fin:
+                raise FrameError(proto, f"control frame 0x{opcode:x} fragmented or over 125 bytes")
+            return
+        if opcode > OP_BINARY:
+            raise FrameError(proto, f"reserved data opcode 0x{opcode:x}")
+        if length >> 63:
+            raise FrameError(proto, "64-bit payload length with its top bit set")
+        if opcode == OP_CONTINUATION and not self.msg_opcode:
+            raise FrameError(proto, "continuation frame with no message in progress")
+        if opcode != OP_CONTINUATION and self.msg_opcode:
+            raise FrameError(proto, "new data frame inside a fragmented message")
+        if max_size is not None and self.msg_size + length > max_size:
+            raise FrameError(
+                CloseCode.MESSAGE_TOO_BIG,
+                f"message of at least {self.msg_size + length} bytes exceeds {max_size}")
+
+    def _frame(self, opcode: int, fin: bool, payload: bytes, max_size: int | None) -> None:
+        if opcode == OP_PING:
+            self.wbuf += encode_frame(OP_PONG, payload, masked=False)
+        elif opcode == OP_PONG:
+            pass
+        elif opcode == OP_CLOSE:
+            code, reason = parse_close(payload)  # FrameError for a bad payload
+            self.server._record_close(code, reason)
+            self.wbuf += encode_frame(OP_CLOSE, encode_close(code, reason), masked=False)
+            self.closing = True
+        else:
+            if opcode != OP_CONTINUATION:
+                self.msg_opcode = opcode
+            self.msg_parts.append(payload)
+            self.msg_size += len(payload)
+            if not fin:
+                return
+            message = b"".join(self.msg_parts)
+            op = self.msg_opcode
+            self.msg_opcode, self.msg_parts, self.msg_size = 0, [], 0
+            if op == OP_TEXT and not is_valid_utf8(message):
+                raise FrameError(CloseCode.INVALID_DATA, "text message is not valid UTF-8")
+            self.wbuf += encode_frame(op, message, masked=False)
+            self.server._count_message()
+
+    def fail(self, code: int, message: str) -> None:
+        """Send a close frame with ``code`` and stop reading (the socket closes once flushed)."""
+        if self.closing or not self.upgraded:
+            self.closing = True
+            return
+        reason = message.encode("utf-8")[:123].decode("utf-8", "ignore")
+        self.wbuf += encode_frame(OP_CLOSE, encode_close(code, reason), masked=False)
+        self.closing = True
+
+
+class EchoServer:
+    """A WebSocket echo server on its own thread.
+
+    :param host: the address to listen on (default ``127.0.0.1``).
+    :param port: the TCP port; ``0`` (the default) picks a free one, see
+        :attr:`port` and :attr:`url` once started.
+    :param subprotocols: subprotocols the server accepts; it selects the first
+        one the client offers that is in this list.
+    :param max_message_size: the largest message echoed, in bytes (``None``
+        for no limit); a bigger one fails the connection with close code 1009.
+
+    Use :meth:`start` and :meth:`stop`, or a ``with`` block. The server keeps
+    a few counters for diagnostics: :attr:`connections` (upgrades accepted),
+    :attr:`messages` (messages echoed), and the last 1000 :attr:`requests`
+    (``(target, Headers)``) and :attr:`closes` (``(code, reason)`` of the
+    close frames received from clients).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        subprotocols: Sequence[str] = (),
+        max_message_size: int | None = DEFAULT_MAX_SIZE,
+    ) -> None:
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be an int from 0 to 65535, not {port!r}")
+        if max_message_size is not None and (
+            not isinstance(max_message_size, int) or max_message_size <= 0
+        ):
+            raise ValueError(
+                f"max_message_size must be a positive int or None, not {max_message_size!r}")
+        if isinstance(subprotocols, str):
+            subprotocols = [subprotocols]
+        self.host = host
+        self._requested_port = port
+        self.subprotocols: tuple[str, ...] = tuple(subprotocols)
+        self.max_message_size = max_message_size
+        self.connections = 0
+        """Number of WebSocket connections accepted (upgrades answered with 101)."""
+        self.messages = 0
+        """Number of messages echoed."""
+        self.requests: deque[tuple[str, Headers]] = deque(maxlen=1000)
+        """The last request targets and headers received (upgrades or not)."""
+        self.closes: deque[tuple[int | None, str]] = deque(maxlen=1000)
+        """The last ``(code, reason)`` close frames received from clients."""
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        self._stopping = False
+        self._port = 0
+
+    # -- public ----------------------------------------------------------
+    @property
+    def port(self) -> int:
+        """The port listened on (the one picked when ``port=0``); 0 before :meth:`start`."""
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The ``ws://`` URL to connect to (raises ``RuntimeError`` before :meth:`start`)."""
+        if self._listener is None:
+            raise RuntimeError("the echo server is not started: call start() first")
+        host = self.host
+        if host in ("", "0.0.0.0"):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"ws://{host}:{self._port}/"
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> EchoServer:
+        """Bind, listen and serve in a daemon thread; return ``self``.
+
+        Raises ``OSError`` when the address cannot be bound (its message names
+        the host and port) and ``RuntimeError`` when already started.
+        """
+        if self._listener is not None:
+            raise RuntimeError(f"the echo server is already started on {self.url}")
+        try:
+            infos = socket.getaddrinfo(self.host or None, self._requested_port,
+                                       type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            family, kind, proto, _name, address = infos[0]
+            listener = socket.socket(family, kind, proto)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot listen on {self.host}:{self._requested_port}: "
+                                     f"{exc.strerror or exc}") from exc
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(address)
+            listener.listen(512)
+            listener.setblocking(False)
+        except OSError as exc:
+            listener.close()
+            raise OSError(exc.errno, f"cannot listen on {self.host}:{self._requested_port}: "
+                                     f"{exc.strerror or exc}") from exc
+        self._port = listener.getsockname()[1]
+        self._listener = listener
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name=f"wsx-echo-server:{self._port}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Close every connection (close code 1001) and stop listening.
+
+        Waits up to ``timeout`` seconds for the clients to answer the close
+        frames and for the server thread to end. Calling it twice is harmless.
+        """
+        thread = self._thread
+        if thread is None:
+            return
+        self._stopping = True
+        self._wake()
+        thread.join(timeout + 1.0)
+        self._thread = None
+
+    def serve_forever(self) -> None:
+        """Start (if needed) and block until :meth:`stop` is called from another thread.
+
+        ``KeyboardInterrupt`` (Ctrl-C) stops the server and is re-raised.
+        """
+        if self._listener is None:
+            self.start()
+        thread = self._thread
+        try:
+            while thread is not None and thread.is_alive():
+                thread.join(0.5)
+        except KeyboardInterrupt:
+            self.stop()
+            raise
+
+    def __enter__(self) -> EchoServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = f"{self.host}:{self._port}" if self._listener is not None else "not started"
+        return f"<EchoServer {where}>"
+
+    # -- recording (called on the server thread) -------------------------
+    def _record_request(self, target: str, headers: Headers) -> None:
+        self.requests.append((target, headers))
+
+    def _record_close(self, code: int | None, reason: str) -> None:
+        self.closes.append((code, reason))
+
+    def _count_message(self) -> None:
+        self.messages += 1
+
+    # -- the loop --------------------------------------------------------
+    def _wake(self) -> None:
+        wake = self._wake_w
+        if wake is not None:
+            try:
+                wake.send(b"\0")
+            except OSError:
+                pass
+
+    def _run(self) -> None:
+        listener, wake_r = self._listener, self._wake_r
+        assert listener is not None and wake_r is not None
+        sel = selectors.DefaultSelector()
+        sel.register(listener, selectors.EVENT_READ, None)
+        sel.register(wake_r, selectors.EVENT_READ, None)
+        conns: dict[socket.socket, _Connection] = {}
+        deadline: float | None = None
+        try:
+            while True:
+                if self._stopping and deadline is None:
+                    deadline = time.monotonic() + 2.0
+                    sel.unregister(listener)
+                    for conn in list(conns.values()):
+                        conn.fail(CloseCode.GOING_AWAY, "server shutting down")
+                        self._update(sel, conns, conn)
+                now = time.monotonic()
+                if deadline is not None and (not conns or now >= deadline):
+                    break
+                draining = [c for c in conns.values() if c.drain_deadline is not None]
+                for conn in draining:
+                    if conn.drain_deadline is not None and now >= conn.drain_deadline:
+                        self._drop(sel, conns, conn)
+                wake_at = [c.drain_deadline for c in draining if c.drain_deadline is not None]
+                if deadline is not None:
+                    wake_at.append(deadline)
+                timeout = max(0.0, min(wake_at) - now) if wake_at else None
+                for key, events in sel.select(timeout):
+                    sock = key.fileobj
+                    if sock is listener:
+                        self._accept(sel, conns, listener)
+                    elif sock is wake_r:
+                        try:
+                            wake_r.recv(4096)
+                        except OSError:
+                            pass
+                    else:
+                        conn = conns.get(sock)  # type: ignore[call-overload]
+                        if conn is None:
+                            continue
+                        if events & selectors.EVENT_READ:
+                            self._read(conn)
+                        if conn.wbuf:
+                            self._flush(conn)
+                        self._update(sel, conns, conn)
+        finally:
+            for conn in conns.values():
+                _close(conn.sock)
+            sel.close()
+            listener.close()
+            wake_r.close()
+            if self._wake_w is not None:
+                self._wake_w.close()
+            self._listener = None
+            self._wake_r = self._wake_w = None
+
+    def _accept(self, sel: selectors.BaseSelector, conns: dict[socket.socket, _Connection],
+                listener: socket.socket) -> None:
+        for _ in range(64):
+            try:
+                sock, _addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM,
+                                 errno.ECONNABORTED):
+                    return
+                raise
+            sock.setblocking(False)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+            conn = _Connection(self, sock)
+            conns[sock] = conn
+            sel.register(sock, selectors.EVENT_READ, None)
+
+    def _read(self, conn: _Connection) -> None:
+        try:
+            data = conn.sock.recv(_READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            conn.closing = True
+            conn.wbuf.clear()  # the client is gone (or half-closed): drop the connection
+            conn.drain_deadline = 0.0  # nothing left to drain
+            return
+        if conn.drain_deadline is not None:
+            return  # discarded: we already sent everything we will send
+        was_upgraded = conn.upgraded
+        conn.receive(data)
+        if conn.upgraded and not was_upgraded:
+            with self._lock:
+                self.connections += 1
+
+    def _flush(self, conn: _Connection) -> None:
+        if not conn.wbuf:
+            return
+        try:
+            n = conn.sock.send(conn.wbuf)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            conn.closing = True
+            conn.wbuf.clear()
+            return
+        del conn.wbuf[:n]
+
+    def _drop(self, sel: selectors.BaseSelector, conns: dict[socket.socket, _Connection],
+              conn: _Connection) -> None:
+        sock = conn.sock
+        if conns.pop(sock, None) is not None:
+            sel.unregister(sock)
+            _close(sock)
+
+    def _update(self, sel: selectors.BaseSelector, conns: dict[socket.socket, _Connection],
+                conn: _Connection) -> None:
+        """Register the events the connection waits for, or close it when it is done."""
+        sock = conn.sock
+        if sock not in conns:
+            return
+        if conn.closing and not conn.wbuf:
+            if conn.drain_deadline is None:
+                # The server closes the TCP connection first (RFC 6455 section 7.1.1),
+                # with a FIN, then reads what is left so that the kernel does not
+                # answer unread data with a reset that could destroy our close frame.
+                conn.drain_deadline = time.monotonic() + 2.0
+                try:
+                    sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    conn.drain_deadline = 0.0
+            if conn.drain_deadline == 0.0:
+                self._drop(sel, conns, conn)
+            else:
+                sel.modify(sock, selectors.EVENT_READ, None)
+            return
+        events = 0
+        conn.reading = not conn.closing and len(conn.wbuf) < _HIGH_WATER
+        if conn.reading:
+            events |= selectors.EVENT_READ
+        if conn.wbuf:
+            events |= selectors.EVENT_WRITE
+        sel.modify(sock, events, None)
+
+
+def _close(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        sock.close()
+    except OSError:
+        pass
