@@ -160,7 +160,7 @@ def ws_control(port, path, timeout=10.0):
             while len(buf) < n:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise socket.timeout("timed out talking to %s" % path)
+                    raise TimeoutError("timed out talking to %s" % path)
                 sock.settimeout(left)
                 chunk = sock.recv(65536)
                 if not chunk:
@@ -363,7 +363,8 @@ class FuzzingServer:
         return json.loads(msgs[0]).get("behavior") if msgs else None
 
     def update_reports(self, agent, timeout=600.0):
-        ws_control(self.port, "/updateReports?agent=%s" % urllib.parse.quote(agent), timeout=timeout)
+        ws_control(self.port, "/updateReports?agent=%s" % urllib.parse.quote(agent),
+                   timeout=timeout)
 
     def stop(self):
         if self.container:
@@ -409,9 +410,9 @@ def load_exclusions(path):
         with open(path) as f:
             data = json.load(f)
     except FileNotFoundError:
-        raise HarnessError("exclusions file not found: %s" % path)
+        raise HarnessError("exclusions file not found: %s" % path) from None
     except ValueError as exc:
-        raise HarnessError("exclusions file %s is not valid JSON: %s" % (path, exc))
+        raise HarnessError("exclusions file %s is not valid JSON: %s" % (path, exc)) from exc
     if not isinstance(data, dict) or not all(
             isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in data.items()):
         raise HarnessError("exclusions file %s must map case-id patterns to a "
@@ -513,7 +514,7 @@ class Runner:
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         env=env, start_new_session=True)
             except OSError as exc:
-                raise HarnessError("cannot start testee %r: %s" % (self.testee_cmd, exc))
+                raise HarnessError("cannot start testee %r: %s" % (self.testee_cmd, exc)) from exc
             self.procs.add(proc)
             try:
                 rc = proc.wait(timeout=timeout)
@@ -602,10 +603,12 @@ def build_summary(args, case_ids, results, servers, exclusions, reports, wall, t
         c = dict(r)
         if entry:
             c.update(behavior=entry.get("behavior"), behaviorClose=entry.get("behaviorClose"),
-                     duration_ms=entry.get("duration"), remoteCloseCode=entry.get("remoteCloseCode"))
+                     duration_ms=entry.get("duration"),
+                     remoteCloseCode=entry.get("remoteCloseCode"))
             rep = os.path.join(outdir, entry.get("reportfile", ""))
             c["report_json"] = os.path.relpath(rep, REPO)
-            c["report_html"] = os.path.relpath(rep[:-5] + ".html" if rep.endswith(".json") else rep, REPO)
+            html = rep[:-5] + ".html" if rep.endswith(".json") else rep
+            c["report_html"] = os.path.relpath(html, REPO)
         else:
             c.update(behavior="MISSING", behaviorClose="MISSING")
         problems = []
@@ -655,19 +658,22 @@ def build_summary(args, case_ids, results, servers, exclusions, reports, wall, t
         "server_mode": servers[0].mode if servers else None,
         "jobs": len(servers),
         "case_timeout": args.case_timeout,
-        "compression_timeout": args.compression_timeout or "suite limit + %d s" % COMPRESSION_MARGIN,
+        "compression_timeout": (args.compression_timeout
+                                or "suite limit + %d s" % COMPRESSION_MARGIN),
         "selection": {"cases": args.cases, "skip": args.skip},
         "exclusions_file": os.path.relpath(args.exclusions, REPO) if args.exclusions else None,
         "exclusions": exclusions,
         "wall_seconds": round(wall, 1),
         "passed": not failing,
         "counts": total,
-        "sections": dict(sorted(sections.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 999)),
+        "sections": dict(sorted(sections.items(),
+                                key=lambda kv: int(kv[0]) if kv[0].isdigit() else 999)),
         "failing": failing,
         "excluded": excluded,
         "warnings": ["fuzzing server %d runs WITHOUT wsaccel (slow)" % s.index
                      for s in servers if s.accelerated is False],
-        "html_reports": [os.path.relpath(os.path.join(s.outdir, "index.html"), REPO) for s in servers],
+        "html_reports": [os.path.relpath(os.path.join(s.outdir, "index.html"), REPO)
+                         for s in servers],
         "servers": [{"index": s.index, "port": s.port, "cases": s.cases_run,
                      "busy_seconds": round(s.busy_seconds, 1),
                      "outdir": os.path.relpath(s.outdir, REPO)} for s in servers],
@@ -682,13 +688,15 @@ def print_summary(summary):
     widths = [max(len(short[c]), 5) for c in COLUMNS]
     log()
     log("== Autobahn|Testsuite results for agent %r (%s)" % (summary["agent"], summary["testee"]))
-    header = "section " + " ".join(short[c].rjust(w) for c, w in zip(COLUMNS, widths))
+    header = "section " + " ".join(short[c].rjust(w) for c, w in zip(COLUMNS, widths, strict=True))
     log(header)
     log("-" * len(header))
     for sec, row in summary["sections"].items():
-        log("%-7s " % sec + " ".join(str(row[c]).rjust(w) for c, w in zip(COLUMNS, widths)))
+        log("%-7s " % sec + " ".join(str(row[c]).rjust(w)
+                                     for c, w in zip(COLUMNS, widths, strict=True)))
     log("-" * len(header))
-    log("%-7s " % "total" + " ".join(str(summary["counts"][c]).rjust(w) for c, w in zip(COLUMNS, widths)))
+    log("%-7s " % "total" + " ".join(str(summary["counts"][c]).rjust(w)
+                                     for c, w in zip(COLUMNS, widths, strict=True)))
     log("(FAILED = any other behaviour: FAILED, WRONG CODE, UNCLEAN, MISSING, ...;"
         " close!OK = close behaviour not OK/INFORMATIONAL;")
     log(" testee!0 = testee exited non-zero; excluded = matched autobahn/exclusions.json)")
@@ -721,7 +729,8 @@ def print_summary(summary):
                     log("             %s: %s" % (k.replace("_", " "), c[k]))
     log()
     log("HTML report index(es): " + ", ".join(summary["html_reports"]))
-    log("Summary JSON: %s" % os.path.relpath(os.path.join(summary["_reports"], "summary.json"), REPO))
+    summary_json = os.path.join(summary["_reports"], "summary.json")
+    log("Summary JSON: %s" % os.path.relpath(summary_json, REPO))
     for s in summary["servers"]:
         log("server %d: %d cases, %.1f s busy" % (s["index"], s["cases"], s["busy_seconds"]))
     for w in summary["warnings"]:
@@ -745,7 +754,8 @@ def parse_args(argv):
     p.add_argument("--testee", help="testee command (shell-quoted); the case URL is appended "
                                     "as the last argument (default: %(default)s)",
                    default=None)
-    p.add_argument("--agent", default="wsx", help="agent name in the reports (default: %(default)s)")
+    p.add_argument("--agent", default="wsx",
+                   help="agent name in the reports (default: %(default)s)")
     p.add_argument("--cases", default="*",
                    help="comma-separated case-id patterns to run, e.g. '1.*,9.1.*' (default: all)")
     p.add_argument("--skip", default="",
@@ -753,7 +763,8 @@ def parse_args(argv):
     p.add_argument("--jobs", type=int, default=2, help="number of fuzzing servers / parallel "
                                                        "testees (default: %(default)s)")
     p.add_argument("--case-timeout", type=int, default=60,
-                   help="seconds before a testee is killed and the case failed (default: %(default)s)")
+                   help="seconds before a testee is killed and the case failed "
+                        "(default: %(default)s)")
     p.add_argument("--compression-timeout", type=int, default=None,
                    help="timeout for the compression cases 12.*/13.* (default: the suite's own "
                         "limit for the case, 60-480 s, plus %d s)" % COMPRESSION_MARGIN)
@@ -762,7 +773,8 @@ def parse_args(argv):
                         "autobahn/exclusions.json); '' for none")
     p.add_argument("--server", choices=("auto", "native", "docker"), default="auto",
                    help="fuzzing server: native install (install.sh) or the %s image; "
-                        "auto = docker when a Docker engine answers (default: %%(default)s)" % DOCKER_IMAGE)
+                        "auto = docker when a Docker engine answers "
+                        "(default: %%(default)s)" % DOCKER_IMAGE)
     p.add_argument("--docker-image", default=DOCKER_IMAGE, help=argparse.SUPPRESS)
     p.add_argument("--reports", default=DEFAULT_REPORTS,
                    help="output directory (default: autobahn/reports)")
@@ -845,7 +857,8 @@ def main(argv=None):
                               args.docker_image)
             servers.append(s)
             s.start()
-            log("   server %d: ws://%s:%d  (log %s)" % (i, HOST, s.port, os.path.relpath(s.log_path, REPO)))
+            log("   server %d: ws://%s:%d  (log %s)"
+                % (i, HOST, s.port, os.path.relpath(s.log_path, REPO)))
 
         t0 = time.monotonic()
         count = servers[0].case_count()

@@ -79,8 +79,10 @@ async def main(host: str, port: int, ping_interval: float) -> None:
 
 
 def cli(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="A local WebSocket echo server for the wsx examples.")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser = argparse.ArgumentParser(
+        description="A local WebSocket echo server for the wsx examples.")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks one)")
     parser.add_argument("--ping-interval", type=float, default=0.0,
                         help="also ping every N seconds (default: only after each echo)")
