@@ -8,7 +8,7 @@ receives.
 :class:`Connector` opens the TCP (and TLS) connection for a ``Conn`` on a
 :class:`~wsx.loop.Loop` without blocking it: DNS runs off the loop thread,
 every address is tried in turn, and the whole attempt (DNS, TCP connect, TLS
-handshake) is bounded by ``socket_connect_timeout``.
+handshake, proxy negotiation) is bounded by ``socket_connect_timeout``.
 """
 
 from __future__ import annotations
@@ -26,11 +26,24 @@ from .extensions.permessage_deflate import Deflate
 from .frames import DEFAULT_MAX_SIZE
 from .handshake import Headers
 from .loop import Loop, Timer
+from .proxy import (
+    HTTPConnectNegotiation,
+    ProxyError,
+    ProxyURL,
+    SOCKS5Negotiation,
+    is_ip_literal,
+    negotiation_for,
+    parse_proxy_url,
+    proxy_from_environment,
+)
 from .url import WSURL, parse_url
 
 __all__ = ["Conn", "Connector"]
 
 logger = logging.getLogger("wsx")
+
+#: Default ``write_limit``: pending output above which backpressure applies.
+DEFAULT_WRITE_LIMIT = 1 << 20
 
 _CONNECT_PENDING = {errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY, errno.EAGAIN}
 
@@ -48,8 +61,20 @@ class Conn:
         certificates and host names are verified.
     :param insecure: ``True`` turns TLS verification off (logged as a
         warning). Default ``False``.
-    :param socket_connect_timeout: seconds for DNS, TCP connect and the TLS
-        handshake together (default 6).
+    :param proxy: reach the server through a proxy: ``None`` or ``False``
+        (default) for none; a URL ``"http://[user:pass@]host[:port]"`` (HTTP
+        ``CONNECT``, Basic ``Proxy-Authorization`` with credentials),
+        ``"socks5://..."`` (SOCKS5, the host name resolved locally) or
+        ``"socks5h://..."`` (SOCKS5, the proxy resolves it); or ``True`` to
+        take it from the environment when the ``Conn`` is made
+        (``https_proxy`` for ``wss://``, ``http_proxy`` for ``ws://``, then
+        ``all_proxy``, upper case too; ``no_proxy`` exempts hosts). The
+        negotiation counts against ``socket_connect_timeout``; for
+        ``wss://`` TLS runs inside the tunnel, verified against the
+        target's host name.
+    :param socket_connect_timeout: seconds for DNS, TCP connect, the proxy
+        negotiation and the TLS handshake together: one deadline for the
+        whole attempt, not per step (default 6).
     :param socket_recv_timeout: seconds to wait for the server's upgrade
         response (default 5).
     :param max_message_size: the largest message (and frame) accepted, in
@@ -59,6 +84,27 @@ class Conn:
     :param compress: offer permessage-deflate (RFC 7692): ``True`` (default)
         with the default :class:`wsx.Deflate` settings, a ``Deflate`` to
         tune it, or ``False`` not to offer compression.
+    :param ping_interval: keepalive (off by default, as in WebSockex): when
+        a whole ``ping_interval`` seconds pass without any sign of life from
+        the server (no byte received, no progress writing), the client sends
+        a ping. ``None`` (default) sends no keepalive pings.
+    :param ping_timeout: seconds after a keepalive ping within which the
+        server must show a sign of life (its pong, or any data); otherwise the
+        connection is dropped and ``handle_disconnect`` receives
+        ``("error", TimeoutExpired)`` with ``option == "ping_timeout"``.
+        Default: ``ping_interval``. A dead connection is noticed within
+        ``2 * ping_interval + ping_timeout`` seconds at worst.
+    :param write_limit: bytes of pending (unsent) output above which the
+        client applies backpressure: :func:`wsx.send_frame` from another
+        thread waits, and the client stops reading from the socket (so that
+        replies and pongs cannot grow the buffer) until the buffer drains to
+        the limit. Default 1 MiB. One frame is never split: the buffer may
+        exceed the limit by the last frame queued.
+    :param send_timeout: seconds :func:`wsx.send_frame` (from another
+        thread) waits for the write buffer to drain to ``write_limit``
+        before raising :class:`wsx.TimeoutExpired` (the frame is then not
+        sent; the connection stays open). Default 30; ``None`` waits as
+        long as the connection is open.
     """
 
     def __init__(
@@ -70,11 +116,16 @@ class Conn:
         origin: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         insecure: bool = False,
+        proxy: str | bool | None = None,
         socket_connect_timeout: float = 6.0,
         socket_recv_timeout: float = 5.0,
         max_message_size: int | None = DEFAULT_MAX_SIZE,
         close_timeout: float = 5.0,
         compress: bool | Deflate = True,
+        ping_interval: float | None = None,
+        ping_timeout: float | None = None,
+        write_limit: int = DEFAULT_WRITE_LIMIT,
+        send_timeout: float | None = 30.0,
     ) -> None:
         self.url: WSURL = parse_url(url)
         self.extra_headers: list[tuple[str, str]] = list(
@@ -88,6 +139,18 @@ class Conn:
             raise TypeError(f"ssl_context must be an ssl.SSLContext, not {ssl_context!r}")
         self.ssl_context = ssl_context
         self.insecure = bool(insecure)
+        #: The proxy used (``proxy`` parsed, or read from the environment), or ``None``.
+        self.proxy: ProxyURL | None
+        if proxy is None or proxy is False:
+            self.proxy = None
+        elif proxy is True:
+            self.proxy = proxy_from_environment(self.url)
+        elif isinstance(proxy, str):
+            self.proxy = parse_proxy_url(proxy)
+        elif isinstance(proxy, ProxyURL):
+            self.proxy = proxy
+        else:
+            raise TypeError(f"proxy must be a URL string, True, False or None, not {proxy!r}")
         for name, value in (
             ("socket_connect_timeout", socket_connect_timeout),
             ("socket_recv_timeout", socket_recv_timeout),
@@ -103,6 +166,21 @@ class Conn:
         ):
             raise ValueError(f"max_message_size must be a positive int or None, not {max_message_size!r}")
         self.max_message_size = max_message_size
+        for name, value in (("ping_interval", ping_interval), ("ping_timeout", ping_timeout),
+                            ("send_timeout", send_timeout)):
+            if value is not None and (not isinstance(value, (int, float))
+                                      or isinstance(value, bool) or value <= 0):
+                raise ValueError(f"{name} must be a positive number of seconds or None, "
+                                 f"not {value!r}")
+        #: Keepalive period (seconds) or ``None``; see the class documentation.
+        self.ping_interval = None if ping_interval is None else float(ping_interval)
+        #: Keepalive deadline (seconds) after a ping, or ``None`` when keepalive is off.
+        self.ping_timeout = (None if self.ping_interval is None
+                             else float(ping_timeout or self.ping_interval))
+        if not isinstance(write_limit, int) or isinstance(write_limit, bool) or write_limit < 0:
+            raise ValueError(f"write_limit must be a non-negative int (bytes), not {write_limit!r}")
+        self.write_limit = write_limit
+        self.send_timeout = None if send_timeout is None else float(send_timeout)
         if compress is True:
             compress = Deflate()
         elif compress is not False and not isinstance(compress, Deflate):
@@ -160,10 +238,18 @@ class Conn:
 class Connector:
     """Opens the socket for a :class:`Conn` on a loop without blocking it.
 
+    The steps, all within one ``socket_connect_timeout`` deadline: DNS
+    (off the loop thread), a non-blocking TCP connect to each address in
+    turn, the proxy negotiation when ``conn.proxy`` is set (HTTP ``CONNECT``
+    or SOCKS5, see :mod:`wsx.proxy`), and for ``wss://`` the TLS handshake
+    (inside the tunnel, with the target's host name for SNI and the
+    certificate check).
+
     ``on_done(sock, None)`` runs with a connected non-blocking socket (an
     ``SSLSocket`` after the TLS handshake for ``wss://``), or
-    ``on_done(None, ConnError)`` on failure or timeout. :meth:`cancel` drops
-    the attempt and closes any socket it holds.
+    ``on_done(None, ConnError)`` on failure or timeout (a
+    :class:`~wsx.proxy.ProxyError` when the proxy refused or broke the
+    tunnel). :meth:`cancel` drops the attempt and closes any socket it holds.
     """
 
     def __init__(
@@ -177,18 +263,24 @@ class Connector:
         self._addresses: list[Any] = []
         self._errors: list[str] = []
         self._timer: Timer | None = None
+        self._negotiation: HTTPConnectNegotiation | SOCKS5Negotiation | None = None
+        self._pending = bytearray()  # proxy negotiation bytes not yet written
+        #: What the attempt is doing now, named in timeout errors.
+        self.phase = "starting"
 
     def start(self) -> None:
-        """Begin: resolve the host, then connect."""
-        url = self.conn.url
-        self._timer = self.loop.call_later(self.conn.socket_connect_timeout, self._timed_out)
-        try:
-            socket.inet_pton(socket.AF_INET6 if ":" in url.host else socket.AF_INET, url.host)
-        except OSError:
-            self.loop.resolve(url.host, url.port, self._resolved)
+        """Begin: resolve the host (or the proxy's), then connect."""
+        conn = self.conn
+        self._timer = self.loop.call_later(conn.socket_connect_timeout, self._timed_out)
+        proxy = conn.proxy
+        host, port = (proxy.host, proxy.port) if proxy is not None else (conn.host, conn.port)
+        if is_ip_literal(host):
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            self._resolved([(family, socket.SOCK_STREAM, 0, "", (host, port))], None)
         else:
-            family = socket.AF_INET6 if ":" in url.host else socket.AF_INET
-            self._resolved([(family, socket.SOCK_STREAM, 0, "", (url.host, url.port))], None)
+            what = "proxy host" if proxy is not None else "host"
+            self.phase = f"DNS resolution of {what} {host!r}"
+            self.loop.resolve(host, port, self._resolved)
 
     def cancel(self) -> None:
         """Abandon the attempt; ``on_done`` will not be called."""
@@ -199,6 +291,7 @@ class Connector:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._negotiation = None
         sock, self._sock = self._sock, None
         if sock is not None:
             self.loop.remove_all(sock)
@@ -206,11 +299,9 @@ class Connector:
 
     def _finish(self, sock: Any, error: ConnError | None) -> None:
         callback, self._on_done = self._on_done, None
-        if error is not None:
-            self._cleanup()
-        else:
+        if error is None:
             self._sock = None  # handed over
-            self._cleanup()
+        self._cleanup()
         if callback is not None:
             callback(sock, error)
 
@@ -219,19 +310,28 @@ class Connector:
 
     def _timed_out(self) -> None:
         self._timer = None
-        url = self.conn.url
+        conn = self.conn
         detail = f" ({'; '.join(self._errors)})" if self._errors else ""
-        self._fail(
-            f"connecting to {url.host_header} timed out after "
-            f"{self.conn.socket_connect_timeout:g} s{detail}",
-            TimeoutError("socket_connect_timeout"),
+        message = (
+            f"connecting to {conn.url.host_header} timed out after "
+            f"{conn.socket_connect_timeout:g} s (socket_connect_timeout) during "
+            f"{self.phase}{detail}"
         )
+        original = TimeoutError(f"socket_connect_timeout ({self.phase})")
+        if self._negotiation is not None and conn.proxy is not None:
+            self._finish(None, ProxyError(message, conn.proxy, None, original))
+        else:
+            self._fail(message, original)
 
     def _resolved(self, infos: list[Any] | None, error: BaseException | None) -> None:
         if self._on_done is None:
             return
+        proxy = self.conn.proxy
         if error is not None or not infos:
-            self._fail(f"cannot resolve host {self.conn.url.host!r}", error)
+            if proxy is not None:
+                self._fail(f"cannot resolve proxy host {proxy.host!r} (proxy {proxy})", error)
+            else:
+                self._fail(f"cannot resolve host {self.conn.host!r}", error)
             return
         self._addresses = list(infos)
         self._try_next()
@@ -239,9 +339,13 @@ class Connector:
     def _try_next(self) -> None:
         if self._on_done is None:
             return
-        url = self.conn.url
+        proxy = self.conn.proxy
         if not self._addresses:
-            self._fail(f"cannot connect to {url.host_header}: {'; '.join(self._errors)}")
+            errors = "; ".join(self._errors)
+            if proxy is not None:
+                self._fail(f"cannot connect to proxy {proxy.address}: {errors}")
+            else:
+                self._fail(f"cannot connect to {self.conn.url.host_header}: {errors}")
             return
         family, type_, proto, _canon, address = self._addresses.pop(0)
         try:
@@ -257,6 +361,8 @@ class Connector:
             pass
         self._sock = sock
         self._address = address
+        what = "proxy " if proxy is not None else ""
+        self.phase = f"the TCP connect to {what}{address[0]} port {address[1]}"
         err = sock.connect_ex(address)
         if err == 0:
             self._connected()
@@ -282,6 +388,97 @@ class Connector:
         if err:
             self._connect_error(err)
             return
+        proxy = self.conn.proxy
+        if proxy is None:
+            self._start_tls()
+        elif proxy.remote_dns or is_ip_literal(self.conn.host):
+            self._negotiate(self.conn.host)
+        else:  # socks5:// - the proxy receives an address: resolve the target here
+            self.phase = f"DNS resolution of host {self.conn.host!r} (for the SOCKS5 proxy)"
+            self.loop.resolve(self.conn.host, self.conn.port, self._target_resolved)
+
+    # ------------------------------------------------------------- proxies
+    def _target_resolved(self, infos: list[Any] | None, error: BaseException | None) -> None:
+        if self._on_done is None or self._sock is None:
+            return
+        if error is not None or not infos:
+            self._fail(f"cannot resolve host {self.conn.host!r}", error)
+            return
+        # Prefer IPv4 (what a SOCKS proxy most often reaches), keep the resolver's order.
+        infos = sorted(infos, key=lambda info: info[0] != socket.AF_INET)
+        self._negotiate(str(infos[0][4][0]))
+
+    def _negotiate(self, host: str) -> None:
+        proxy = self.conn.proxy
+        assert proxy is not None and self._sock is not None
+        try:
+            self._negotiation = negotiation_for(proxy, host, self.conn.port)
+        except ProxyError as exc:
+            self._finish(None, exc)
+            return
+        self.phase = (
+            f"the negotiation with {proxy.scheme} proxy {proxy.address} "
+            f"for {self._negotiation.target}"
+        )
+        self.loop.add_reader(self._sock, self._proxy_readable)
+        self._proxy_flush()
+
+    def _proxy_flush(self) -> None:
+        sock, nego = self._sock, self._negotiation
+        if sock is None or nego is None:
+            return
+        self._pending += nego.data_to_send()
+        if self._pending:
+            try:
+                sent = sock.send(self._pending)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                self._proxy_lost(exc)
+                return
+            del self._pending[:sent]
+        if self._pending:
+            self.loop.add_writer(sock, self._proxy_flush)
+        else:
+            self.loop.remove_writer(sock)
+
+    def _proxy_lost(self, exc: BaseException) -> None:
+        proxy = self.conn.proxy
+        assert proxy is not None
+        self._finish(None, ProxyError(
+            f"connection to proxy {proxy.address} lost during the negotiation "
+            f"for {self.conn.url.host_header}", proxy, None, exc,
+        ))
+
+    def _proxy_readable(self) -> None:
+        sock, nego = self._sock, self._negotiation
+        if sock is None or nego is None:
+            return
+        try:
+            data = sock.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._proxy_lost(exc)
+            return
+        try:
+            if data:
+                nego.receive_data(data)
+            else:
+                nego.receive_eof()
+        except ProxyError as exc:
+            self._finish(None, exc)
+            return
+        if nego.done:
+            self._negotiation = None
+            self.loop.remove_all(sock)
+            self._start_tls()
+        else:
+            self._proxy_flush()
+
+    # ----------------------------------------------------------------- TLS
+    def _start_tls(self) -> None:
+        sock = self._sock
         if not self.conn.secure:
             self._finish(sock, None)
             return
@@ -289,11 +486,13 @@ class Connector:
             logger.warning(
                 "TLS certificate verification is OFF for %s (insecure=True)", self.conn.url
             )
+        # The SSLSocket takes over the file descriptor: unregister the plain socket.
+        self.loop.remove_all(sock)
+        self.phase = f"the TLS handshake with {self.conn.url.host_header}"
         try:
             ctx = self.conn.tls_context()
-            server_hostname = self.conn.url.host
             self._sock = ctx.wrap_socket(
-                sock, server_hostname=server_hostname, do_handshake_on_connect=False
+                sock, server_hostname=self.conn.host, do_handshake_on_connect=False
             )
         except (OSError, ValueError) as exc:
             self._fail(f"cannot start TLS with {self.conn.url.host_header}", exc)
@@ -312,6 +511,12 @@ class Connector:
         except ssl.SSLWantWriteError:
             self.loop.remove_reader(sock)
             self.loop.add_writer(sock, self._tls_step)
+        except ssl.SSLCertVerificationError as exc:
+            self._fail(
+                f"TLS handshake with {self.conn.url.host_header} failed: the server's "
+                f"certificate was rejected ({exc.verify_message or exc.reason})",
+                exc,
+            )
         except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
             self._fail(f"TLS handshake with {self.conn.url.host_header} failed", exc)
         else:
