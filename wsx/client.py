@@ -48,6 +48,7 @@ from .errors import (
     FrameError,
     HandshakeError,
     NotConnectedError,
+    TimeoutExpired,
     WSXError,
 )
 from .extensions.permessage_deflate import EXTENSION_NAME
@@ -103,6 +104,19 @@ class Client(Process):
         self._handshake: ClientHandshake | None = None
         self._protocol: Protocol | None = None
         self._wbuf = bytearray()
+        # Backpressure (see Conn.write_limit): reading paused while the
+        # output is over the limit; send_frame calls from other threads
+        # parked until it drains.
+        self._write_limit = conn.write_limit
+        self._read_paused = False
+        self._send_waiters: deque[_SendWaiter] = deque()
+        # Keepalive (see Conn.ping_interval): one timer per open connection;
+        # reads and write progress set _alive, the timer clears it.
+        self._alive = False
+        self._ka_timer: Timer | None = None
+        self._ka_awaiting = False  # a keepalive ping is out, its deadline armed
+        self._ka_sent: bytes | None = None  # payload of the last keepalive ping
+        self._ka_count = 0
         self._timer: Timer | None = None  # handshake, close or reconnect timer
         self._mailbox: deque[tuple[str, Any]] = deque()
         self._inbox: deque[Any] = deque()  # frames held while suspended
@@ -248,6 +262,7 @@ class Client(Process):
         conn.extensions = response.extensions
         self._protocol = Protocol(max_message_size=conn.max_message_size, extensions=extensions)
         self.connection_state = "open"
+        self._write_limit = conn.write_limit
         self._attempt = 0
         if self._connected_once and self._dbg is not None and self._dbg.stats is not None:
             self._dbg.stats["reconnects"] += 1
@@ -260,6 +275,9 @@ class Client(Process):
             telemetry.execute(("wsx", "connected"), {"system_time": time.time()},
                               {"client": self, "conn": conn})
         self.loop.add_reader(self._sock, self._on_readable)
+        if conn.ping_interval is not None:
+            self._alive = False
+            self._ka_timer = self.loop.call_later(conn.ping_interval, self._keepalive)
         if not self._callback("handle_connect", conn):
             return
         self._connected_once = True
@@ -272,7 +290,8 @@ class Client(Process):
         self._teardown()
         if self._dbg is not None:
             self._dbg.event(self, "connect_failed", error)
-        if not self._connected_once and self._attempt == 0 and not self._handle_initial_conn_failure:
+        if (not self._connected_once and self._attempt == 0
+                and not self._handle_initial_conn_failure):
             self._start_error = error
             self.connection_state = "terminated"
             self._terminated = True
@@ -295,8 +314,11 @@ class Client(Process):
         sock = self._sock
         if sock is None:
             return False
-        if self._wbuf:
-            self._wbuf += data
+        wbuf = self._wbuf
+        if wbuf:
+            wbuf += data
+            if len(wbuf) > self._write_limit and not self._read_paused:
+                self._pause_reading()
             return True
         try:
             n = sock.send(data)
@@ -309,8 +331,10 @@ class Client(Process):
         if dbg is not None and dbg.stats is not None:
             dbg.stats["bytes_out"] += n
         if n < len(data):
-            self._wbuf += memoryview(data)[n:]
+            wbuf += memoryview(data)[n:]
             self.loop.add_writer(sock, self._on_writable)
+            if len(wbuf) > self._write_limit and not self._read_paused:
+                self._pause_reading()
         return True
 
     def _on_writable(self) -> None:
@@ -327,14 +351,100 @@ class Client(Process):
         dbg = self._dbg
         if dbg is not None and dbg.stats is not None:
             dbg.stats["bytes_out"] += n
-        del self._wbuf[:n]
-        if not self._wbuf:
+        wbuf = self._wbuf
+        if n:
+            self._alive = True  # the peer is taking our data: a sign of life
+            del wbuf[:n]
+        if not wbuf:
             self.loop.remove_writer(sock)
+        if len(wbuf) <= self._write_limit and (self._read_paused or self._send_waiters):
+            self._below_write_limit(sock)
+
+    def _pause_reading(self) -> None:
+        """Backpressure: the output is over ``write_limit``, stop reading until it drains."""
+        sock = self._sock
+        if sock is None or self._protocol is None:
+            return  # the handshake is not subject to it
+        self._read_paused = True
+        self.loop.remove_reader(sock)
+        if self._dbg is not None:
+            self._dbg.event(self, "read_paused", len(self._wbuf))
+
+    def _below_write_limit(self, sock: Any) -> None:
+        """The output drained to ``write_limit``: send parked frames, read again."""
+        if self._send_waiters:
+            self._release_waiters()
+        if not self._read_paused or len(self._wbuf) > self._write_limit:
+            return
+        self._read_paused = False
+        if self._dbg is not None:
+            self._dbg.event(self, "read_resumed", len(self._wbuf))
+        if (sock is self._sock and not self._suspended
+                and self.connection_state in ("open", "closing")):
+            self.loop.add_reader(sock, self._on_readable)
+            if self.conn.secure and sock.pending():
+                # Bytes TLS already decrypted do not wake the selector.
+                self.loop.call_soon(self._read_pending, sock)
+
+    def _read_pending(self, sock: Any) -> None:
+        if sock is self._sock and not self._read_paused and not self._suspended:
+            self._on_readable()
+
+    # ------------------------------------------------------------ keepalive
+    def _keepalive(self) -> None:
+        """The keepalive timer (see ``Conn.ping_interval``), re-armed each time it fires.
+
+        Every ``ping_interval`` seconds: if the server showed a sign of life
+        since the last run (bytes received, or progress writing a backlog),
+        nothing is sent. Otherwise a ping goes out and the timer comes back
+        ``ping_timeout`` seconds later; still no sign of life then, and the
+        connection is dropped with ``("error", TimeoutExpired)``.
+        """
+        self._ka_timer = None
+        protocol = self._protocol
+        conn = self.conn
+        if (self.connection_state != "open" or protocol is None or protocol.state is not OPEN
+                or conn.ping_interval is None or conn.ping_timeout is None):
+            return  # closing: close_timeout bounds the rest
+        if self._alive or self._suspended:
+            # Suspended (wsx.sys): nothing is read, so there is nothing to judge.
+            self._alive = False
+            self._ka_awaiting = False
+            self._ka_timer = self.loop.call_later(conn.ping_interval, self._keepalive)
+            return
+        if self._ka_awaiting:
+            self._keepalive_expired(protocol)
+            return
+        self._ka_count += 1
+        payload = b"wsx-keepalive-%d" % self._ka_count
+        self._ka_sent = payload
+        self._ka_awaiting = True
+        if self._dbg is not None:
+            self._dbg.event(self, "keepalive_ping", payload)
+        self._ka_timer = self.loop.call_later(conn.ping_timeout, self._keepalive)
+        self._write(protocol.send(("ping", payload)))
+
+    def _keepalive_expired(self, protocol: Protocol) -> None:
+        conn = self.conn
+        timeout = conn.ping_timeout or 0.0
+        error = TimeoutExpired(
+            "ping_timeout", timeout,
+            f"{conn.url.host_header} showed no sign of life within {timeout:g} s of a "
+            "keepalive ping (no pong, no data)",
+        )
+        logger.info("%r: %s", self, error)
+        sock = self._sock
+        try:  # best effort: the peer is probably gone
+            self._write(protocol.send_close(CloseCode.INTERNAL_ERROR, "keepalive timeout"))
+        except WSXError:
+            pass
+        self._close_reason = ("error", error)
+        self._lost(sock, ("error", error))
 
     def _on_readable(self) -> None:
         sock = self._sock
         buf = self.loop.read_buffer
-        while sock is not None and sock is self._sock:
+        while sock is not None and sock is self._sock and not self._read_paused:
             try:
                 n = sock.recv_into(buf)
             except _WOULD_BLOCK:
@@ -345,6 +455,7 @@ class Client(Process):
             if n == 0:
                 self._lost(sock, self._close_reason or ("remote", "closed"))
                 return
+            self._alive = True
             dbg = self._dbg
             if dbg is not None and dbg.stats is not None:
                 dbg.stats["bytes_in"] += n
@@ -385,6 +496,12 @@ class Client(Process):
         kind = event if type(event) is str else event[0]
         name = _FRAME_CALLBACKS.get(kind)
         if name is not None:
+            if kind == "pong" and self._ka_sent is not None and event[-1] == self._ka_sent:
+                # The answer to a keepalive ping: the callback module did not
+                # send that ping, its handle_pong does not see the pong.
+                if self._dbg is not None:
+                    self._dbg.event(self, "keepalive_pong", event[-1])
+                return
             dbg = self._dbg
             if dbg is not None:
                 dbg.event(self, "in", event)
@@ -433,7 +550,8 @@ class Client(Process):
                     return True
                 if tag == "close" and n == 2:
                     self._state = result[1]
-                    return self._close_from_callback(name, CloseCode.NORMAL, "", ("local", "normal"))
+                    return self._close_from_callback(name, CloseCode.NORMAL, "",
+                                                     ("local", "normal"))
                 if tag == "close" and n == 3 and type(result[1]) is tuple and len(result[1]) == 2:
                     code, text = result[1]
                     self._state = result[2]
@@ -515,6 +633,8 @@ class Client(Process):
         self._start_close_timer()
 
     def _start_close_timer(self) -> None:
+        if self._send_waiters:
+            self._release_waiters()  # they fail: the connection is closing
         if self._timer is None:
             self._timer = self.loop.call_later(self.conn.close_timeout, self._force_close)
 
@@ -532,6 +652,14 @@ class Client(Process):
     def _teardown(self) -> None:
         """Drop the socket, connector, timers and protocol of the current connection."""
         self._cancel_timer()
+        if self._ka_timer is not None:
+            self._ka_timer.cancel()
+            self._ka_timer = None
+        self._ka_awaiting = False
+        self._ka_sent = None
+        self._read_paused = False
+        if self._send_waiters:
+            self._fail_waiters()
         if self._connector is not None:
             self._connector.cancel()
             self._connector = None
@@ -706,6 +834,81 @@ class Client(Process):
         self.loop.call_soon_threadsafe(handle)
 
     # ------------------------------------------------------- requests (loop)
+    def _send_or_park(self, waiter: _SendWaiter) -> None:
+        """Send the frame of a :func:`send_frame` from another thread, or park it.
+
+        Parked while the output is over ``write_limit`` (or others are parked
+        before it, to keep their order) until :meth:`_on_writable` drains it.
+        """
+        if ((self._send_waiters or len(self._wbuf) > self._write_limit)
+                and self.connection_state == "open"):
+            self._send_waiters.append(waiter)
+            return
+        self._finish_send(waiter)
+
+    def _finish_send(self, waiter: _SendWaiter) -> None:
+        try:
+            self._send_frame_now(waiter.frame)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            waiter.error = exc
+        waiter.done.release()
+
+    def _release_waiters(self) -> None:
+        """Send parked frames while the output is within the limit (all of them fail
+        with :class:`NotConnectedError` once the connection is no longer open)."""
+        waiters = self._send_waiters
+        while waiters and (len(self._wbuf) <= self._write_limit
+                           or self.connection_state != "open"):
+            self._finish_send(waiters.popleft())
+
+    def _fail_waiters(self) -> None:
+        waiters = self._send_waiters
+        while waiters:
+            waiter = waiters.popleft()
+            waiter.error = ConnError(
+                f"cannot send {_short(waiter.frame)}: the connection ended while the frame "
+                "waited for the write buffer to drain")
+            waiter.done.release()
+
+    def _cancel_send(self, waiter: _SendWaiter, timeout: float) -> None:
+        """``send_timeout`` passed for a parked frame: drop it (unless it went out meanwhile)."""
+        try:
+            self._send_waiters.remove(waiter)
+        except ValueError:
+            return  # already sent or failed: its thread has the answer
+        waiter.error = TimeoutExpired(
+            "send_timeout", timeout,
+            f"send_frame({_short(waiter.frame)}) not sent: the write buffer of {self!r} "
+            f"stayed over write_limit={self._write_limit} bytes ({len(self._wbuf)} bytes "
+            "pending; the server is not reading)",
+        )
+        waiter.done.release()
+
+    def _send_from_thread(self, frame: Any) -> None:
+        """:func:`send_frame` from a thread other than the loop's: wait for the answer,
+        at most ``send_timeout`` for the write buffer to drain."""
+        waiter = _SendWaiter(frame)
+        loop = self.loop
+        loop.call_soon_threadsafe(self._send_or_park, waiter)
+        timeout = self.conn.send_timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        done = waiter.done
+        while True:
+            wait = 1.0
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
+                if wait <= 0:
+                    # Ask the loop to drop the frame; it answers either way.
+                    loop.call_soon_threadsafe(self._cancel_send, waiter, timeout)
+                    deadline = None
+                    continue
+            if done.acquire(timeout=wait):
+                break
+            if not loop.running:
+                raise NotConnectedError("gone (its loop is not running)")
+        if waiter.error is not None:
+            raise waiter.error
+
     def _send_frame_now(self, frame: Any) -> None:
         protocol = self._protocol
         if self.connection_state != "open" or protocol is None:
@@ -751,11 +954,24 @@ class Client(Process):
         self._suspended = False
         while self._inbox and not self._suspended and not self._terminated:
             self._handle_event(self._inbox.popleft())
-        if self._sock is not None and self.connection_state in ("open", "closing"):
+        if (self._sock is not None and self.connection_state in ("open", "closing")
+                and not self._read_paused):
             self.loop.add_reader(self._sock, self._on_readable)
             # Frames that arrived while suspended come before later messages.
             self._on_readable()
         self._drain()
+
+
+class _SendWaiter:
+    """A :func:`send_frame` call from another thread, waiting for the loop's answer."""
+
+    __slots__ = ("frame", "done", "error")
+
+    def __init__(self, frame: Any) -> None:
+        self.frame = frame
+        self.done = _thread.allocate_lock()
+        self.done.acquire()
+        self.error: BaseException | None = None
 
 
 def _negotiate(conn: Conn, response: HandshakeResponse) -> list[Any]:
@@ -804,7 +1020,8 @@ def _reason_error(reason: Any) -> BaseException:
 def _connection_options(opts: dict[str, Any]) -> dict[str, Any]:
     names = ("extra_headers", "subprotocols", "origin", "ssl_context", "insecure",
              "socket_connect_timeout", "socket_recv_timeout", "max_message_size",
-             "close_timeout", "compress")
+             "close_timeout", "compress", "ping_interval", "ping_timeout", "write_limit",
+             "send_timeout")
     return {k: opts.pop(k) for k in names if k in opts}
 
 
@@ -885,6 +1102,13 @@ def _client(target: Client | str) -> Client:
 def send_frame(client: Client | str, frame: Any) -> None:
     """Send a frame and return once it is written to the socket (buffer).
 
+    Backpressure: while the connection's pending output is over its
+    ``write_limit`` (the server reads slower than we write), a call from a
+    thread other than the loop's waits for it to drain, at most
+    ``send_timeout`` seconds, then raises :class:`TimeoutExpired` (the frame
+    is not sent; the connection stays open). Called on the loop's thread
+    (e.g. from another client's callback) it never waits: the frame is queued.
+
     Raises :class:`NotConnectedError` while connecting or closing,
     :class:`ConnError` on a broken connection, :class:`InvalidFrameError` /
     :class:`FrameEncodeError` for a bad frame, and :class:`CallingSelfError`
@@ -899,7 +1123,7 @@ def send_frame(client: Client | str, frame: Any) -> None:
         return
     if not c.alive:
         raise NotConnectedError("terminated")
-    c._call(c._send_frame_now, frame)
+    c._send_from_thread(frame)
 
 
 def cast(client: Client | str, msg: Any) -> None:

@@ -166,12 +166,12 @@ class Conn:
         ):
             raise ValueError(f"max_message_size must be a positive int or None, not {max_message_size!r}")
         self.max_message_size = max_message_size
-        for name, value in (("ping_interval", ping_interval), ("ping_timeout", ping_timeout),
-                            ("send_timeout", send_timeout)):
-            if value is not None and (not isinstance(value, (int, float))
-                                      or isinstance(value, bool) or value <= 0):
-                raise ValueError(f"{name} must be a positive number of seconds or None, "
-                                 f"not {value!r}")
+        for option, seconds in (("ping_interval", ping_interval), ("ping_timeout", ping_timeout),
+                                ("send_timeout", send_timeout)):
+            if seconds is not None and (not isinstance(seconds, (int, float))
+                                        or isinstance(seconds, bool) or seconds <= 0):
+                raise ValueError(f"{option} must be a positive number of seconds or None, "
+                                 f"not {seconds!r}")
         #: Keepalive period (seconds) or ``None``; see the class documentation.
         self.ping_interval = None if ping_interval is None else float(ping_interval)
         #: Keepalive deadline (seconds) after a ping, or ``None`` when keepalive is off.

@@ -23,6 +23,7 @@ __all__ = [
     "NotConnectedError",
     "CallingSelfError",
     "CloseCode",
+    "TimeoutExpired",
 ]
 
 
@@ -171,3 +172,17 @@ class CallingSelfError(WSXError):
             'return ("reply", frame, state) from the callback instead'
         )
 
+
+class TimeoutExpired(WSXError, TimeoutError):
+    """A wsx deadline set by an option passed.
+
+    ``option`` names the option (``"ping_timeout"``: the server showed no
+    sign of life after a keepalive ping, the connection was dropped;
+    ``"send_timeout"``: :func:`wsx.send_frame` waited that long for the write
+    buffer to drain and did not send the frame) and ``seconds`` is its value.
+    """
+
+    def __init__(self, option: str, seconds: float, message: str) -> None:
+        self.option = option
+        self.seconds = seconds
+        super().__init__(f"{message} ({option}={seconds:g} s)")

@@ -37,21 +37,36 @@ _EVENT_WRITE = selectors.EVENT_WRITE
 
 
 class Timer:
-    """A callback scheduled with :meth:`Loop.call_later`; :meth:`cancel` it to drop it."""
+    """A callback scheduled with :meth:`Loop.call_later`; :meth:`cancel` it to drop it.
 
-    __slots__ = ("when", "callback", "args", "cancelled")
+    Cancelling is O(1): the entry stays in the loop's heap, marked, until it
+    reaches the top or the loop compacts the heap (when cancelled entries make
+    up more than half of it), so that many cancelled timers cost neither
+    memory nor wake-ups.
+    """
 
-    def __init__(self, when: float, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    __slots__ = ("when", "callback", "args", "cancelled", "_loop")
+
+    def __init__(self, when: float, callback: Callable[..., Any], args: tuple[Any, ...],
+                 loop: Loop | None = None) -> None:
         self.when = when
         self.callback = callback
         self.args = args
         self.cancelled = False
+        # The loop whose heap holds this timer; None once it left the heap.
+        self._loop = loop
 
     def cancel(self) -> None:
-        """Prevent the callback from running (a no-op once it ran)."""
+        """Prevent the callback from running (a no-op once it ran). Loop thread only."""
+        if self.cancelled:
+            return
         self.cancelled = True
         self.callback = _noop
         self.args = ()
+        loop = self._loop
+        if loop is not None:
+            self._loop = None
+            loop._timer_cancelled()
 
 
 def _noop(*_args: Any) -> None:
@@ -71,6 +86,7 @@ class Loop:
         self._selector = selectors.DefaultSelector()
         self._ready: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         self._timers: list[tuple[float, int, Timer]] = []
+        self._cancelled_timers = 0  # cancelled entries still in self._timers
         self._seq = itertools.count()
         self._running = False
         self._stopping = False
@@ -131,9 +147,35 @@ class Loop:
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> Timer:
         """Run ``callback(*args)`` at loop time ``when`` (loop thread only)."""
-        timer = Timer(when, callback, args)
+        timer = Timer(when, callback, args, self)
         heapq.heappush(self._timers, (when, next(self._seq), timer))
         return timer
+
+    @property
+    def timer_count(self) -> int:
+        """Timers scheduled and not cancelled (a diagnostic; loop thread only)."""
+        return len(self._timers) - self._cancelled_timers
+
+    def _timer_cancelled(self) -> None:
+        """Count a cancelled heap entry; compact the heap when they are the majority."""
+        self._cancelled_timers += 1
+        timers = self._timers
+        if self._cancelled_timers > 32 and 2 * self._cancelled_timers > len(timers):
+            # In place: run() holds a reference to this list.
+            timers[:] = [entry for entry in timers if not entry[2].cancelled]
+            heapq.heapify(timers)
+            self._cancelled_timers = 0
+
+    def _next_timeout(self) -> float | None:
+        """Seconds until the next live timer (dropping cancelled ones on top), or None."""
+        timers = self._timers
+        while timers:
+            when, _, timer = timers[0]
+            if not timer.cancelled:
+                return max(0.0, when - time.monotonic())
+            heapq.heappop(timers)
+            self._cancelled_timers -= 1
+        return None
 
     def _drain_wakeup(self) -> None:
         # Drain first, then clear the flag: clearing it first lets a poster
@@ -232,7 +274,8 @@ class Loop:
                 if ready:
                     timeout: float | None = 0
                 elif timers:
-                    timeout = max(0.0, timers[0][0] - monotonic())
+                    # The next *live* deadline: a cancelled timer wakes nobody.
+                    timeout = self._next_timeout()
                 else:
                     timeout = None
                 for key, mask in select(timeout):
@@ -251,7 +294,10 @@ class Loop:
                     now = monotonic()
                     while timers and timers[0][0] <= now:
                         timer = heapq.heappop(timers)[2]
-                        if not timer.cancelled:
+                        if timer.cancelled:
+                            self._cancelled_timers -= 1
+                        else:
+                            timer._loop = None  # out of the heap: cancel() counts nothing
                             # Queue the timer, not its callback: cancel() must
                             # still work until it runs (a callback ahead of it
                             # in this iteration may cancel it).
