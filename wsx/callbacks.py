@@ -17,7 +17,8 @@ Every callback except ``terminate`` returns a tuple:
   ``("reconnect", state)`` | ``("reconnect", conn, state)`` (``conn`` a
   :class:`wsx.Conn`, or a URL string that keeps the current options) |
   ``("reconnect_after", seconds, state)`` (wsx: reconnect after a delay
-  without blocking the loop; see :class:`wsx.Backoff`)
+  without blocking the loop; see :class:`wsx.Backoff`, and the properties
+  of :class:`DisconnectStatus` to classify the reason)
 * ``terminate(reason, state)`` → ignored
 * ``code_change(old_vsn, state, extra)`` → ``("ok", state)`` | ``("error", reason)``
 * ``format_status(opt, state)`` → what :func:`wsx.sys.get_status` shows
@@ -29,7 +30,9 @@ from __future__ import annotations
 import logging
 import types
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal
+
+from .errors import FrameError
 
 if TYPE_CHECKING:
     from .conn import Conn
@@ -56,12 +59,12 @@ CALLBACKS = (
 ATTRIBUTES = ("trap_exit", "vsn")
 
 #: A frame as a callback receives or replies it.
-Frame = Union[
-    tuple[Literal["text"], str],
-    tuple[Literal["binary"], bytes],
-    Literal["ping", "pong"],
-    tuple[Literal["ping", "pong"], bytes],
-]
+Frame = (
+    tuple[Literal["text"], str]
+    | tuple[Literal["binary"], bytes]
+    | Literal["ping", "pong"]
+    | tuple[Literal["ping", "pong"], bytes]
+)
 
 
 @dataclass
@@ -73,6 +76,20 @@ class DisconnectStatus:
     ``("remote", "closed")`` or ``("error", exception)``. ``attempt_number``
     counts the calls since the last successful connection (1 for the first).
     ``status["reason"]`` works too.
+
+    The properties classify the reason for a reconnect policy: :attr:`clean`
+    (a normal close), :attr:`code` (the close code), :attr:`remote` (the
+    server ended it) and :attr:`error` (the exception of an error)::
+
+        backoff = wsx.Backoff(base=0.5, cap=30)
+
+        def handle_disconnect(self, status, state):
+            if status.clean:                           # 1000/1001 or a normal local close
+                return ("ok", state)
+            if status.code in (1002, 1003, 1007, 1008, 1009, 1010):
+                return ("ok", state)                   # retrying would fail the same way
+            # 1011/1012/1013/1014, TCP resets, keepalive timeouts...: try again
+            return ("reconnect_after", backoff.delay(status.attempt_number), state)
     """
 
     reason: Any
@@ -84,18 +101,57 @@ class DisconnectStatus:
 
     @property
     def clean(self) -> bool:
-        """True when the connection ended with a normal close (no code, 1000 or 1001)."""
+        """True for a normal close: ``("local", "normal")``, ``("remote", "normal")``
+        (a close frame without a code) or a close code 1000 or 1001 either way.
+
+        False for errors (``("error", exc)``), a TCP close without a close
+        frame (``("remote", "closed")``) and every other close code.
+        """
         r = self.reason
-        if r in (("local", "normal"), ("remote", "normal")):
+        if r == ("local", "normal") or r == ("remote", "normal"):
             return True
         return type(r) is tuple and len(r) == 3 and r[1] in (1000, 1001)
 
     @property
     def code(self) -> int | None:
-        """The close code, when the reason carries one."""
+        """The close code that ended the connection, when there was one.
+
+        The server's code for ``("remote", code, reason)``; ours for
+        ``("local", code, reason)`` and 1000 for ``("local", "normal")``;
+        for ``("error", FrameError)`` (the server broke the protocol) the
+        code the client closed with (1002, 1007 or 1009). ``None`` for a
+        close frame without a code, a TCP close without a close frame and
+        other errors (connection errors, :class:`wsx.TimeoutExpired`).
+        """
         r = self.reason
-        if type(r) is tuple and len(r) == 3 and isinstance(r[1], int):
+        if type(r) is not tuple or len(r) < 2:
+            return None
+        if len(r) == 3 and isinstance(r[1], int):
             return int(r[1])
+        if r == ("local", "normal"):
+            return 1000
+        if r[0] == "error" and isinstance(r[1], FrameError):
+            return r[1].code
+        return None
+
+    @property
+    def remote(self) -> bool:
+        """True when the server ended the connection (a close frame or a TCP close)."""
+        r = self.reason
+        return type(r) is tuple and len(r) >= 2 and r[0] == "remote"
+
+    @property
+    def error(self) -> BaseException | None:
+        """The exception of an ``("error", exception)`` reason, else ``None``.
+
+        E.g. :class:`wsx.ConnError` (connection refused or broken),
+        :class:`wsx.FrameError` (the server broke the protocol),
+        :class:`wsx.TimeoutExpired` (``option == "ping_timeout"``: the
+        keepalive got no answer), :class:`wsx.HandshakeError`.
+        """
+        r = self.reason
+        if type(r) is tuple and len(r) == 2 and r[0] == "error" and isinstance(r[1], BaseException):
+            return r[1]
         return None
 
 
@@ -135,7 +191,11 @@ class WebSocket:
         return ("reply", ("pong", frame[1]), state)
 
     def handle_pong(self, frame: Any, state: Any) -> Any:
-        """Called for each pong. The default ignores it."""
+        """Called for each pong. The default ignores it.
+
+        Pongs answering the client's own keepalive pings (``ping_interval``)
+        are not passed here: the module did not send those pings.
+        """
         return ("ok", state)
 
     def handle_disconnect(self, status: DisconnectStatus, state: Any) -> Any:
