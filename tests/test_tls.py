@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import logging
 import ssl
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -239,20 +238,3 @@ def test_tls_error_reaches_handle_disconnect_on_reconnect(
     assert second[0] == "error" and isinstance(second[1], wsx.ConnError)
     assert "unable to get local issuer certificate" in str(second[1])
     assert server.connections == 1
-
-
-def test_tls_handshake_against_a_silent_peer_is_cut_by_socket_connect_timeout(
-    raw_server: Callable[..., Any],
-) -> None:
-    release = threading.Event()
-    server = raw_server(lambda sock: release.wait(10))
-    try:
-        with pytest.raises(wsx.ConnError) as info:
-            wsx.start_link(f"wss://127.0.0.1:{server.port}/", Echo, new_state(),
-                           socket_connect_timeout=0.4)
-        assert isinstance(info.value.original, TimeoutError)
-        message = str(info.value)
-        assert "during the TLS handshake" in message
-        assert "0.4 s (socket_connect_timeout)" in message
-    finally:
-        release.set()
