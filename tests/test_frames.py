@@ -31,6 +31,23 @@ from wsx.frames import (
     parse_close,
 )
 
+# Every test here runs against each codec built: the pure-Python one and, when
+# the extension is compiled, wsx/_codec.pyx (bound by wsx.frames).
+CODECS = {"python": (wsx.frames.PyFrameParser, wsx.frames.py_encode_frame)}
+if wsx.frames.CODEC_IMPLEMENTATION == "cython":
+    CODECS["cython"] = (wsx.frames.FrameParser, wsx.frames.encode_frame)
+elif os.environ.get("WSX_REQUIRE_EXTENSIONS", "") not in ("", "0"):
+    raise RuntimeError("WSX_REQUIRE_EXTENSIONS is set but the compiled codec is not in use")
+
+
+@pytest.fixture(autouse=True, scope="module", params=sorted(CODECS))
+def codec(request: pytest.FixtureRequest) -> str:
+    """Bind FrameParser / encode_frame in this module to one implementation."""
+    global FrameParser, encode_frame
+    FrameParser, encode_frame = CODECS[request.param]  # type: ignore[misc]
+    return str(request.param)
+
+
 HELLO = b"Hello"
 KEY = bytes.fromhex("37fa213d")
 
@@ -233,11 +250,21 @@ class TestMaskKeys:
         assert keys[0] == bytes((1, 2, 3, 4))
         assert keys[3] == bytes((13, 14, 15, 16))
 
-    def test_default_source_is_used(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_default_source_is_used(self, monkeypatch: pytest.MonkeyPatch, codec: str) -> None:
+        if codec == "cython":
+            pytest.skip("the compiled encoder keeps its own key pool (test_keys_vary)")
         keys = iter([b"\x01\x02\x03\x04", b"\xaa\xbb\xcc\xdd"])
         monkeypatch.setattr(wsx.frames, "_default_keys", lambda: next(keys))
         assert encode_frame(OP_BINARY, b"\x00\x00")[2:6] == b"\x01\x02\x03\x04"
         assert encode_frame(OP_BINARY, b"\x00\x00") == b"\x82\x82\xaa\xbb\xcc\xdd\xaa\xbb"
+
+    def test_keys_vary(self) -> None:
+        keys = {encode_frame(OP_BINARY, b"\x00\x00\x00\x00")[2:6] for _ in range(3000)}
+        # 3000 random 32-bit keys: a repeat is possible but very unlikely (p ~ 0.001).
+        assert len(keys) >= 2999
+        frames = [encode_frame(OP_BINARY, b"\x00" * 8) for _ in range(50)]
+        # The payload of zeros masked is the key twice: header key == payload.
+        assert all(f[6:10] == f[2:6] and f[10:14] == f[2:6] for f in frames)
 
     def test_default_source_type(self) -> None:
         assert isinstance(wsx.frames._default_keys, MaskKeySource)
@@ -272,7 +299,7 @@ def frame_sequences(draw: st.DrawFn) -> list[Frame]:
         n_frag = draw(st.integers(1, 4))
         cuts = sorted(draw(st.lists(st.integers(0, len(payload)), min_size=n_frag - 1,
                                     max_size=n_frag - 1)))
-        pieces = [payload[a:b] for a, b in zip([0, *cuts], [*cuts, len(payload)])]
+        pieces = [payload[a:b] for a, b in zip([0, *cuts], [*cuts, len(payload)], strict=True)]
         for i, piece in enumerate(pieces):
             if draw(st.booleans()):
                 frames.append(Frame(draw(st.sampled_from([OP_PING, OP_PONG])), True, 0,

@@ -22,7 +22,8 @@ from cpython.buffer cimport (
     PyBuffer_Release,
     PyObject_GetBuffer,
 )
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
@@ -128,6 +129,10 @@ cdef int _get_buffer(object obj, Py_buffer* view, str what) except -1:
 cdef int _load_key(object key, unsigned char* out4) except -1:
     """Copy the 4-byte masking key into ``out4``."""
     cdef Py_buffer kv
+    if type(key) is bytes and PyBytes_GET_SIZE(key) == 4:
+        # The usual case, without the buffer protocol's overhead.
+        memcpy(out4, PyBytes_AS_STRING(key), 4)
+        return 0
     _get_buffer(key, &kv, "key")
     try:
         if kv.len != 4:
@@ -155,6 +160,13 @@ def mask(data, key, Py_ssize_t offset=0):
     cdef bytes out
     cdef unsigned char* dst
     _load_key(key, k4)
+    if type(data) is bytes and PyBytes_GET_SIZE(data) < NOGIL_THRESHOLD:
+        # Small immutable input: no buffer export needed (the usual case).
+        n = PyBytes_GET_SIZE(data)
+        out = PyBytes_FromStringAndSize(NULL, n)
+        _xor_copy(<const unsigned char*>PyBytes_AS_STRING(data),
+                  <unsigned char*>PyBytes_AS_STRING(out), n, k4, rot)
+        return out
     _get_buffer(data, &view, "data")
     try:
         n = view.len
@@ -187,6 +199,11 @@ def mask_inplace(buf, key, Py_ssize_t offset=0):
     cdef Py_ssize_t n
     cdef Py_ssize_t rot = offset & 3
     _load_key(key, k4)
+    if type(buf) is bytearray and PyByteArray_GET_SIZE(buf) < NOGIL_THRESHOLD:
+        # Small bytearray: masked under the GIL, so it cannot be resized meanwhile.
+        _xor_inplace(<unsigned char*>PyByteArray_AS_STRING(buf), PyByteArray_GET_SIZE(buf),
+                     k4, rot)
+        return
     _get_buffer(buf, &view, "buffer")
     try:
         if view.readonly:
@@ -217,6 +234,15 @@ def frame_masked(header, payload, key):
     cdef bytes out
     cdef unsigned char* dst
     _load_key(key, k4)
+    if (type(header) is bytes and type(payload) is bytes
+            and PyBytes_GET_SIZE(payload) < NOGIL_THRESHOLD):
+        nh = PyBytes_GET_SIZE(header)
+        n = PyBytes_GET_SIZE(payload)
+        out = PyBytes_FromStringAndSize(NULL, nh + n)
+        dst = <unsigned char*>PyBytes_AS_STRING(out)
+        memcpy(dst, PyBytes_AS_STRING(header), nh)
+        _xor_copy(<const unsigned char*>PyBytes_AS_STRING(payload), dst + nh, n, k4, 0)
+        return out
     _get_buffer(header, &hv, "header")
     try:
         _get_buffer(payload, &pv, "payload")

@@ -17,7 +17,7 @@ import struct
 from typing import NamedTuple
 
 from .errors import CloseCode, FrameEncodeError, FrameError
-from .mask import frame_masked
+from .mask import _extensions_disabled, frame_masked
 from .utf8 import is_valid_utf8
 
 __all__ = [
@@ -328,64 +328,106 @@ class FrameParser:
         return frames
 
     def _check_header(self, b0: int, b1: int, length: int) -> tuple[int, bool, int]:
-        opcode = b0 & 0x0F
-        fin = bool(b0 & 0x80)
-        rsv = b0 & 0x70
-        if rsv & ~self.allowed_rsv:
-            raise FrameError(
-                CloseCode.PROTOCOL_ERROR,
-                f"reserved bits 0x{rsv:02x} set without a negotiated extension "
-                f"(frame byte 0x{b0:02x})",
-            )
-        if b1 & 0x80:
-            raise FrameError(CloseCode.PROTOCOL_ERROR, "the server sent a masked frame")
-        if opcode >= 0x8:
-            if opcode > OP_PONG:
-                raise FrameError(CloseCode.PROTOCOL_ERROR, f"reserved control opcode 0x{opcode:x}")
-            if rsv:
-                raise FrameError(
-                    CloseCode.PROTOCOL_ERROR,
-                    f"{OPCODE_NAMES[opcode]} frame with reserved bits 0x{rsv:02x} "
-                    "(extensions never apply to control frames)",
-                )
-            if length > _MAX_CONTROL_PAYLOAD:
-                raise FrameError(
-                    CloseCode.PROTOCOL_ERROR,
-                    f"{OPCODE_NAMES[opcode]} frame with a {length}-byte payload (limit 125)",
-                )
-            if not fin:
-                raise FrameError(
-                    CloseCode.PROTOCOL_ERROR, f"fragmented {OPCODE_NAMES[opcode]} frame"
-                )
-            return opcode, fin, rsv
-        if opcode > OP_BINARY:
-            raise FrameError(CloseCode.PROTOCOL_ERROR, f"reserved data opcode 0x{opcode:x}")
-        if length >> 63:
-            raise FrameError(
-                CloseCode.PROTOCOL_ERROR, f"64-bit payload length 0x{length:016x} has its top bit set"
-            )
-        if opcode == OP_CONTINUATION:
-            if not self._fragmented:
-                raise FrameError(
-                    CloseCode.PROTOCOL_ERROR, "continuation frame with no message in progress"
-                )
-        elif self._fragmented:
-            raise FrameError(
-                CloseCode.PROTOCOL_ERROR,
-                f"new {OPCODE_NAMES[opcode]} frame inside a fragmented message",
-            )
-        limit = self.max_frame_size
-        if limit is not None and length > limit:
-            raise FrameError(
-                CloseCode.MESSAGE_TOO_BIG, f"frame of {length} bytes exceeds the limit of {limit}"
-            )
-        total = length + self._message_len if opcode == OP_CONTINUATION else length
-        limit = self.max_message_size
-        if limit is not None and total > limit:
-            raise FrameError(
-                CloseCode.MESSAGE_TOO_BIG,
-                f"message of at least {total} bytes exceeds the limit of {limit}",
-            )
-        self._fragmented = not fin
-        self._message_len = 0 if fin else total
+        opcode, fin, rsv, self._fragmented, self._message_len = check_header(
+            b0, b1, length, self.allowed_rsv, self._fragmented, self._message_len,
+            self.max_frame_size, self.max_message_size,
+        )
         return opcode, fin, rsv
+
+
+def check_header(
+    b0: int,
+    b1: int,
+    length: int,
+    allowed_rsv: int,
+    fragmented: bool,
+    message_len: int,
+    max_frame_size: int | None,
+    max_message_size: int | None,
+) -> tuple[int, bool, int, bool, int]:
+    """Check a received frame header against RFC 6455 section 5 and the size limits.
+
+    ``b0``/``b1`` are the first two header bytes, ``length`` the payload
+    length; ``fragmented`` and ``message_len`` describe the data message in
+    progress. Returns ``(opcode, fin, rsv, fragmented, message_len)`` (the last
+    two updated for the next header) or raises :class:`FrameError`. Both
+    parsers (this module's and the compiled one) use it, so the rules and
+    their messages are written once.
+    """
+    opcode = b0 & 0x0F
+    fin = bool(b0 & 0x80)
+    rsv = b0 & 0x70
+    if rsv & ~allowed_rsv:
+        raise FrameError(
+            CloseCode.PROTOCOL_ERROR,
+            f"reserved bits 0x{rsv:02x} set without a negotiated extension "
+            f"(frame byte 0x{b0:02x})",
+        )
+    if b1 & 0x80:
+        raise FrameError(CloseCode.PROTOCOL_ERROR, "the server sent a masked frame")
+    if opcode >= 0x8:
+        if opcode > OP_PONG:
+            raise FrameError(CloseCode.PROTOCOL_ERROR, f"reserved control opcode 0x{opcode:x}")
+        if rsv:
+            raise FrameError(
+                CloseCode.PROTOCOL_ERROR,
+                f"{OPCODE_NAMES[opcode]} frame with reserved bits 0x{rsv:02x} "
+                "(extensions never apply to control frames)",
+            )
+        if length > _MAX_CONTROL_PAYLOAD:
+            raise FrameError(
+                CloseCode.PROTOCOL_ERROR,
+                f"{OPCODE_NAMES[opcode]} frame with a {length}-byte payload (limit 125)",
+            )
+        if not fin:
+            raise FrameError(
+                CloseCode.PROTOCOL_ERROR, f"fragmented {OPCODE_NAMES[opcode]} frame"
+            )
+        return opcode, fin, rsv, fragmented, message_len
+    if opcode > OP_BINARY:
+        raise FrameError(CloseCode.PROTOCOL_ERROR, f"reserved data opcode 0x{opcode:x}")
+    if length >> 63:
+        raise FrameError(
+            CloseCode.PROTOCOL_ERROR, f"64-bit payload length 0x{length:016x} has its top bit set"
+        )
+    if opcode == OP_CONTINUATION:
+        if not fragmented:
+            raise FrameError(
+                CloseCode.PROTOCOL_ERROR, "continuation frame with no message in progress"
+            )
+    elif fragmented:
+        raise FrameError(
+            CloseCode.PROTOCOL_ERROR,
+            f"new {OPCODE_NAMES[opcode]} frame inside a fragmented message",
+        )
+    limit = max_frame_size
+    if limit is not None and length > limit:
+        raise FrameError(
+            CloseCode.MESSAGE_TOO_BIG, f"frame of {length} bytes exceeds the limit of {limit}"
+        )
+    total = length + message_len if opcode == OP_CONTINUATION else length
+    limit = max_message_size
+    if limit is not None and total > limit:
+        raise FrameError(
+            CloseCode.MESSAGE_TOO_BIG,
+            f"message of at least {total} bytes exceeds the limit of {limit}",
+        )
+    return opcode, fin, rsv, not fin, 0 if fin else total
+
+
+# The compiled codec (wsx/_codec.pyx), unless disabled or not built. The
+# pure-Python versions stay reachable as PyFrameParser / py_encode_frame.
+PyFrameParser = FrameParser
+py_encode_frame = encode_frame
+#: ``"cython"`` when the compiled parser and encoder are in use, else ``"python"``.
+CODEC_IMPLEMENTATION = "python"
+if not _extensions_disabled():
+    try:
+        from . import _codec
+    except ImportError:
+        pass
+    else:
+        _codec._bind(Frame, check_header, py_encode_frame, DEFAULT_MAX_SIZE)
+        FrameParser = _codec.FrameParser  # type: ignore[assignment,misc]
+        encode_frame = _codec.encode_frame
+        CODEC_IMPLEMENTATION = "cython"

@@ -24,7 +24,7 @@ failed). After ``"closed"``, the client waits for the server to close TCP.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
 from .errors import CloseCode, FrameEncodeError, FrameError, InvalidFrameError, NotConnectedError
 from .extensions import Extension
@@ -49,7 +49,7 @@ OPEN = "open"
 CLOSING = "closing"
 CLOSED = "closed"
 
-Event = Union[str, tuple[Any, ...]]
+Event = str | tuple[Any, ...]
 
 _BYTES_TYPES = (bytes, bytearray, memoryview)
 _DATA_OPCODES = {"text": OP_TEXT, "binary": OP_BINARY}
@@ -148,6 +148,8 @@ class Protocol:
         self.state = OPEN
         self.max_message_size = max_message_size
         self.extensions = list(extensions)
+        # No extension transforms payloads: the common frames take fast paths.
+        self._plain = not self.extensions
         rsv = 0
         for ext in self.extensions:
             rsv |= ext.rsv_mask
@@ -207,6 +209,19 @@ class Protocol:
         """
         if self.state is not OPEN:
             raise NotConnectedError(self.state)
+        if self._plain and not self._send_opcode and type(frame) is tuple and len(frame) == 2:
+            # Fast path for the usual ("binary", bytes) / ("text", str) frames;
+            # anything else (or a str that cannot be encoded) takes the full
+            # path below, which explains the problem.
+            kind, payload_ = frame
+            if kind == "binary":
+                if type(payload_) is bytes:
+                    return encode_frame(OP_BINARY, payload_)
+            elif kind == "text" and type(payload_) is str:
+                try:
+                    return encode_frame(OP_TEXT, payload_.encode("utf-8"))
+                except UnicodeEncodeError:
+                    pass
         opcode, fin, payload, piece = frame_to_wire(frame)
         if opcode < 8:
             if piece is None or piece == "fragment":
@@ -284,9 +299,22 @@ class Protocol:
         events.append(("error", exc))
 
     def _process(self, frames: list[Any], events: list[Event]) -> None:
+        plain = self._plain
         for opcode, fin, rsv, payload in frames:
-            if self._input_closed:
+            if self.error is not None or self.close_received is not None:
                 return
+            if fin and plain and not self._validated:
+                # Fast path: a whole unfragmented message, no extension.
+                if opcode == OP_BINARY:
+                    events.append(("binary", payload))
+                    continue
+                if opcode == OP_TEXT:
+                    try:
+                        events.append(("text", payload.decode("utf-8")))
+                    except UnicodeDecodeError as exc:
+                        self._fail(_invalid_utf8(exc), events)
+                        return
+                    continue
             try:
                 if opcode >= 8:
                     self._control(opcode, payload, events)

@@ -1,0 +1,179 @@
+"""The compiled codec (wsx/_codec.pyx) against the pure-Python one, input for input.
+
+Both parsers are fed the same byte streams cut at the same places: they must
+return the same frames, report the same incomplete frame, and fail with the
+same close code and message (carrying the same frames completed before the
+error). The encoders must produce the same bytes for the same key.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import wsx.frames
+from wsx.errors import FrameEncodeError, FrameError
+from wsx.frames import py_encode_frame
+
+if wsx.frames.CODEC_IMPLEMENTATION != "cython":
+    if os.environ.get("WSX_REQUIRE_EXTENSIONS", "") not in ("", "0"):
+        raise RuntimeError("WSX_REQUIRE_EXTENSIONS is set but the compiled codec is not in use")
+    pytest.skip("the compiled codec is not built or disabled", allow_module_level=True)
+
+CParser = wsx.frames.FrameParser
+PyParser = wsx.frames.PyFrameParser
+c_encode = wsx.frames.encode_frame
+
+
+def run(parser: Any, chunks: list[bytes]) -> list[Any]:
+    """Feed chunks; record frames, pending state and the error, if any."""
+    out: list[Any] = []
+    for chunk in chunks:
+        try:
+            frames = parser.feed(chunk)
+        except FrameError as exc:
+            out.append(("error", exc.code, str(exc), [tuple(f) for f in exc.frames]))
+            return out
+        out.append(([tuple(f) for f in frames], parser.pending_header(), parser.buffered,
+                    parser.pending_bytes(), parser.pending_bytes(1)))
+    return out
+
+
+def frame_bytes() -> st.SearchStrategy[bytes]:
+    """Mostly well-formed server frames, sometimes broken ones."""
+    header = st.tuples(
+        st.sampled_from([0x0, 0x1, 0x2, 0x3, 0x8, 0x9, 0xA, 0xB]),
+        st.booleans(),
+        st.sampled_from([0, 0, 0, 0x40, 0x20, 0x10]),
+        st.sampled_from([False, False, False, True]),
+        st.binary(max_size=300),
+        st.sampled_from([None, None, 126, 127]),
+    )
+
+    def build(t: tuple[int, bool, int, bool, bytes, int | None]) -> bytes:
+        opcode, fin, rsv, masked, payload, force = t
+        n = len(payload)
+        b0 = (0x80 if fin else 0) | rsv | opcode
+        m = 0x80 if masked else 0
+        if force == 126 or (force is None and 126 <= n < 0x10000):
+            head = bytes((b0, m | 126)) + n.to_bytes(2, "big")
+        elif force == 127 or n >= 0x10000:
+            head = bytes((b0, m | 127)) + n.to_bytes(8, "big")
+        else:
+            head = bytes((b0, m | n))
+        return head + (b"\x01\x02\x03\x04" if masked else b"") + payload
+
+    return header.map(build)
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> tuple[bytes, list[int]]:
+    data = b"".join(draw(st.lists(frame_bytes(), max_size=8)))
+    if draw(st.booleans()):
+        data += draw(st.binary(max_size=20))  # trailing garbage or a partial header
+    cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=6)))
+    return data, cuts
+
+
+def split(data: bytes, cuts: list[int]) -> list[bytes]:
+    bounds = [0, *cuts, len(data)]
+    return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    streams(),
+    st.sampled_from([None, 0, 5, 130, 70000]),
+    st.sampled_from([None, 0, 10, 300, 70000]),
+    st.sampled_from([0, 0x40, 0x70]),
+)
+def test_parsers_agree(stream: tuple[bytes, list[int]], max_frame: int | None,
+                       max_message: int | None, rsv: int) -> None:
+    data, cuts = stream
+    chunks = split(data, cuts)
+    a = run(CParser(max_frame, max_message, rsv), chunks)
+    b = run(PyParser(max_frame, max_message, rsv), chunks)
+    assert a == b
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400), st.integers(1, 50))
+def test_parsers_agree_on_noise(data: bytes, step: int) -> None:
+    chunks = [data[i : i + step] for i in range(0, len(data), step)]
+    assert run(CParser(None, None, 0x40), chunks) == run(PyParser(None, None, 0x40), chunks)
+
+
+def test_huge_lengths_agree() -> None:
+    for length in (2**63, 2**64 - 1, 2**63 - 1, 2**32, 16 * 1024 * 1024 + 1):
+        head = b"\x82\x7f" + length.to_bytes(8, "big")
+        assert run(CParser(), [head]) == run(PyParser(), [head])
+        assert run(CParser(None, None), [head]) == run(PyParser(None, None), [head])
+
+
+def test_one_byte_at_a_time_large_frame() -> None:
+    payload = os.urandom(70_000)
+    wire = py_encode_frame(0x2, payload, masked=False) + py_encode_frame(0x9, b"x", masked=False)
+    chunks = [wire[i : i + 997] for i in range(0, len(wire), 997)]
+    a = run(CParser(), chunks)
+    assert a == run(PyParser(), chunks)
+    assert a[-1][0] == [(0x2, True, 0, payload), (0x9, True, 0, b"x")]
+
+
+def test_frames_are_frame_tuples() -> None:
+    (frame,) = CParser().feed(b"\x81\x02hi")
+    assert isinstance(frame, wsx.frames.Frame)
+    assert (frame.opcode, frame.fin, frame.rsv, frame.payload) == (1, True, 0, b"hi")
+
+
+def test_limits_are_settable_and_checked() -> None:
+    p = CParser()
+    assert p.max_frame_size == wsx.frames.DEFAULT_MAX_SIZE
+    p.max_message_size = None
+    assert p.max_message_size is None
+    with pytest.raises(ValueError, match="max_frame_size.*-1"):
+        p.max_frame_size = -1
+    with pytest.raises(ValueError, match="max_message_size.*'x'"):
+        CParser(10, "x")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from([0x0, 0x1, 0x2, 0x8, 0x9, 0xA]),
+    st.binary(max_size=70_000) | st.binary(max_size=130),
+    st.booleans(),
+    st.sampled_from([0, 0x40]),
+    st.binary(min_size=4, max_size=4),
+    st.booleans(),
+)
+def test_encoders_agree(opcode: int, payload: bytes, fin: bool, rsv: int, key: bytes,
+                        masked: bool) -> None:
+    def enc(f: Any) -> Any:
+        try:
+            return f(opcode, payload, fin, rsv, key, masked)
+        except FrameEncodeError as exc:
+            return ("error", str(exc))
+
+    assert enc(c_encode) == enc(py_encode_frame)
+
+
+@pytest.mark.parametrize("payload", [b"", b"a" * 125, bytearray(b"xyz" * 9000), memoryview(b"m" * 300)])
+def test_encoder_random_key_roundtrip(payload: Any) -> None:
+    wire = c_encode(0x2, payload)
+    key = wire[-len(payload) - 4 : len(wire) - len(payload)] if len(payload) else wire[-4:]
+    masked = wire[len(wire) - len(payload):]
+    assert bytes(b ^ key[i % 4] for i, b in enumerate(masked)) == bytes(payload)
+
+
+def test_encoder_rejects_like_python() -> None:
+    with pytest.raises(FrameEncodeError, match="125"):
+        c_encode(0x9, b"x" * 126)
+    with pytest.raises(FrameEncodeError, match="fragmented"):
+        c_encode(0x9, b"", fin=False)
+    with pytest.raises(TypeError):
+        c_encode(0x1, "text is not bytes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="4 bytes"):
+        c_encode(0x1, b"abc", mask_key=b"abc")

@@ -1,0 +1,5 @@
+# Declarations shared with other compiled wsx modules (wsx/_codec.pyx uses the
+# copy-and-mask kernel to build frames).
+
+cdef void _xor_copy(const unsigned char* src, unsigned char* dst, Py_ssize_t n,
+                    const unsigned char* key4, Py_ssize_t rot) noexcept nogil
