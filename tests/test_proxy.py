@@ -402,6 +402,53 @@ def test_environment_variables_by_scheme() -> None:
         proxy_from_environment(wss, {"https_proxy": "ftp://u:pw@p:1"})
 
 
+def test_proxy_true_follows_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With proxy=True the choice is made for the URL connected to (a reconnect to
+    another URL re-reads it), and a bad value fails when the Conn is made."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://p:1")
+    monkeypatch.setenv("HTTPS_PROXY", "socks5h://s:2")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    conn = Conn("ws://example.com/", proxy=True)
+    assert conn.proxy == ProxyURL("http", "p", 1)
+    conn.url = parse_url("wss://example.com/")
+    assert conn.proxy == ProxyURL("socks5h", "s", 2)
+    conn.url = parse_url("wss://api.internal.example/")
+    assert conn.proxy is None
+    monkeypatch.setenv("HTTP_PROXY", "https://p:1")
+    with pytest.raises(ValueError, match="HTTP_PROXY from the environment: invalid proxy URL "
+                       "'https://p:1': unsupported scheme 'https'"):
+        Conn("ws://example.com/", proxy=True)
+    assert Conn("wss://example.com/", proxy=True).proxy == ProxyURL("socks5h", "s", 2)
+
+
+class ReconnectOnce(wsx.WebSocket):
+    def handle_disconnect(self, status: Any, state: Any) -> Any:
+        state.append(status.reason)
+        if len(state) == 1:
+            return ("reconnect", str(status.conn.url), state)  # a URL: keeps the options
+        return ("ok", state)
+
+
+def test_reconnect_to_a_url_keeps_the_proxy(
+    open_proxy: PProxy, ws_server: Callable[..., WSServer]
+) -> None:
+    async def close_at_once(ws: Any) -> None:
+        await ws.close()
+
+    server = ws_server(close_at_once)
+    target = f"127.0.0.1:{server.port}"
+    reasons: list[Any] = []
+    client = wsx.start_link(Conn(server.url, proxy=open_proxy.url("http")), ReconnectOnce,
+                            reasons)
+    assert client.join(5)
+    assert [r[0] for r in reasons] == ["remote", "remote"]
+    assert server.connections == 2
+    assert open_proxy.tunnels_to(target) == 2
+
+
 @pytest.mark.parametrize(
     ("no_proxy", "url", "bypassed"),
     [

@@ -139,16 +139,18 @@ class Conn:
             raise TypeError(f"ssl_context must be an ssl.SSLContext, not {ssl_context!r}")
         self.ssl_context = ssl_context
         self.insecure = bool(insecure)
-        #: The proxy used (``proxy`` parsed, or read from the environment), or ``None``.
-        self.proxy: ProxyURL | None
+        # True: from the environment, for whatever URL this Conn (or a copy
+        # made for a reconnect to another URL) has when it connects.
+        self._proxy: ProxyURL | bool | None
         if proxy is None or proxy is False:
-            self.proxy = None
+            self._proxy = None
         elif proxy is True:
-            self.proxy = proxy_from_environment(self.url)
+            self._proxy = True
+            proxy_from_environment(self.url)  # a bad value fails here, as ValueError
         elif isinstance(proxy, str):
-            self.proxy = parse_proxy_url(proxy)
+            self._proxy = parse_proxy_url(proxy)
         elif isinstance(proxy, ProxyURL):
-            self.proxy = proxy
+            self._proxy = proxy
         else:
             raise TypeError(f"proxy must be a URL string, True, False or None, not {proxy!r}")
         for name, value in (
@@ -164,7 +166,9 @@ class Conn:
         if max_message_size is not None and (
             not isinstance(max_message_size, int) or max_message_size <= 0
         ):
-            raise ValueError(f"max_message_size must be a positive int or None, not {max_message_size!r}")
+            raise ValueError(
+                f"max_message_size must be a positive int or None, not {max_message_size!r}"
+            )
         self.max_message_size = max_message_size
         for option, seconds in (("ping_interval", ping_interval), ("ping_timeout", ping_timeout),
                                 ("send_timeout", send_timeout)):
@@ -217,6 +221,17 @@ class Conn:
         return parts[1] if len(parts) == 2 else None
 
     @property
+    def proxy(self) -> ProxyURL | None:
+        """The proxy to go through, or ``None``.
+
+        With ``proxy=True`` it is read from the environment for the current
+        URL each time (see :func:`wsx.proxy.proxy_from_environment`).
+        """
+        if self._proxy is True:
+            return proxy_from_environment(self.url)
+        return self._proxy or None
+
+    @property
     def secure(self) -> bool:
         """True for ``wss://``."""
         return self.url.secure
@@ -265,6 +280,7 @@ class Connector:
         self._timer: Timer | None = None
         self._negotiation: HTTPConnectNegotiation | SOCKS5Negotiation | None = None
         self._pending = bytearray()  # proxy negotiation bytes not yet written
+        self._proxy: ProxyURL | None = None
         #: What the attempt is doing now, named in timeout errors.
         self.phase = "starting"
 
@@ -272,7 +288,11 @@ class Connector:
         """Begin: resolve the host (or the proxy's), then connect."""
         conn = self.conn
         self._timer = self.loop.call_later(conn.socket_connect_timeout, self._timed_out)
-        proxy = conn.proxy
+        try:
+            proxy = self._proxy = conn.proxy
+        except ValueError as exc:  # proxy=True and the environment changed since
+            self._fail(f"cannot use the proxy from the environment for {conn.url}", exc)
+            return
         host, port = (proxy.host, proxy.port) if proxy is not None else (conn.host, conn.port)
         if is_ip_literal(host):
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -318,15 +338,15 @@ class Connector:
             f"{self.phase}{detail}"
         )
         original = TimeoutError(f"socket_connect_timeout ({self.phase})")
-        if self._negotiation is not None and conn.proxy is not None:
-            self._finish(None, ProxyError(message, conn.proxy, None, original))
+        if self._negotiation is not None and self._proxy is not None:
+            self._finish(None, ProxyError(message, self._proxy, None, original))
         else:
             self._fail(message, original)
 
     def _resolved(self, infos: list[Any] | None, error: BaseException | None) -> None:
         if self._on_done is None:
             return
-        proxy = self.conn.proxy
+        proxy = self._proxy
         if error is not None or not infos:
             if proxy is not None:
                 self._fail(f"cannot resolve proxy host {proxy.host!r} (proxy {proxy})", error)
@@ -339,7 +359,7 @@ class Connector:
     def _try_next(self) -> None:
         if self._on_done is None:
             return
-        proxy = self.conn.proxy
+        proxy = self._proxy
         if not self._addresses:
             errors = "; ".join(self._errors)
             if proxy is not None:
@@ -388,7 +408,7 @@ class Connector:
         if err:
             self._connect_error(err)
             return
-        proxy = self.conn.proxy
+        proxy = self._proxy
         if proxy is None:
             self._start_tls()
         elif proxy.remote_dns or is_ip_literal(self.conn.host):
@@ -409,7 +429,7 @@ class Connector:
         self._negotiate(str(infos[0][4][0]))
 
     def _negotiate(self, host: str) -> None:
-        proxy = self.conn.proxy
+        proxy = self._proxy
         assert proxy is not None and self._sock is not None
         try:
             self._negotiation = negotiation_for(proxy, host, self.conn.port)
@@ -443,7 +463,7 @@ class Connector:
             self.loop.remove_writer(sock)
 
     def _proxy_lost(self, exc: BaseException) -> None:
-        proxy = self.conn.proxy
+        proxy = self._proxy
         assert proxy is not None
         self._finish(None, ProxyError(
             f"connection to proxy {proxy.address} lost during the negotiation "

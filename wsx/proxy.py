@@ -174,12 +174,12 @@ def parse_proxy_url(url: str) -> ProxyURL:
     return ProxyURL(scheme, host, port or _DEFAULT_PORTS[scheme], username, password)
 
 
-def _env(names: tuple[str, ...], environ: Mapping[str, str]) -> str | None:
-    for name in names:
-        for key in (name.lower(), name.upper()):
-            value = environ.get(key)
-            if value and value.strip():
-                return value.strip()
+def _env(name: str, environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """``(variable, value)`` of ``name`` in lower case, else upper case, if set and not empty."""
+    for key in (name.lower(), name.upper()):
+        value = environ.get(key)
+        if value and value.strip():
+            return key, value.strip()
     return None
 
 
@@ -241,15 +241,16 @@ def proxy_from_environment(
     """
     env = os.environ if environ is None else environ
     names = ("https_proxy", "all_proxy") if url.secure else ("http_proxy", "all_proxy")
-    value = None
+    found = None
     for name in names:
-        value = _env((name,), env)
-        if value is not None:
+        found = _env(name, env)
+        if found is not None:
             break
-    if value is None:
+    if found is None:
         return None
-    no_proxy = _env(("no_proxy",), env)
-    if no_proxy and proxy_bypassed(url.host, url.port, no_proxy):
+    name, value = found
+    no_proxy = _env("no_proxy", env)
+    if no_proxy is not None and proxy_bypassed(url.host, url.port, no_proxy[1]):
         return None
     if "://" not in value:
         value = "http://" + value
