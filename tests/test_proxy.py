@@ -170,6 +170,31 @@ def test_wss_through_http_proxy_starts_tls_inside_the_tunnel(
     assert sni == ["localhost"]
 
 
+def test_wss_through_socks5h_with_auth(
+    auth_proxy: PProxy, ws_server: Callable[..., WSServer], ca: trustme.CA
+) -> None:
+    server, sni = tls_echo_server(ws_server, ca)
+    conn = Conn(f"wss://localhost:{server.port}/", proxy=auth_proxy.url("socks5h", AUTH),
+                ssl_context=trusting(ca))
+    round_trip(conn)
+    assert auth_proxy.tunnels_to(f"localhost:{server.port}") == 1
+    assert sni == ["localhost"]
+
+
+def test_proxy_refusal_reaches_handle_disconnect(auth_proxy: PProxy, echo_server: WSServer) -> None:
+    class Record(wsx.WebSocket):
+        def handle_disconnect(self, status: Any, state: Any) -> Any:
+            state.append(status.reason)
+            return ("ok", state)
+
+    reasons: list[Any] = []
+    with pytest.raises(ProxyError) as info:
+        wsx.start_link(Conn(echo_server.url, proxy=auth_proxy.url("http")), Record, reasons,
+                       handle_initial_conn_failure=True)
+    assert reasons == [("error", info.value)]
+    assert info.value.status == 407
+
+
 def test_wss_through_proxy_still_verifies_the_target(
     open_proxy: PProxy, ws_server: Callable[..., WSServer], ca: trustme.CA
 ) -> None:
