@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
-from conftest import wait_until
-
 import wsx
+from conftest import wait_until
 from wsx.loop import Loop, get_default_loop
 
 
@@ -488,3 +487,92 @@ def test_timer_scheduled_from_another_thread_via_call_soon_threadsafe(loop: Loop
     done = threading.Event()
     loop.call_soon_threadsafe(loop.call_later, 0.01, done.set)
     assert done.wait(5)
+
+
+# ------------------------------------------------------------------ timer heap
+def test_cancelled_timers_leave_the_heap(loop: Loop) -> None:
+    # Each connection leaves cancelled connect/handshake timers behind: they
+    # must not pile up until their (possibly far) deadlines.
+    def schedule_and_cancel() -> tuple[int, int]:
+        timers = [loop.call_later(100.0 + i, _never) for i in range(10_000)]
+        for timer in timers:
+            timer.cancel()
+        return len(loop._timers), loop.timer_count
+
+    heap_size, live = on_loop(loop, schedule_and_cancel)
+    assert live == 0
+    assert heap_size <= 32, heap_size
+    assert on_loop(loop, lambda: "still running") == "still running"
+
+
+def test_heap_compacts_once_cancelled_timers_are_the_majority(loop: Loop) -> None:
+    fired: list[int] = []
+    done = threading.Event()
+    sizes: list[int] = []
+    expected: list[int] = []
+
+    def schedule() -> None:
+        base = loop.time() + 0.2
+        timers = []
+        for i in range(1000):
+            when = base + (i % 7) * 0.01 + i * 1e-5  # heap order differs from i
+            timers.append((when, i, loop.call_at(when, fired.append, i)))
+        for _when, i, timer in timers[:500]:
+            if i % 2:
+                timer.cancel()
+        sizes.append(len(loop._timers))
+        for _when, i, timer in timers:
+            if (i % 2 and i >= 500) or i % 4 == 0:
+                timer.cancel()
+        sizes.append(len(loop._timers))
+        sizes.append(loop.timer_count)
+        kept = sorted((when, i) for when, i, timer in timers if not timer.cancelled)
+        expected.extend(i for _, i in kept)
+        loop.call_at(base + 0.2, done.set)
+
+    on_loop(loop, schedule)
+    assert done.wait(5)
+    assert sizes[0] == 1000  # a quarter cancelled: left in place (lazy deletion)
+    assert sizes[1] < 1000, "the heap was not compacted"
+    assert sizes[2] == len(expected) == 250
+    assert fired == expected  # the live timers fire, in deadline order
+
+
+def test_idle_loop_sleeps_until_the_next_live_timer() -> None:
+    # A cancelled timer wakes nobody: the select timeout is the next *live*
+    # deadline, so an idle loop does no work when nothing is due.
+    lp = Loop("idle-loop")
+    calls: list[tuple[float | None, int]] = []
+    select = lp._selector.select
+
+    def recording_select(timeout: float | None = None) -> Any:
+        events = select(timeout)
+        calls.append((timeout, len(events)))
+        return events
+
+    lp._selector.select = recording_select  # type: ignore[method-assign]
+    thread = threading.Thread(target=lp.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: lp.running)
+
+        def schedule() -> None:
+            for i in range(100):
+                lp.call_later(0.01 + i * 0.001, _never).cancel()
+            lp.call_later(60.0, _never)
+
+        on_loop(lp, schedule)
+        mark = len(calls)
+        time.sleep(0.3)  # the cancelled deadlines pass
+        idle = calls[mark:]
+        woke_for_nothing = [c for c in idle if c[1] == 0 and c[0] is not None and c[0] < 30]
+        assert woke_for_nothing == [], idle
+        assert on_loop(lp, lambda: (len(lp._timers), lp.timer_count)) == (1, 1)
+    finally:
+        lp.stop()
+        thread.join(5)
+        lp.close()
+
+
+def _never() -> None:
+    raise AssertionError("a cancelled timer ran")
