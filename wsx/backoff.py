@@ -5,9 +5,15 @@ Use it from ``handle_disconnect`` without blocking the loop::
     backoff = wsx.Backoff(base=0.5, cap=30)
 
     def handle_disconnect(self, status, state):
+        if status.clean:                        # 1000/1001, or we closed normally
+            return ("ok", state)
         if status.code == 1008:                 # policy violation: give up
             return ("ok", state)
         return ("reconnect_after", backoff.delay(status.attempt_number), state)
+
+``status.attempt_number`` restarts at 1 after each successful connection, so
+the delays grow only while the server stays unreachable. See
+:class:`wsx.DisconnectStatus` for ``clean``, ``code``, ``remote`` and ``error``.
 """
 
 from __future__ import annotations

@@ -23,6 +23,21 @@ process), ``start_link`` links to nothing and behaves like :func:`start`:
 the client runs until it stops, and the caller may :meth:`Client.join` it and
 read :attr:`Client.exit_reason`. :func:`start` never links, so a client's end
 never takes its caller down.
+
+Liveness and flow control (options of :class:`wsx.Conn`, also accepted by
+:func:`start_link`):
+
+* keepalive, off by default as in WebSockex: with ``ping_interval`` set, one
+  timer per connection pings the server when a whole interval passed without
+  a sign of life from it, and drops the connection with
+  ``("error", TimeoutExpired)`` when ``ping_timeout`` passes after the ping
+  with still none. Any byte received counts, not only the pong, and the
+  pongs to these pings are not passed to ``handle_pong``;
+* backpressure: while the pending output is over ``write_limit`` bytes the
+  client stops reading (so replies and pongs cannot grow it) and
+  :func:`send_frame` from other threads waits, at most ``send_timeout``;
+* ``close_timeout`` bounds the closing handshake, however the server
+  behaves meanwhile.
 """
 
 from __future__ import annotations

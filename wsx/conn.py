@@ -87,13 +87,15 @@ class Conn:
     :param ping_interval: keepalive (off by default, as in WebSockex): when
         a whole ``ping_interval`` seconds pass without any sign of life from
         the server (no byte received, no progress writing), the client sends
-        a ping. ``None`` (default) sends no keepalive pings.
+        a ping. ``None`` (default) sends no keepalive pings. The pongs that
+        answer keepalive pings are not passed to ``handle_pong``.
     :param ping_timeout: seconds after a keepalive ping within which the
         server must show a sign of life (its pong, or any data); otherwise the
         connection is dropped and ``handle_disconnect`` receives
         ``("error", TimeoutExpired)`` with ``option == "ping_timeout"``.
-        Default: ``ping_interval``. A dead connection is noticed within
-        ``2 * ping_interval + ping_timeout`` seconds at worst.
+        Default: ``ping_interval``; ignored without ``ping_interval``. A dead
+        connection is noticed within ``2 * ping_interval + ping_timeout``
+        seconds at worst.
     :param write_limit: bytes of pending (unsent) output above which the
         client applies backpressure: :func:`wsx.send_frame` from another
         thread waits, and the client stops reading from the socket (so that
