@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -182,6 +183,23 @@ def test_bad_url_exits_2() -> None:
     assert result.stderr.startswith("wsx: invalid WebSocket URL 'http://127.0.0.1:1/'")
 
 
+def test_insecure_accepts_an_untrusted_certificate(ws_server: Callable[..., WSServer]) -> None:
+    trustme = pytest.importorskip("trustme")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    trustme.CA().issue_cert("localhost").configure_cert(ctx)
+    server = ws_server(ssl=ctx)
+    url = f"wss://localhost:{server.port}/"
+    result = run_cli(url, stdin="secure\n")
+    no_traceback(result)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"wsx: cannot connect to {url}: ")
+    assert "CERTIFICATE_VERIFY_FAILED" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    result = run_cli(url, "--insecure", stdin="secure\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "< text: secure\n"
+
+
 # ------------------------------------------------------------------ failures
 def test_connection_refused_is_one_clear_line(free_port: int) -> None:
     result = run_cli(f"ws://127.0.0.1:{free_port}/", stdin="x\n")
@@ -328,7 +346,8 @@ def test_trace_prints_dbg_lines(embedded: EchoServer) -> None:
     text = "\n".join(dbg)
     assert "attempting to connect" in text
     assert "successfully connected" in text
-    assert "sending frame: ('text', 'traced')" in text
+    assert "received cast: ('send', ('text', 'traced'))" in text
+    assert "replying from handle_cast with ('text', 'traced')" in text
     assert "received frame: ('text', 'traced')" in text
     assert "received close frame: (1000, '')" in text
 
@@ -463,6 +482,28 @@ def test_echo_server_command_bad_port() -> None:
 
 
 # -------------------------------------------------------------- interaction
+def test_closed_output_pipe_closes_quietly(embedded: EchoServer, tmp_path: Path) -> None:
+    lines = tmp_path / "lines.txt"
+    lines.write_text("".join(f"line {i}\n" for i in range(20000)))
+    with lines.open("rb") as stdin:
+        proc = subprocess.Popen([sys.executable, "-m", "wsx", embedded.url], stdin=stdin,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env(),
+                                cwd=ROOT)
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline() == b"< text: line 0\n"
+        proc.stdout.close()  # like `wsx URL | head -1`
+        try:
+            err = proc.stderr.read()
+            proc.wait(30)
+        finally:
+            proc.kill()
+            proc.stderr.close()
+    assert proc.returncode == 0, err
+    assert err == b""
+    wait_until(lambda: embedded.closes, what="the server saw the close")
+    assert list(embedded.closes) == [(1000, "")]
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT")
 def test_ctrl_c_closes_with_1000_and_exits_0(embedded: EchoServer) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "wsx", embedded.url], stdin=subprocess.PIPE,

@@ -34,10 +34,10 @@ from typing import Any, TextIO
 
 from . import __version__
 from .callbacks import DisconnectStatus, WebSocket
-from .client import Client, cast, send_frame, start
+from .client import Client, cast, start
 from .conn import Conn
 from .echo_server import EchoServer
-from .errors import ConnError, HandshakeError, NotConnectedError, WSXError
+from .errors import ConnError, HandshakeError, WSXError
 from .handshake import ClientHandshake
 
 __all__ = ["main"]
@@ -45,6 +45,7 @@ __all__ = ["main"]
 PROG = "wsx"
 DEFAULT_WAIT = 2.0
 _PREVIEW = 64  # bytes of a binary payload shown
+_WINDOW = 256  # lines handed to the client and not yet sent by it
 
 _USAGE = (
     "wsx [options] [URL]\n"
@@ -210,6 +211,9 @@ class _Session:
         self.last_activity = time.monotonic()
         self.reason: Any = None  # the DisconnectStatus reason
         self.output_broken = False
+        # Lines go to the client as casts (no round trip per line); this bounds
+        # how many are queued on the loop at once.
+        self.window = threading.Semaphore(_WINDOW)
 
     def write(self, line: str, err: bool = False) -> None:
         stream = self.err if err else self.out
@@ -217,8 +221,13 @@ class _Session:
             stream.write(line + "\n")
             stream.flush()
         except (BrokenPipeError, ValueError):
-            # The reader of our output went away (``wsx URL | head -1``).
+            # The reader of our output went away (``wsx URL | head -1``): close
+            # the connection, and write nothing more there (not even at exit).
             self.output_broken = True
+            with contextlib.suppress(OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, stream.fileno())
+                os.close(devnull)
 
     def notice(self, message: str) -> None:
         if self.verbose:
@@ -259,7 +268,9 @@ class _Printer(WebSocket):
     def handle_cast(self, msg: Any, state: _Session) -> Any:
         if msg == "close":
             return ("close", state)
-        return ("ok", state)
+        _send, frame = msg
+        state.window.release()
+        return ("reply", frame, state)
 
     def handle_disconnect(self, status: DisconnectStatus, state: _Session) -> Any:
         reason = status.reason
@@ -435,10 +446,11 @@ def _pump(client: Client, lines: queue.Queue[Any], session: _Session, binary: bo
             with session.cond:
                 session.last_activity = time.monotonic()
             return True
-        try:
-            send_frame(client, _frame_for(line, binary))
-        except (NotConnectedError, ConnError):
-            return False  # the connection is ending: its reason is reported
+        frame = _frame_for(line, binary)
+        while not session.window.acquire(timeout=0.1):
+            if not client.alive or session.reason is not None:
+                return False  # the connection is ending: its reason is reported
+        cast(client, ("send", frame))
         with session.cond:
             session.sent += 1
             session.last_activity = time.monotonic()
