@@ -124,8 +124,10 @@ def test_keepalive_pings_an_idle_connection_and_hides_its_pongs(raw_server: Any)
 
     server = raw_server(handler)
     log = Log()
-    c = wsx.start(server.url, Recorder, log, ping_interval=0.05, ping_timeout=1.0)
-    wait_until(lambda: len(pings) >= 4, what="four keepalive pings")
+    c = wsx.start(server.url, Recorder, log, ping_interval=0.05, ping_timeout=10.0)
+    # Answered pings keep their interval: the next one does not wait for
+    # ping_timeout to pass (four of them come well before it would).
+    wait_until(lambda: len(pings) >= 4, timeout=5.0, what="four keepalive pings")
     assert c.alive and c.connection_state == "open"
     assert all(p.startswith(b"wsx-keepalive-") for p in pings), pings
     assert len(set(pings)) == len(pings), "each keepalive ping carries its own payload"

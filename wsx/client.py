@@ -439,6 +439,18 @@ class Client(Process):
         self._ka_timer = self.loop.call_later(conn.ping_timeout, self._keepalive)
         self._write(protocol.send(("ping", payload)))
 
+    def _keepalive_answered(self) -> None:
+        """The pong to the keepalive ping came: the next idle interval starts now
+        (not when ``ping_timeout`` would have passed)."""
+        self._ka_awaiting = False
+        self._alive = False
+        interval = self.conn.ping_interval
+        if self._ka_timer is not None:
+            self._ka_timer.cancel()
+            self._ka_timer = None
+        if interval is not None and self.connection_state == "open":
+            self._ka_timer = self.loop.call_later(interval, self._keepalive)
+
     def _keepalive_expired(self, protocol: Protocol) -> None:
         conn = self.conn
         timeout = conn.ping_timeout or 0.0
@@ -516,6 +528,8 @@ class Client(Process):
                 # send that ping, its handle_pong does not see the pong.
                 if self._dbg is not None:
                     self._dbg.event(self, "keepalive_pong", event[-1])
+                if self._ka_awaiting:
+                    self._keepalive_answered()
                 return
             dbg = self._dbg
             if dbg is not None:
