@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -427,3 +428,21 @@ def test_every_path_is_served(server: EchoServer) -> None:
         assert ws.recv(timeout=5) == "p"
     assert server.requests[-1][0] == "/any/path?q=1"
 
+
+
+def test_stop_does_not_wait_longer_than_its_timeout_for_silent_clients() -> None:
+    srv = EchoServer().start()
+    silent = RawClient(srv.port)  # never answers the close frame
+    try:
+        silent.response_head()
+        wait_until(lambda: srv.connections == 1)
+        started = time.monotonic()
+        srv.stop(timeout=0.5)
+        elapsed = time.monotonic() - started
+        assert 0.4 <= elapsed < 3, elapsed
+        assert not srv.running
+        frame = silent.frame()
+        assert frame.opcode == OP_CLOSE
+        assert parse_close(frame.payload) == (1001, "server shutting down")
+    finally:
+        silent.close()

@@ -357,6 +357,7 @@ class EchoServer:
         self._wake_r: socket.socket | None = None
         self._wake_w: socket.socket | None = None
         self._stopping = False
+        self._stop_timeout = 2.0
         self._port = 0
 
     # -- public ----------------------------------------------------------
@@ -428,6 +429,7 @@ class EchoServer:
         thread = self._thread
         if thread is None:
             return
+        self._stop_timeout = max(0.0, float(timeout))
         self._stopping = True
         self._wake()
         thread.join(timeout + 1.0)
@@ -493,7 +495,7 @@ class EchoServer:
         try:
             while True:
                 if self._stopping and deadline is None:
-                    deadline = time.monotonic() + 2.0
+                    deadline = time.monotonic() + self._stop_timeout
                     sel.unregister(listener)
                     for conn in list(conns.values()):
                         conn.fail(CloseCode.GOING_AWAY, "server shutting down")
@@ -610,7 +612,7 @@ class EchoServer:
                 # The server closes the TCP connection first (RFC 6455 section 7.1.1),
                 # with a FIN, then reads what is left so that the kernel does not
                 # answer unread data with a reset that could destroy our close frame.
-                conn.drain_deadline = time.monotonic() + 2.0
+                conn.drain_deadline = time.monotonic() + self._stop_timeout
                 try:
                     sock.shutdown(socket.SHUT_WR)
                 except OSError:
