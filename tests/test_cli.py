@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import re
 import signal
@@ -25,24 +24,25 @@ from conftest import RawServer, WSServer, read_request, wait_until
 from wsx.echo_server import EchoServer
 
 ROOT = Path(__file__).resolve().parent.parent
-PROXY_SUPPORTED = "proxy" in inspect.signature(wsx.Conn).parameters
 
 
-def env() -> dict[str, str]:
+def env(**extra: str) -> dict[str, str]:
     out = dict(os.environ)
     out["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), out.get("PYTHONPATH")]))
     out["PYTHONIOENCODING"] = "utf-8"
     for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
                  "ALL_PROXY", "no_proxy", "NO_PROXY"):
         out.pop(name, None)  # the tests talk to 127.0.0.1 directly
+    out.update(extra)
     return out
 
 
-def run_cli(*args: str, stdin: str | bytes = "", timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, stdin: str | bytes = "", timeout: float = 30,
+            extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     data = stdin.encode() if isinstance(stdin, str) else stdin
     result = subprocess.run(
         [sys.executable, "-m", "wsx", *args], input=data, capture_output=True,
-        timeout=timeout, env=env(), cwd=ROOT, check=False)
+        timeout=timeout, env=env(**(extra_env or {})), cwd=ROOT, check=False)
     return subprocess.CompletedProcess(result.args, result.returncode,
                                        result.stdout.decode("utf-8"),
                                        result.stderr.decode("utf-8"))
@@ -391,7 +391,6 @@ def connect_proxy(raw_server: Callable[..., RawServer], requests: list[bytes]) -
     return raw_server(handler)
 
 
-@pytest.mark.skipif(not PROXY_SUPPORTED, reason="wsx.Conn has no proxy= option yet")
 def test_proxy_is_used(raw_server: Callable[..., RawServer], embedded: EchoServer) -> None:
     requests: list[bytes] = []
     proxy = connect_proxy(raw_server, requests)
@@ -399,16 +398,73 @@ def test_proxy_is_used(raw_server: Callable[..., RawServer], embedded: EchoServe
     no_traceback(result)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "< text: via\n"
-    assert requests and requests[0].startswith(f"CONNECT 127.0.0.1:{embedded.port} ".encode())
+    assert len(requests) == 1
+    assert requests[0].startswith(f"CONNECT 127.0.0.1:{embedded.port} HTTP/1.1\r\n".encode())
 
 
-@pytest.mark.skipif(PROXY_SUPPORTED, reason="wsx.Conn accepts proxy=")
-def test_proxy_without_support_is_a_clear_error(embedded: EchoServer) -> None:
-    result = run_cli(embedded.url, "--proxy", "http://127.0.0.1:1", stdin="x\n")
+def test_environment_proxy_only_with_env_proxy(
+    raw_server: Callable[..., RawServer], embedded: EchoServer
+) -> None:
+    requests: list[bytes] = []
+    proxy = connect_proxy(raw_server, requests)
+    proxy_env = {"http_proxy": f"http://127.0.0.1:{proxy.port}"}
+    result = run_cli(embedded.url, stdin="direct\n", extra_env=proxy_env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "< text: direct\n"
+    assert requests == []  # the environment is ignored without --env-proxy
+    result = run_cli(embedded.url, "--env-proxy", stdin="via env\n", extra_env=proxy_env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "< text: via env\n"
+    assert len(requests) == 1 and requests[0].startswith(b"CONNECT 127.0.0.1:")
+
+
+def test_proxy_refusal_is_one_clear_line(raw_server: Callable[..., RawServer]) -> None:
+    def refuse(sock: socket.socket) -> None:
+        read_request(sock)
+        sock.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+
+    proxy = raw_server(refuse)
+    result = run_cli("ws://127.0.0.1:9/", "--proxy", f"http://127.0.0.1:{proxy.port}",
+                     stdin="x\n")
+    no_traceback(result)
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("wsx: cannot connect to ws://127.0.0.1:9/: ")
+    assert "403" in lines[0]
+
+
+def test_bad_proxy_url_exits_2() -> None:
+    result = run_cli("ws://127.0.0.1:9/", "--proxy", "ftp://127.0.0.1:1")
     no_traceback(result)
     assert result.returncode == 2
-    assert result.stderr == "wsx: --proxy needs a wsx whose Conn accepts proxy=; this one does not\n"
-    assert embedded.connections == 0
+    assert "invalid proxy URL 'ftp://127.0.0.1:1'" in result.stderr
+
+
+def test_ping_interval_sends_keepalive_pings(raw_server: Callable[..., RawServer]) -> None:
+    from conftest import accept_response, read_frame, server_frame
+
+    seen: list[tuple[int, bytes]] = []
+
+    def handler(sock: socket.socket) -> None:
+        sock.sendall(accept_response(read_request(sock)))
+        sock.settimeout(10)
+        while (frame := read_frame(sock)) is not None:
+            seen.append(frame)
+            if frame[0] == 0x9:  # ping: answer, then close normally
+                sock.sendall(server_frame(0xA, frame[1]))
+                sock.sendall(server_frame(0x8, (1000).to_bytes(2, "big")))
+            elif frame[0] == 0x8:
+                return
+
+    server = raw_server(handler)
+    proc = subprocess.Popen([sys.executable, "-m", "wsx", server.url, "--ping-interval", "0.3"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env(), cwd=ROOT)
+    out, err = finish_with_stdin_open(proc)
+    assert proc.returncode == 0, err
+    assert seen and seen[0][0] == 0x9, seen
+    assert out.splitlines()[-1] == "< close: 1000"
 
 
 # --------------------------------------------------------- echo-server command

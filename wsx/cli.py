@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import codecs
 import contextlib
-import inspect
 import os
 import queue
 import sys
@@ -139,8 +138,14 @@ def client_parser() -> argparse.ArgumentParser:
     parser.add_argument("--origin", help="the Origin header")
     parser.add_argument("-k", "--insecure", action="store_true",
                         help="wss://: do not verify the server's certificate and host name")
-    parser.add_argument("--proxy", metavar="URL",
-                        help="connect through this proxy (http://, socks5://, ...)")
+    proxy = parser.add_mutually_exclusive_group()
+    proxy.add_argument("--proxy", metavar="URL",
+                       help="connect through this proxy: http://[user:pass@]host:port "
+                            "(CONNECT), socks5:// or socks5h://")
+    proxy.add_argument("--env-proxy", action="store_true",
+                       help="use the proxy of the environment (https_proxy for wss://, "
+                            "http_proxy for ws://, all_proxy; no_proxy exempts hosts); "
+                            "without it the environment is ignored")
     parser.add_argument("--no-compress", action="store_true",
                         help="do not offer permessage-deflate compression")
     parser.add_argument("-b", "--binary", action="store_true",
@@ -151,6 +156,9 @@ def client_parser() -> argparse.ArgumentParser:
     parser.add_argument("--connect-timeout", type=_positive_seconds, default=6.0,
                         metavar="SECONDS",
                         help="limit for DNS, TCP and TLS connection setup (default 6)")
+    parser.add_argument("--ping-interval", type=_positive_seconds, metavar="SECONDS",
+                        help="keepalive: ping the server after this long without traffic "
+                             "(default: no pings)")
     parser.add_argument("--trace", action="store_true",
                         help="print the client's *DBG* trace on stderr (wsx.sys.trace)")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -349,10 +357,11 @@ def _conn_from_args(args: argparse.Namespace, url: str) -> Conn:
         "socket_connect_timeout": args.connect_timeout,
     }
     if args.proxy is not None:
-        if "proxy" not in inspect.signature(Conn).parameters:
-            raise CLIError("--proxy needs a wsx whose Conn accepts proxy=; this one does not",
-                           2)
         options["proxy"] = args.proxy
+    elif args.env_proxy:
+        options["proxy"] = True
+    if args.ping_interval is not None:
+        options["ping_interval"] = args.ping_interval
     try:
         conn = Conn(url, **options)
         # Check the headers, subprotocols and origin now rather than after connecting.
