@@ -446,3 +446,17 @@ def test_stop_does_not_wait_longer_than_its_timeout_for_silent_clients() -> None
         assert parse_close(frame.payload) == (1001, "server shutting down")
     finally:
         silent.close()
+
+
+def test_ipv6_loopback() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        srv = EchoServer("::1").start()
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback: {exc}")
+    with srv:
+        assert srv.url == f"ws://[::1]:{srv.port}/"
+        with connect(srv.url) as ws:
+            ws.send("six")
+            assert ws.recv(timeout=5) == "six"

@@ -451,7 +451,8 @@ class EchoServer:
             raise
 
     def __enter__(self) -> EchoServer:
-        return self.start()
+        """Start the server unless it is already running; :meth:`stop` it on exit."""
+        return self if self.running else self.start()
 
     def __exit__(
         self,
