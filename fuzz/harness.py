@@ -25,6 +25,10 @@ exception escapes and is a bug. On top of that, oracles raise
 * chunking must not matter: the blob fed in one piece and in arbitrary
   pieces must give the same frames, events, errors (close codes) and
   handshake results;
+* when the compiled frame parser (``wsx/_codec.pyx``) is active, it must
+  behave exactly like the pure-Python ``PyFrameParser`` after every piece:
+  frames, ``buffered``, ``pending_header()``, ``pending_bytes()`` and the
+  error's code and message;
 * every frame the parser returns obeys RFC 6455 section 5 (opcodes, control
   frame rules, RSV bits, fragmentation sequence, size limits);
 * every message the protocol returns obeys its size limit (also after
@@ -48,7 +52,7 @@ from wsx.client import _negotiate
 from wsx.conn import Conn
 from wsx.errors import FrameError, HandshakeError, RequestError
 from wsx.extensions.permessage_deflate import Deflate, PerMessageDeflate
-from wsx.frames import RSV1, FrameParser
+from wsx.frames import RSV1, FrameParser, PyFrameParser
 from wsx.handshake import ClientHandshake, accept_key
 from wsx.protocol import CLOSED, Protocol
 from wsx.url import parse_url
@@ -117,11 +121,17 @@ def _frames_config(b: int) -> tuple[bool, int | None, bool, int]:
     return bool(b & 1), FRAME_SIZES[(b >> 1) & 7], bool(b & 0x10), _WINDOW_BITS[(b >> 5) & 3]
 
 
-def _parse_all(stream: bytes, seed: int, max_size: int | None, allowed_rsv: int
+def _parse_all(stream: bytes, seed: int, max_size: int | None, allowed_rsv: int,
+               parser_class: Any = None, trace: list[Any] | None = None
                ) -> tuple[list[tuple[int, bool, int, bytes]], int | None]:
-    """Run a FrameParser over ``stream`` fed in pieces; ``(frames, error code or None)``."""
-    parser = FrameParser(max_frame_size=max_size, max_message_size=max_size,
-                         allowed_rsv=allowed_rsv)
+    """Run a parser over ``stream`` fed in pieces; ``(frames, error code or None)``.
+
+    With ``trace``, records after each piece what the parser's API shows
+    (frames returned, ``buffered``, ``pending_header()``, ``pending_bytes()``)
+    and the error's code and message, to compare two implementations.
+    """
+    parser = (parser_class or FrameParser)(max_frame_size=max_size, max_message_size=max_size,
+                          allowed_rsv=allowed_rsv)
     frames: list[tuple[int, bool, int, bytes]] = []
     for piece in _pieces(stream, seed):
         try:
@@ -132,10 +142,16 @@ def _parse_all(stream: bytes, seed: int, max_size: int | None, allowed_rsv: int
             if not isinstance(exc.frames, list):
                 raise Finding(f"exc.frames is {exc.frames!r}") from exc
             frames.extend(tuple(f) for f in exc.frames)
+            if trace is not None:
+                trace.append(("error", [tuple(f) for f in exc.frames], exc.code, str(exc)))
             return frames, exc.code
-        frames.extend(tuple(f) for f in got)  # type: ignore[misc]
-        if parser.buffered < 0:
-            raise Finding(f"negative buffered count {parser.buffered}")
+        frames.extend(tuple(f) for f in got)
+        buffered = parser.buffered
+        if buffered < 0 or buffered > len(stream):
+            raise Finding(f"buffered count {buffered} for a {len(stream)}-byte stream")
+        if trace is not None:
+            trace.append(([tuple(f) for f in got], buffered, parser.pending_header(),
+                          parser.pending_bytes(), parser.pending_bytes(1)))
     return frames, None
 
 
@@ -237,6 +253,9 @@ def _check_event(event: Any, max_size: int | None, ended: bool) -> None:
 _NUMBERS_RE = re.compile(r"0x[0-9a-f]+|\d+|b?'[^']*'|b?\"[^\"]*\"")
 
 
+_KIND_RE = re.compile(r"[0-9'\"(]")
+
+
 def _feature(text: str) -> str:
     """An error message with its numbers and quoted values blanked: which check fired."""
     return _NUMBERS_RE.sub("#", text)[:120]
@@ -256,11 +275,23 @@ def run_frames(blob: bytes) -> frozenset[str]:
 
     whole = _parse_all(stream, 1, max_size, allowed)
     _check_frame_rules(whole[0], max_size, allowed)
-    if seed != 1:
-        split = _parse_all(stream, seed, max_size, allowed)
-        if split != whole:
-            raise Finding(f"parser: chunking (seed {seed}) changed the result: "
-                          f"{_short(split)} != {_short(whole)}")
+    compiled_trace: list[Any] = []
+    split = _parse_all(stream, seed, max_size, allowed, trace=compiled_trace)
+    if split != whole:
+        raise Finding(f"parser: chunking (seed {seed}) changed the result: "
+                      f"{_short(split)} != {_short(whole)}")
+    if FrameParser is not PyFrameParser:
+        # The compiled parser must behave exactly like the pure-Python one,
+        # piece by piece: frames, buffered, pending header and bytes, errors.
+        py_trace: list[Any] = []
+        _parse_all(stream, seed, max_size, allowed, PyFrameParser, py_trace)
+        if py_trace != compiled_trace:
+            step = 0
+            while py_trace[step : step + 1] == compiled_trace[step : step + 1]:
+                step += 1
+            raise Finding(f"parser: compiled and pure-Python parsers differ at piece {step} "
+                          f"(seed {seed}): {_short(compiled_trace[step:step + 1])} != "
+                          f"{_short(py_trace[step:step + 1])}")
 
     ext = (dict(server_no_context_takeover=no_takeover, server_max_window_bits=bits)
            if deflate else None)
@@ -334,7 +365,9 @@ def _handshake_outcome(data: bytes, seed: int, offer: Deflate | None,
             raise Finding(f"RequestError body of {len(exc.body)} bytes > max_body") from exc
         return ("request_error", exc.status, exc.reason, exc.headers, exc.body), None
     except HandshakeError as exc:
-        return ("handshake_error", type(exc).__name__, _feature(str(exc))), None
+        # Which check failed (the message up to the first value it quotes):
+        # the bytes it shows may differ with the chunking.
+        return ("handshake_error", type(exc).__name__, _KIND_RE.split(str(exc), 1)[0]), None
     # A response: the parser must refuse more input.
     late_calls: list[Callable[[], object]] = [lambda: hs.receive_data(b"x"), hs.receive_eof]
     for late in late_calls:

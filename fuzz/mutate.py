@@ -365,7 +365,8 @@ def _mutate_response(data: bytes, rng: random.Random, corpus: list[bytes]) -> by
     eol = "\r\n" if rng.random() < 0.9 else "\n"
     head = status + eol + "".join(f"{n}:{rng.choice([' ', '', '  ', chr(9)])}{v}{eol}"
                                   for n, v in headers) + eol
-    return head.encode("latin-1") + body
+    # ("\xb5".upper() is a Greek letter: such characters become "?".)
+    return head.encode("latin-1", "replace") + body
 
 
 def mutate_handshake(blob: bytes, rng: random.Random, corpus: list[bytes]) -> bytes:
