@@ -460,3 +460,13 @@ def test_ipv6_loopback() -> None:
         with connect(srv.url) as ws:
             ws.send("six")
             assert ws.recv(timeout=5) == "six"
+
+
+def test_data_after_the_close_frame_does_not_reset_the_connection(raw: RawClient) -> None:
+    raw.response_head()
+    # The close frame, then bytes the server will never use: it must read and
+    # discard them, else closing its socket with unread data sends a reset
+    # that can destroy the close frame before the client reads it.
+    raw.sock.sendall(encode_frame(OP_CLOSE, b"\x03\xe8") + encode_frame(OP_BINARY, b"x" * 200000))
+    assert raw.frame() == Frame(OP_CLOSE, True, 0, b"\x03\xe8")
+    assert raw.eof()

@@ -358,6 +358,7 @@ class EchoServer:
         self._wake_w: socket.socket | None = None
         self._stopping = False
         self._stop_timeout = 2.0
+        self._draining: set[_Connection] = set()  # connections with a drain_deadline
         self._port = 0
 
     # -- public ----------------------------------------------------------
@@ -492,6 +493,7 @@ class EchoServer:
         sel.register(listener, selectors.EVENT_READ, None)
         sel.register(wake_r, selectors.EVENT_READ, None)
         conns: dict[socket.socket, _Connection] = {}
+        self._draining.clear()
         deadline: float | None = None
         try:
             while True:
@@ -504,11 +506,9 @@ class EchoServer:
                 now = time.monotonic()
                 if deadline is not None and (not conns or now >= deadline):
                     break
-                draining = [c for c in conns.values() if c.drain_deadline is not None]
-                for conn in draining:
-                    if conn.drain_deadline is not None and now >= conn.drain_deadline:
-                        self._drop(sel, conns, conn)
-                wake_at = [c.drain_deadline for c in draining if c.drain_deadline is not None]
+                for conn in [c for c in self._draining if (c.drain_deadline or 0.0) <= now]:
+                    self._drop(sel, conns, conn)
+                wake_at = [c.drain_deadline or 0.0 for c in self._draining]
                 if deadline is not None:
                     wake_at.append(deadline)
                 timeout = max(0.0, min(wake_at) - now) if wake_at else None
@@ -598,6 +598,7 @@ class EchoServer:
     def _drop(self, sel: selectors.BaseSelector, conns: dict[socket.socket, _Connection],
               conn: _Connection) -> None:
         sock = conn.sock
+        self._draining.discard(conn)
         if conns.pop(sock, None) is not None:
             sel.unregister(sock)
             _close(sock)
@@ -621,6 +622,7 @@ class EchoServer:
             if conn.drain_deadline == 0.0:
                 self._drop(sel, conns, conn)
             else:
+                self._draining.add(conn)
                 sel.modify(sock, selectors.EVENT_READ, None)
             return
         events = 0
