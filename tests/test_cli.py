@@ -623,3 +623,13 @@ def test_main_in_process_returns_the_status(embedded: EchoServer, capsys: Any) -
     assert info.value.code == 2
     assert main(["http://x/"]) == 2
     assert "invalid WebSocket URL 'http://x/'" in capsys.readouterr().err
+
+
+def test_console_script_entry_point_is_main() -> None:
+    from importlib.metadata import entry_points
+
+    from wsx.cli import main
+
+    scripts = [e for e in entry_points(group="console_scripts") if e.name == "wsx"]
+    assert [e.value for e in scripts] == ["wsx.cli:main"]
+    assert scripts[0].load() is main
