@@ -201,6 +201,29 @@ def test_insecure_accepts_an_untrusted_certificate(ws_server: Callable[..., WSSe
 
 
 # ------------------------------------------------------------------ failures
+def test_max_size_fails_the_connection_with_1009(embedded: EchoServer) -> None:
+    result = run_cli(embedded.url, "--max-size", "10", stdin="short\n" + "x" * 11 + "\n")
+    no_traceback(result)
+    assert result.returncode == 1
+    assert result.stdout == "< text: short\n"
+    assert result.stderr.startswith("wsx: connection failed: ")
+    assert "exceeds the limit of 10 (close code 1009)" in result.stderr
+    wait_until(lambda: embedded.closes, what="the server saw the close")
+    assert embedded.closes[0][0] == 1009
+
+
+def test_max_size_boundary_and_0_for_no_limit(embedded: EchoServer) -> None:
+    result = run_cli(embedded.url, "--max-size", "100", stdin="z" * 100 + "\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "< text: " + "z" * 100 + "\n"
+    from wsx.cli import _conn_from_args, client_parser
+
+    for value, expected in (("0", None), ("100", 100), (None, wsx.frames.DEFAULT_MAX_SIZE)):
+        argv = [embedded.url] + (["--max-size", value] if value is not None else [])
+        conn = _conn_from_args(client_parser().parse_args(argv), embedded.url)
+        assert conn.max_message_size == expected
+
+
 def test_connection_refused_is_one_clear_line(free_port: int) -> None:
     result = run_cli(f"ws://127.0.0.1:{free_port}/", stdin="x\n")
     no_traceback(result)
@@ -521,6 +544,21 @@ def test_echo_server_command_serves_wsx_and_websockets_clients() -> None:
             raise
     assert proc.returncode == 0, err
     assert "Traceback" not in err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Ctrl-C is SIGINT on POSIX")
+def test_echo_server_command_verbose_logs_connections() -> None:
+    proc, url = start_echo_server_command("-v")
+    try:
+        result = run_cli(url + "room", stdin="x\n")
+        assert result.returncode == 0, result.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    lines = out.splitlines()
+    assert re.fullmatch(r"127\.0\.0\.1:\d+: connected \(/room\)", lines[0]), lines
+    assert re.fullmatch(r"127\.0\.0\.1:\d+: closed \(1000\)", lines[1]), lines
 
 
 def test_echo_server_command_port_in_use_is_one_line(embedded: EchoServer) -> None:

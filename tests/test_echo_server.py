@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -474,3 +475,35 @@ def test_data_after_the_close_frame_does_not_reset_the_connection(raw: RawClient
     for _ in range(3):  # still read (and discarded): no reset
         raw.sock.sendall(b"late" * 10000)
         time.sleep(0.05)
+
+
+def test_log_receives_one_line_per_connection_event() -> None:
+    lines: list[str] = []
+    with EchoServer(log=lines.append) as srv:
+        with connect(srv.url + "chat?room=1") as ws:
+            ws.send("x")
+            ws.recv(timeout=5)
+            ws.close(4000, "done")
+        plain = RawClient(srv.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        plain.rest()
+        plain.close()
+        dropped = RawClient(srv.port)
+        dropped.response_head()
+        dropped.close()
+        wait_until(lambda: len(lines) == 5, what=f"5 log lines, got {lines}")
+    peer = r"127\.0\.0\.1:\d+"
+    assert re.fullmatch(rf"{peer}: connected \(/chat\?room=1\)", lines[0])
+    assert re.fullmatch(rf"{peer}: closed \(4000 'done'\)", lines[1])
+    assert re.fullmatch(rf"{peer}: refused with 400: Upgrade header is None, .*", lines[2])
+    assert re.fullmatch(rf"{peer}: connected \(/raw\?x=1\)", lines[3])
+    assert re.fullmatch(rf"{peer}: disconnected without a close frame", lines[4])
+
+
+def test_a_failing_log_does_not_stop_the_server() -> None:
+    def log(line: str) -> None:
+        raise RuntimeError(line)
+
+    with EchoServer(log=log) as srv:
+        with connect(srv.url) as ws:
+            ws.send("still echoed")
+            assert ws.recv(timeout=5) == "still echoed"

@@ -37,6 +37,7 @@ from .client import Client, cast, start
 from .conn import Conn
 from .echo_server import EchoServer
 from .errors import ConnError, HandshakeError, WSXError
+from .frames import DEFAULT_MAX_SIZE
 from .handshake import ClientHandshake
 
 __all__ = ["main"]
@@ -113,6 +114,16 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of bytes") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -153,6 +164,8 @@ def client_parser() -> argparse.ArgumentParser:
     parser.add_argument("-w", "--wait", type=_seconds, default=DEFAULT_WAIT, metavar="SECONDS",
                         help="after the end of stdin, wait at most this long without a new "
                              f"message for the answers (default {DEFAULT_WAIT:g}; see below)")
+    parser.add_argument("--max-size", type=_size, default=DEFAULT_MAX_SIZE, metavar="BYTES",
+                        help="largest message accepted; 0 for no limit (default 16 MiB)")
     parser.add_argument("--connect-timeout", type=_positive_seconds, default=6.0,
                         metavar="SECONDS",
                         help="limit for DNS, TCP and TLS connection setup (default 6)")
@@ -180,6 +193,8 @@ def server_parser() -> argparse.ArgumentParser:
                         help="TCP port (default 0: a free port, printed at start)")
     parser.add_argument("--subprotocol", action="append", default=[], metavar="NAME",
                         help="accept this subprotocol when a client offers it (repeatable)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="print a line per connection event (connected, closed, ...)")
     return parser
 
 
@@ -355,6 +370,7 @@ def _conn_from_args(args: argparse.Namespace, url: str) -> Conn:
         "insecure": args.insecure,
         "compress": not args.no_compress,
         "socket_connect_timeout": args.connect_timeout,
+        "max_message_size": args.max_size or None,
     }
     if args.proxy is not None:
         options["proxy"] = args.proxy
@@ -487,7 +503,11 @@ def _close(client: Client, conn: Conn, session: _Session) -> None:
 def run_echo_server(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run the echo server for parsed ``args`` until Ctrl-C; return the exit status."""
     out = out or sys.stdout
-    server = EchoServer(args.host, args.port, subprotocols=args.subprotocol)
+    def log(line: str) -> None:
+        print(line, file=out, flush=True)
+
+    server = EchoServer(args.host, args.port, subprotocols=args.subprotocol,
+                        log=log if args.verbose else None)
     try:
         server.start()
     except OSError as exc:

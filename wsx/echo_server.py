@@ -39,7 +39,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
 from .errors import CloseCode, FrameError
@@ -112,9 +112,10 @@ def _has_token(headers: Headers, name: str, token: str) -> bool:
 class _Connection:
     """One client connection: the handshake, then frames (sans-I/O apart from ``sock``)."""
 
-    def __init__(self, server: EchoServer, sock: socket.socket) -> None:
+    def __init__(self, server: EchoServer, sock: socket.socket, peer: str) -> None:
         self.server = server
         self.sock = sock
+        self.peer = peer
         self.rbuf = bytearray()
         self.wbuf = bytearray()
         self.upgraded = False
@@ -160,6 +161,7 @@ class _Connection:
             return
         self.upgraded = True
         self.wbuf += response
+        self.server._log(f"{self.peer}: connected ({head.split(b' ', 2)[1].decode('latin-1')})")
 
     def _upgrade(self, head: bytes) -> bytes:
         method, target, version, headers = _parse_request(head)
@@ -205,6 +207,7 @@ class _Connection:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     def _refuse(self, refusal: _HTTPRefusal) -> None:
+        self.server._log(f"{self.peer}: refused with {refusal.status}: {refusal.detail}")
         self.wbuf += refusal.response()
         self.closing = True
         self.rbuf.clear()
@@ -277,6 +280,10 @@ class _Connection:
         elif opcode == OP_CLOSE:
             code, reason = parse_close(payload)  # FrameError for a bad payload
             self.server._record_close(code, reason)
+            detail = f"{code} {reason!r}" if reason else str(code)
+            if code is None:
+                detail = "no status code"
+            self.server._log(f"{self.peer}: closed ({detail})")
             self.wbuf += encode_frame(OP_CLOSE, encode_close(code, reason), masked=False)
             self.closing = True
         else:
@@ -300,6 +307,7 @@ class _Connection:
             self.closing = True
             return
         reason = message.encode("utf-8")[:123].decode("utf-8", "ignore")
+        self.server._log(f"{self.peer}: closing with {code}: {message}")
         self.wbuf += encode_frame(OP_CLOSE, encode_close(code, reason), masked=False)
         self.closing = True
 
@@ -314,6 +322,8 @@ class EchoServer:
         one the client offers that is in this list.
     :param max_message_size: the largest message echoed, in bytes (``None``
         for no limit); a bigger one fails the connection with close code 1009.
+    :param log: called with one line of text per connection event (connected,
+        refused, closed, dropped), on the server's thread; ``print`` will do.
 
     Use :meth:`start` and :meth:`stop`, or a ``with`` block. The server keeps
     a few counters for diagnostics: :attr:`connections` (upgrades accepted),
@@ -329,6 +339,7 @@ class EchoServer:
         *,
         subprotocols: Sequence[str] = (),
         max_message_size: int | None = DEFAULT_MAX_SIZE,
+        log: Callable[[str], object] | None = None,
     ) -> None:
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
             raise ValueError(f"port must be an int from 0 to 65535, not {port!r}")
@@ -343,6 +354,7 @@ class EchoServer:
         self._requested_port = port
         self.subprotocols: tuple[str, ...] = tuple(subprotocols)
         self.max_message_size = max_message_size
+        self.log = log
         self.connections = 0
         """Number of WebSocket connections accepted (upgrades answered with 101)."""
         self.messages = 0
@@ -474,6 +486,14 @@ class EchoServer:
     def _record_close(self, code: int | None, reason: str) -> None:
         self.closes.append((code, reason))
 
+    def _log(self, line: str) -> None:
+        log = self.log
+        if log is not None:
+            try:
+                log(line)
+            except Exception:  # noqa: BLE001 - a logging failure must not stop the server
+                pass
+
     def _count_message(self) -> None:
         self.messages += 1
 
@@ -545,7 +565,7 @@ class EchoServer:
                 listener: socket.socket) -> None:
         for _ in range(64):
             try:
-                sock, _addr = listener.accept()
+                sock, addr = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -558,7 +578,8 @@ class EchoServer:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-            conn = _Connection(self, sock)
+            host, port = addr[0], addr[1]
+            conn = _Connection(self, sock, f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
             conns[sock] = conn
             sel.register(sock, selectors.EVENT_READ, None)
 
@@ -570,6 +591,8 @@ class EchoServer:
         except OSError:
             data = b""
         if not data:
+            if not conn.closing:
+                self._log(f"{conn.peer}: disconnected without a close frame")
             conn.closing = True
             conn.wbuf.clear()  # the client is gone (or half-closed): drop the connection
             conn.drain_deadline = 0.0  # nothing left to drain
