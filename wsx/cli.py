@@ -40,7 +40,16 @@ from .errors import ConnError, HandshakeError, WSXError
 from .frames import DEFAULT_MAX_SIZE
 from .handshake import ClientHandshake
 
-__all__ = ["main"]
+__all__ = [
+    "CLIError",
+    "client_parser",
+    "describe_close",
+    "describe_frame",
+    "main",
+    "run_client",
+    "run_echo_server",
+    "server_parser",
+]
 
 PROG = "wsx"
 DEFAULT_WAIT = 2.0
@@ -49,7 +58,7 @@ _WINDOW = 256  # lines handed to the client and not yet sent by it
 
 _USAGE = (
     "wsx [options] [URL]\n"
-    "       wsx echo-server [--host HOST] [--port PORT]"
+    "       wsx echo-server [--host HOST] [--port PORT] [-v]"
 )
 
 _DESCRIPTION = """\
