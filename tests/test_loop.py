@@ -12,14 +12,19 @@ from typing import Any
 import pytest
 
 import wsx
+import wsx.loop
 from conftest import wait_until
 from wsx.loop import Loop, get_default_loop
 
+BACKENDS = ["epoll", "selectors"] if wsx.loop._HAVE_EPOLL else ["selectors"]
 
-@pytest.fixture
-def loop() -> Iterator[Loop]:
-    """A Loop running in its own (non-daemon-free) thread, stopped and closed afterwards."""
+
+@pytest.fixture(params=BACKENDS)
+def loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Loop]:
+    """A Loop running in its own thread, stopped and closed afterwards (each backend)."""
+    monkeypatch.setattr(wsx.loop, "_HAVE_EPOLL", request.param == "epoll")
     lp = Loop("test-loop")
+    assert (lp._epoll is not None) == (request.param == "epoll")
     thread = threading.Thread(target=lp.run, name="test-loop", daemon=True)
     thread.start()
     deadline = time.monotonic() + 5
@@ -345,15 +350,16 @@ def test_add_writer_reader_and_writer_on_one_socket(loop: Loop) -> None:
         b.close()
 
 
-_pending: dict[int, bytes] = {}
+_pending: dict[socket.socket, bytes] = {}
 
 
 def _recv_ready(sock: socket.socket) -> bytes:
+    # Keyed by the socket, not its fd: a later test's socket may reuse the fd.
     try:
-        _pending[sock.fileno()] = _pending.get(sock.fileno(), b"") + sock.recv(100)
+        _pending[sock] = _pending.get(sock, b"") + sock.recv(100)
     except BlockingIOError:
         pass
-    return _pending.get(sock.fileno(), b"")
+    return _pending.get(sock, b"")
 
 
 def test_writer_removed_by_reader_in_same_iteration_is_not_called(loop: Loop) -> None:
@@ -543,14 +549,14 @@ def test_idle_loop_sleeps_until_the_next_live_timer() -> None:
     # deadline, so an idle loop does no work when nothing is due.
     lp = Loop("idle-loop")
     calls: list[tuple[float | None, int]] = []
-    select = lp._selector.select
+    poll = lp._poll
 
-    def recording_select(timeout: float | None = None) -> Any:
-        events = select(timeout)
+    def recording_poll(timeout: float | None = None) -> Any:
+        events = poll(timeout)
         calls.append((timeout, len(events)))
         return events
 
-    lp._selector.select = recording_select  # type: ignore[method-assign]
+    lp._poll = recording_poll
     thread = threading.Thread(target=lp.run, daemon=True)
     thread.start()
     try:
@@ -576,3 +582,28 @@ def test_idle_loop_sleeps_until_the_next_live_timer() -> None:
 
 def _never() -> None:
     raise AssertionError("a cancelled timer ran")
+
+
+def test_fd_reused_after_close_without_remove(loop: Loop) -> None:
+    # A socket closed while still registered, and a new one that gets its fd:
+    # the new one is watched, the stale entry does not get in the way.
+    a, b = socket.socketpair()
+    on_loop(loop, lambda: loop.add_reader(a, lambda: None))
+    fd = a.fileno()
+    a.close()
+    b.close()
+    got = threading.Event()
+    for _ in range(20):  # the next socketpair usually reuses the fd
+        c, d = socket.socketpair()
+        if fd in (c.fileno(), d.fileno()):
+            break
+        c.close()
+        d.close()
+    reused = c if c.fileno() == fd else d
+    other = d if reused is c else c
+    on_loop(loop, lambda: loop.add_reader(reused, got.set))
+    other.send(b"x")
+    assert got.wait(5)
+    on_loop(loop, lambda: loop.remove_all(reused))
+    c.close()
+    d.close()

@@ -1,4 +1,4 @@
-"""A small event loop on the ``selectors`` module.
+"""A small event loop: I/O readiness (``epoll`` on Linux, else ``selectors``), timers, wake-ups.
 
 The loop knows nothing about WebSocket: it watches file descriptors, runs
 timers and runs callbacks posted from other threads. Every wsx client lives
@@ -19,6 +19,7 @@ import heapq
 import itertools
 import logging
 import os
+import select
 import selectors
 import socket
 import threading
@@ -34,6 +35,11 @@ logger = logging.getLogger("wsx.loop")
 
 _EVENT_READ = selectors.EVENT_READ
 _EVENT_WRITE = selectors.EVENT_WRITE
+_HAVE_EPOLL = hasattr(select, "epoll")
+
+
+def _fileno(fileobj: Any) -> int:
+    return fileobj if isinstance(fileobj, int) else int(fileobj.fileno())
 
 
 class Timer:
@@ -83,7 +89,25 @@ class Loop:
 
     def __init__(self, name: str = "wsx-loop", resolver_threads: int = 4) -> None:
         self.name = name
-        self._selector = selectors.DefaultSelector()
+        # fd -> [fileobj, reader callback, writer callback]
+        self._handlers: dict[int, list[Any]] = {}
+        # The readiness backend: epoll used directly where there is one (the
+        # selectors module adds a Python layer per call), else selectors.
+        # ``_poll(timeout)`` returns ``[(fd, events)]``; an event is readable
+        # when ``events & _rbits`` and writable when ``events & _wbits``
+        # (epoll: an error or hang-up wakes both, as selectors does).
+        self._epoll: Any = None
+        self._selector: selectors.BaseSelector | None = None
+        if _HAVE_EPOLL:
+            self._epoll = select.epoll()
+            self._in, self._out = select.EPOLLIN, select.EPOLLOUT
+            self._rbits, self._wbits = ~select.EPOLLOUT, ~select.EPOLLIN
+            self._poll: Callable[[float | None], list[tuple[int, int]]] = self._epoll_poll
+        else:
+            self._selector = selectors.DefaultSelector()
+            self._in, self._out = _EVENT_READ, _EVENT_WRITE
+            self._rbits, self._wbits = _EVENT_READ, _EVENT_WRITE
+            self._poll = self._selector_poll
         self._ready: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         self._timers: list[tuple[float, int, Timer]] = []
         self._cancelled_timers = 0  # cancelled entries still in self._timers
@@ -104,7 +128,7 @@ class Loop:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._wake_pending = False
-        self._selector.register(self._wake_r, _EVENT_READ, (self._drain_wakeup, None))
+        self.add_reader(self._wake_r, self._drain_wakeup)
 
     # ------------------------------------------------------------ properties
     @property
@@ -209,30 +233,75 @@ class Loop:
     def remove_all(self, fileobj: Any) -> None:
         """Stop watching ``fileobj`` (before closing it)."""
         try:
-            self._selector.unregister(fileobj)
-        except (KeyError, ValueError, OSError):
-            pass
+            fd = _fileno(fileobj)
+        except (OSError, ValueError):
+            fd = -1
+        handlers = self._handlers
+        entry = handlers.get(fd)
+        if entry is None or entry[0] is not fileobj:
+            # Closed already (fileno() is -1): find it by identity.
+            fd = next((k for k, v in handlers.items() if v[0] is fileobj), -1)
+            entry = handlers.get(fd)
+            if entry is None:
+                return
+        del handlers[fd]
+        self._unregister(fd)
 
     def _update(self, fileobj: Any, event: int, callback: Callable[[], Any] | None) -> None:
-        sel = self._selector
-        try:
-            key = sel.get_key(fileobj)
-        except KeyError:
+        fd = _fileno(fileobj)
+        entry = self._handlers.get(fd)
+        if entry is not None and entry[0] is not fileobj:
+            # The fd of a file closed without remove_all(), now reused.
+            del self._handlers[fd]
+            self._unregister(fd)
+            entry = None
+        if entry is None:
             if callback is None:
                 return
-            data = (callback, None) if event == _EVENT_READ else (None, callback)
-            sel.register(fileobj, event, data)
+            entry = [fileobj, None, None]
+            entry[1 if event == _EVENT_READ else 2] = callback
+            self._handlers[fd] = entry
+            self._register(fd, self._in if event == _EVENT_READ else self._out)
             return
-        reader, writer = key.data
-        if event == _EVENT_READ:
-            reader = callback
-        else:
-            writer = callback
-        mask = (_EVENT_READ if reader else 0) | (_EVENT_WRITE if writer else 0)
+        entry[1 if event == _EVENT_READ else 2] = callback
+        mask = (self._in if entry[1] else 0) | (self._out if entry[2] else 0)
         if mask:
-            sel.modify(fileobj, mask, (reader, writer))
+            self._modify(fd, mask)
         else:
-            sel.unregister(fileobj)
+            del self._handlers[fd]
+            self._unregister(fd)
+
+    # The readiness backend.
+    def _register(self, fd: int, mask: int) -> None:
+        if self._epoll is not None:
+            self._epoll.register(fd, mask)
+        else:
+            assert self._selector is not None
+            self._selector.register(fd, mask)
+
+    def _modify(self, fd: int, mask: int) -> None:
+        if self._epoll is not None:
+            self._epoll.modify(fd, mask)
+        else:
+            assert self._selector is not None
+            self._selector.modify(fd, mask)
+
+    def _unregister(self, fd: int) -> None:
+        try:
+            if self._epoll is not None:
+                self._epoll.unregister(fd)
+            else:
+                assert self._selector is not None
+                self._selector.unregister(fd)
+        except (KeyError, ValueError, OSError):
+            pass  # closed already (epoll forgets a closed fd by itself)
+
+    def _epoll_poll(self, timeout: float | None) -> list[tuple[int, int]]:
+        return self._epoll.poll(-1 if timeout is None else timeout)  # type: ignore[no-any-return]
+
+    def _selector_poll(self, timeout: float | None) -> list[tuple[int, int]]:
+        assert self._selector is not None
+        return [(key.fd, events) for key, events in self._selector.select(timeout)]
 
     # -------------------------------------------------------------------- DNS
     def resolve(
@@ -265,7 +334,9 @@ class Loop:
         self._running = True
         self._stopping = False
         self._thread_id = threading.get_ident()
-        select = self._selector.select
+        poll = self._poll
+        handlers = self._handlers
+        rbits, wbits = self._rbits, self._wbits
         ready = self._ready
         timers = self._timers
         monotonic = time.monotonic
@@ -278,18 +349,26 @@ class Loop:
                     timeout = self._next_timeout()
                 else:
                     timeout = None
-                for key, mask in select(timeout):
-                    reader, writer = key.data
-                    if mask & _EVENT_READ and reader is not None:
-                        self._run_callback(reader, ())
-                    if mask & _EVENT_WRITE and writer is not None:
+                for fd, events in poll(timeout):
+                    entry = handlers.get(fd)
+                    if entry is None:
+                        continue
+                    if events & rbits:
+                        callback = entry[1]
+                        if callback is not None:
+                            try:
+                                callback()
+                            except (Exception, SystemExit):
+                                self._callback_failed(callback, ())
+                    if events & wbits:
                         # The reader may have unregistered the file: look again.
-                        try:
-                            writer = self._selector.get_key(key.fileobj).data[1]
-                        except KeyError:
-                            writer = None
-                        if writer is not None:
-                            self._run_callback(writer, ())
+                        entry = handlers.get(fd)
+                        callback = entry[2] if entry is not None else None
+                        if callback is not None:
+                            try:
+                                callback()
+                            except (Exception, SystemExit):
+                                self._callback_failed(callback, ())
                 if timers:
                     now = monotonic()
                     while timers and timers[0][0] <= now:
@@ -304,18 +383,19 @@ class Loop:
                             ready.append((_fire, (timer,)))
                 for _ in range(len(ready)):
                     callback, args = ready.popleft()
-                    self._run_callback(callback, args)
+                    try:
+                        callback(*args)
+                    except (Exception, SystemExit):  # SystemExit would end the loop thread
+                        self._callback_failed(callback, args)
         finally:
             self._running = False
             self._thread_id = None
 
-    def _run_callback(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        try:
-            callback(*args)
-        except (Exception, SystemExit):  # SystemExit too: it would silently end the loop thread
-            if callback is _fire:
-                callback = args[0].callback
-            logger.exception("wsx loop %r: callback %r raised", self.name, callback)
+    def _callback_failed(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        """Log the exception being handled; the loop goes on."""
+        if callback is _fire:
+            callback = args[0].callback
+        logger.exception("wsx loop %r: callback %r raised", self.name, callback)
 
     def stop(self) -> None:
         """Ask the loop to return from :meth:`run` (callable from any thread)."""
@@ -350,7 +430,10 @@ class Loop:
         self.remove_all(self._wake_r)
         self._wake_r.close()
         self._wake_w.close()
-        self._selector.close()
+        if self._epoll is not None:
+            self._epoll.close()
+        if self._selector is not None:
+            self._selector.close()
         if self._executor is not None:
             self._executor.shutdown(wait=False)
 
