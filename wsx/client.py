@@ -46,6 +46,7 @@ import _thread
 import copy
 import logging
 import ssl
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -69,7 +70,14 @@ from .errors import (
 from .extensions.permessage_deflate import EXTENSION_NAME
 from .handshake import ClientHandshake, HandshakeResponse
 from .loop import Loop, Timer, get_default_loop
-from .process import Process, _set_current, current_process, is_normal_exit, resolve
+from .process import (
+    Process,
+    _current,
+    _set_current,
+    current_process,
+    is_normal_exit,
+    resolve,
+)
 from .protocol import OPEN, Protocol
 from .url import parse_url
 
@@ -119,6 +127,13 @@ class Client(Process):
         self._handshake: ClientHandshake | None = None
         self._protocol: Protocol | None = None
         self._wbuf = bytearray()
+        # Held while writing to the socket or to _wbuf, on the loop thread and
+        # by send_frame's direct path on other threads (see _send_direct).
+        self._wlock = threading.Lock()
+        # While handling the events of one read, writes are gathered here
+        # and sent together (see _receive); None otherwise.
+        self._cork: list[Any] | None = None
+        self._secure = conn.url.secure
         # Backpressure (see Conn.write_limit): reading paused while the
         # output is over the limit; send_frame calls from other threads
         # parked until it drains.
@@ -329,47 +344,68 @@ class Client(Process):
         sock = self._sock
         if sock is None:
             return False
-        wbuf = self._wbuf
-        if wbuf:
-            wbuf += data
-            if len(wbuf) > self._write_limit and not self._read_paused:
-                self._pause_reading()
+        cork = self._cork
+        if cork is not None:
+            cork.append(data)
             return True
-        try:
-            n = sock.send(data)
-        except _WOULD_BLOCK:
-            n = 0
-        except OSError as exc:
-            self.loop.call_soon(self._lost, sock, ("error", ConnError("connection broken", exc)))
-            return False
-        dbg = self._dbg
-        if dbg is not None and dbg.stats is not None:
-            dbg.stats["bytes_out"] += n
-        if n < len(data):
-            wbuf += memoryview(data)[n:]
-            self.loop.add_writer(sock, self._on_writable)
-            if len(wbuf) > self._write_limit and not self._read_paused:
-                self._pause_reading()
+        with self._wlock:
+            wbuf = self._wbuf
+            if wbuf:
+                wbuf += data
+                n = -1
+            else:
+                try:
+                    n = sock.send(data)
+                except _WOULD_BLOCK:
+                    n = 0
+                except OSError as exc:
+                    self.loop.call_soon(self._lost, sock,
+                                        ("error", ConnError("connection broken", exc)))
+                    return False
+                if n < len(data):
+                    wbuf += memoryview(data)[n:]
+        if n >= 0:
+            dbg = self._dbg
+            if dbg is not None and dbg.stats is not None:
+                dbg.stats["bytes_out"] += n
+            if n < len(data):
+                self.loop.add_writer(sock, self._on_writable)
+        if len(wbuf) > self._write_limit and not self._read_paused:
+            self._pause_reading()
         return True
+
+    def _uncork(self) -> None:
+        """Send the writes gathered while handling one read's events, as one."""
+        cork = self._cork
+        if cork is not None:
+            self._cork = None
+            if cork:
+                self._write(cork[0] if len(cork) == 1 else b"".join(cork))
 
     def _on_writable(self) -> None:
         sock = self._sock
         if sock is None:
             return
-        try:
-            n = sock.send(self._wbuf)
-        except _WOULD_BLOCK:
-            return
-        except OSError as exc:
-            self._lost(sock, ("error", ConnError("connection broken", exc)))
+        with self._wlock:
+            wbuf = self._wbuf
+            try:
+                n = sock.send(wbuf)
+            except _WOULD_BLOCK:
+                return
+            except OSError as exc:
+                error = exc
+                n = -1
+            else:
+                if n:
+                    del wbuf[:n]
+        if n < 0:
+            self._lost(sock, ("error", ConnError("connection broken", error)))
             return
         dbg = self._dbg
         if dbg is not None and dbg.stats is not None:
             dbg.stats["bytes_out"] += n
-        wbuf = self._wbuf
         if n:
             self._alive = True  # the peer is taking our data: a sign of life
-            del wbuf[:n]
         if not wbuf:
             self.loop.remove_writer(sock)
         if len(wbuf) <= self._write_limit and (self._read_paused or self._send_waiters):
@@ -397,7 +433,7 @@ class Client(Process):
         if (sock is self._sock and not self._suspended
                 and self.connection_state in ("open", "closing")):
             self.loop.add_reader(sock, self._on_readable)
-            if self.conn.secure and sock.pending():
+            if self._secure and sock.pending():
                 # Bytes TLS already decrypted do not wake the selector.
                 self.loop.call_soon(self._read_pending, sock)
 
@@ -488,7 +524,7 @@ class Client(Process):
                 dbg.stats["bytes_in"] += n
             self._receive(buf[:n])
             # Data already decrypted by TLS does not wake the selector again.
-            if not (self.conn.secure and sock is self._sock and sock.pending()):
+            if not (self._secure and sock is self._sock and sock.pending()):
                 return
 
     def _receive(self, data: bytes | memoryview) -> None:
@@ -497,7 +533,17 @@ class Client(Process):
             return
         events = protocol.receive_data(data)
         if events:
-            self._handle_events(events)
+            if len(events) > 1 and self._cork is None:
+                # Several messages in one read: their replies go out in one
+                # send (the server gets them in one segment, we make one
+                # system call).
+                self._cork = []
+                try:
+                    self._handle_events(events)
+                finally:
+                    self._uncork()
+            else:
+                self._handle_events(events)
         self._flush_protocol(protocol)
 
     def _flush_protocol(self, protocol: Protocol) -> None:
@@ -550,7 +596,9 @@ class Client(Process):
         """Run a callback and apply its result; False if the process crashed."""
         fn = getattr(self._cb, name)
         self._in_callback = True
-        previous = _set_current(self)
+        current = _current
+        previous = getattr(current, "process", None)
+        current.process = self
         try:
             result = fn(arg, self._state)
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - sys.exit() must not end the loop
@@ -558,7 +606,7 @@ class Client(Process):
             return False
         finally:
             self._in_callback = False
-            _set_current(previous)
+            current.process = previous
         return self._apply(name, result)
 
     def _apply(self, name: str, result: Any) -> bool:
@@ -680,6 +728,7 @@ class Client(Process):
 
     def _teardown(self) -> None:
         """Drop the socket, connector, timers and protocol of the current connection."""
+        self._uncork()  # e.g. the close frame of a crash, gathered with earlier replies
         self._cancel_timer()
         if self._ka_timer is not None:
             self._ka_timer.cancel()
@@ -912,6 +961,50 @@ class Client(Process):
             "pending; the server is not reading)",
         )
         waiter.done.release()
+
+    def _send_direct(self, frame: Any) -> bool:
+        """:func:`send_frame` from another thread, written by that thread; False if it can't be.
+
+        The usual case (an open plain-TCP connection, nothing pending, no
+        trace or telemetry to report) needs no round trip through the loop:
+        the frame is encoded and written here, under the write lock the loop
+        thread also holds while it writes, so frames never interleave and
+        nothing is sent after our close frame (``Protocol.send`` refuses once
+        the close is on its way). What the socket does not take at once
+        waits in the write buffer, sent by the loop. Not for TLS: an
+        ``SSLSocket`` must not write on one thread while the loop reads on
+        another.
+        """
+        if self._secure or self._dbg is not None or telemetry._handlers:
+            return False
+        with self._wlock:
+            sock = self._sock
+            protocol = self._protocol
+            if (sock is None or protocol is None or self.connection_state != "open"
+                    or self._wbuf or self._send_waiters):
+                return False
+            data = protocol.send(frame)  # raises for a bad frame or a closing connection
+            try:
+                n = sock.send(data)
+            except _WOULD_BLOCK:
+                n = 0
+            except OSError as exc:
+                self.loop.call_soon_threadsafe(
+                    self._lost, sock, ("error", ConnError("connection broken", exc)))
+                raise ConnError(f"cannot send {_short(frame)}: the connection is broken",
+                                exc) from None
+            if n < len(data):
+                self._wbuf += memoryview(data)[n:]
+                self.loop.call_soon_threadsafe(self._arm_writer, sock)
+        return True
+
+    def _arm_writer(self, sock: Any) -> None:
+        """Loop side of :meth:`_send_direct`: write what the socket did not take at once."""
+        if sock is not self._sock or not self._wbuf:
+            return
+        self.loop.add_writer(sock, self._on_writable)
+        if len(self._wbuf) > self._write_limit and not self._read_paused:
+            self._pause_reading()
 
     def _send_from_thread(self, frame: Any) -> None:
         """:func:`send_frame` from a thread other than the loop's: wait for the answer,
@@ -1152,7 +1245,8 @@ def send_frame(client: Client | str, frame: Any) -> None:
         return
     if not c.alive:
         raise NotConnectedError("terminated")
-    c._send_from_thread(frame)
+    if not c._send_direct(frame):
+        c._send_from_thread(frame)
 
 
 def cast(client: Client | str, msg: Any) -> None:

@@ -1,0 +1,155 @@
+"""How frames reach the socket: replies gathered per read, send_frame written by its caller.
+
+* The replies to several messages that arrived in one read go out together,
+  in order, and a crash in the middle still sends the replies before it and
+  then the close 1011.
+* ``send_frame`` from another thread writes the frame itself on a plain TCP
+  connection (no round trip through the loop): frames from many threads never
+  interleave, what the socket does not take at once is finished by the loop,
+  and nothing follows our close frame.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+from typing import Any
+
+import pytest
+
+import wsx
+from conftest import accept_response, read_frame, read_request, server_frame, wait_until
+
+
+class Replier(wsx.WebSocket):
+    """Echo each text message; raise on "boom"."""
+
+    def handle_frame(self, frame: Any, state: Any) -> Any:
+        if frame == ("text", "boom"):
+            raise RuntimeError("boom")
+        return ("reply", ("text", "re:" + frame[1]), state)
+
+
+def test_replies_to_one_read_go_out_in_order_and_before_a_crash_close(raw_server: Any) -> None:
+    got: list[tuple[int, bytes]] = []
+    done = threading.Event()
+
+    def handler(sock: socket.socket) -> None:
+        sock.sendall(accept_response(read_request(sock)))
+        # Four messages in one segment: one read on the client side.
+        sock.sendall(b"".join(server_frame(0x1, t) for t in (b"a", b"b", b"c", b"boom")))
+        while True:
+            frame = read_frame(sock)
+            if frame is None:
+                break
+            got.append(frame)
+            if frame[0] == 0x8:
+                break
+        done.set()
+
+    server = raw_server(handler)
+    client = wsx.start(server.url, Replier, None)
+    assert done.wait(5)
+    assert got[:3] == [(0x1, b"re:a"), (0x1, b"re:b"), (0x1, b"re:c")]
+    assert got[3][0] == 0x8 and struct.unpack("!H", got[3][1][:2])[0] == 1011
+    assert client.join(5)
+    assert client.exit_reason[0] == "error"
+
+
+class Quiet(wsx.WebSocket):
+    def handle_frame(self, frame: Any, state: Any) -> Any:
+        return ("ok", state)
+
+
+def test_send_frame_from_threads_never_interleaves(echo_server: Any) -> None:
+    received: list[Any] = []
+
+    class Collect(wsx.WebSocket):
+        def handle_frame(self, frame: Any, state: Any) -> Any:
+            received.append(frame)
+            return ("ok", state)
+
+    client = wsx.start_link(echo_server.url, Collect, None, compress=False)
+    sizes = [1, 125, 126, 70_000]  # every header length, and partial writes
+
+    def sender(t: int) -> None:
+        for i in range(100):
+            wsx.send_frame(client, ("binary", bytes([t]) * sizes[i % 4] + i.to_bytes(2, "big")))
+
+    threads = [threading.Thread(target=sender, args=(t,)) for t in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    wait_until(lambda: len(received) == 600, timeout=30)
+    per_thread: dict[int, list[int]] = {}
+    for kind, payload in received:
+        assert kind == "binary"
+        t = payload[0]
+        body = payload[:-2]
+        assert body == bytes([t]) * len(body)  # not interleaved with another frame
+        per_thread.setdefault(t, []).append(int.from_bytes(payload[-2:], "big"))
+    assert all(seq == list(range(100)) for seq in per_thread.values())  # order kept
+    wsx.stop(client)
+
+
+def test_send_frame_from_a_thread_while_the_server_stops_reading(raw_server: Any) -> None:
+    # The first frames go out directly; once the socket is full the rest
+    # wait in the buffer and the loop finishes them when the server reads.
+    release = threading.Event()
+    got: list[bytes] = []
+
+    def handler(sock: socket.socket) -> None:
+        sock.sendall(accept_response(read_request(sock)))
+        release.wait(10)
+        while len(got) < 40:
+            frame = read_frame(sock)
+            if frame is None:
+                return
+            got.append(frame[1])
+
+    server = raw_server(handler)
+    client = wsx.start_link(server.url, Quiet, None, write_limit=8 << 20, send_timeout=20)
+    payloads = [bytes([i]) * 100_000 for i in range(40)]
+    sent = threading.Event()
+
+    def sender() -> None:
+        for p in payloads:
+            wsx.send_frame(client, ("binary", p))
+        sent.set()
+
+    threading.Thread(target=sender, daemon=True).start()
+    assert sent.wait(20)  # 4 MB fit under write_limit: send_frame did not wait
+    release.set()
+    wait_until(lambda: len(got) == 40, timeout=20)
+    assert got == payloads
+    wsx.stop(client)
+
+
+def test_send_frame_after_our_close_is_refused(raw_server: Any) -> None:
+    frames: list[tuple[int, bytes]] = []
+    closed = threading.Event()
+
+    def handler(sock: socket.socket) -> None:
+        sock.sendall(accept_response(read_request(sock)))
+        while True:
+            frame = read_frame(sock)
+            if frame is None:
+                break
+            frames.append(frame)
+            if frame[0] == 0x8:
+                closed.set()
+                threading.Event().wait(0.3)  # do not answer at once
+                sock.sendall(server_frame(0x8, frame[1][:2]))
+                break
+
+    server = raw_server(handler)
+    client = wsx.start_link(server.url, Quiet, None)
+    wsx.send_frame(client, ("text", "before"))
+    wsx.stop(client, timeout=0)  # asks for the close; does not wait
+    assert closed.wait(5)
+    with pytest.raises(wsx.NotConnectedError):
+        wsx.send_frame(client, ("text", "after"))
+    assert client.join(5)
+    assert [f[0] for f in frames] == [0x1, 0x8]
