@@ -312,15 +312,14 @@ def test_server_ping_is_printed_and_answered(ws_server: Callable[..., WSServer])
         waiter = await ws.ping(b"abcd")
         seen["pong"] = await asyncio.wait_for(waiter, 5) is not None
         await ws.send("pinged")
-        async for msg in ws:
-            await ws.send(msg)
+        await ws.close(1000)
 
     server = ws_server(handler)
-    result = run_cli(server.url, stdin="")
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert lines[0] == "< ping: 4 bytes: b'abcd'"
-    assert "< text: pinged" in lines
+    proc = subprocess.Popen([sys.executable, "-m", "wsx", server.url], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env(), cwd=ROOT)
+    out, err = finish_with_stdin_open(proc)
+    assert proc.returncode == 0, err
+    assert out.splitlines() == ["< ping: 4 bytes: b'abcd'", "< text: pinged", "< close: 1000"]
     assert seen["pong"] is True
 
 

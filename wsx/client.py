@@ -542,6 +542,8 @@ class Client(Process):
                     self._handle_events(events)
                 finally:
                     self._uncork()
+            elif len(events) == 1 and not (self._suspended or self._terminated):
+                self._handle_event(events[0])
             else:
                 self._handle_events(events)
         self._flush_protocol(protocol)
