@@ -32,6 +32,7 @@ from .errors import (
     InvalidFrameError,
     NotConnectedError,
     RequestError,
+    TimeoutExpired,
     URLError,
     WSXError,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "RequestError",
     "Supervisor",
     "SupervisorError",
+    "TimeoutExpired",
     "URLError",
     "WSXError",
     "WebSocket",

@@ -27,12 +27,18 @@ _MESSAGES = {
     "close": "closing with local reason: {0!r}",
     "close_frame": "sending close frame: {0!r}",
     "remote_close": "received close frame: {0!r}",
-    "force_close": "forcefully closed the connection because the server was taking too long to close",
+    "force_close": (
+        "forcefully closed the connection because the server was taking too long to close"
+    ),
     "disconnected": "disconnected: {0!r}",
     "reconnect": "attempting to reconnect (attempt {0})",
     "reconnect_after": "reconnecting in {0:.3f} s (attempt {1})",
     "connect_failed": "connection failed: {0!r}",
     "terminate": "terminating: {0!r}",
+    "keepalive_ping": "no sign of life from the server: sending keepalive ping {0!r}",
+    "keepalive_pong": "received keepalive pong {0!r}",
+    "read_paused": "write buffer over write_limit ({0} bytes pending): reading paused",
+    "read_resumed": "write buffer drained to {0} bytes: reading resumed",
 }
 
 
