@@ -642,6 +642,27 @@ def test_terminal_session_prints_notices_and_ctrl_d_closes(embedded: EchoServer)
     assert list(embedded.closes) == [(1000, "")]
 
 
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_control_characters_are_escaped_on_a_terminal_only(embedded: EchoServer) -> None:
+    payload = "red \x1b[31mtext\tand \x9b bell\x07"
+    primary, secondary = os.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "wsx", embedded.url], stdin=subprocess.PIPE,
+                            stdout=secondary, stderr=subprocess.PIPE, env=env(), cwd=ROOT)
+    os.close(secondary)
+    try:
+        _out, err = proc.communicate(payload.encode() + b"\n", timeout=30)
+        shown = b""
+        while b"\n" not in shown:
+            shown += os.read(primary, 4096)
+    finally:
+        proc.kill()
+        os.close(primary)
+    assert proc.returncode == 0, err
+    assert shown.decode().splitlines()[0] == "< text: red \\x1b[31mtext\tand \\x9b bell\\x07"
+    result = run_cli(embedded.url, stdin=payload + "\n")  # stdout is a pipe: verbatim
+    assert result.stdout == f"< text: {payload}\n"
+
+
 def test_version_and_help() -> None:
     result = run_cli("--version")
     assert result.returncode == 0

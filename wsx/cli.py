@@ -213,13 +213,22 @@ def _preview(data: bytes) -> str:
     return shown + ("..." if len(data) > _PREVIEW else "")
 
 
-def describe_frame(frame: Any) -> str:
-    """The line printed for a received frame, such as ``< text: hello``."""
+# Control characters (but tab and newline) shown escaped on a terminal, so that
+# a server cannot drive the terminal with escape sequences.
+_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)] if c not in (9, 10)}
+
+
+def describe_frame(frame: Any, terminal: bool = False) -> str:
+    """The line printed for a received frame, such as ``< text: hello``.
+
+    With ``terminal=True``, control characters of a text payload (other than
+    tab and newline) are shown as ``\\xNN`` escapes.
+    """
     if isinstance(frame, str):  # "ping" / "pong" with an empty payload
         return f"< {frame}"
     kind, payload = frame
     if kind == "text":
-        return f"< text: {payload}"
+        return f"< text: {payload.translate(_CONTROLS) if terminal else payload}"
     return f"< {kind}: {len(payload)} bytes: {_preview(payload)}"
 
 
@@ -237,6 +246,10 @@ class _Session:
         self.out = out
         self.err = err
         self.verbose = verbose
+        try:
+            self.terminal = out.isatty()
+        except (AttributeError, ValueError):
+            self.terminal = False
         self.cond = threading.Condition()
         self.sent = 0
         self.received = 0
@@ -280,7 +293,7 @@ class _Printer(WebSocket):
         return ("ok", state)
 
     def handle_frame(self, frame: Any, state: _Session) -> Any:
-        state.write(describe_frame(frame))
+        state.write(describe_frame(frame, state.terminal))
         with state.cond:
             state.received += 1
             state.last_activity = time.monotonic()
