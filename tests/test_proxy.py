@@ -54,7 +54,7 @@ class PProxy:
             [sys.executable, "-u", "-m", "pproxy", "-l", spec, "--auth", "0", "-v"],
             stdout=self._log, stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30  # a first start may compile pproxy's modules
         while True:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
@@ -89,11 +89,18 @@ class PProxy:
 def pproxy_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[bool], PProxy]]:
     pytest.importorskip("pproxy")
     proxies: dict[bool, PProxy] = {}
+    failures: dict[bool, RuntimeError] = {}
     tmp = tmp_path_factory.mktemp("pproxy")
 
     def get(auth: bool) -> PProxy:
+        if auth in failures:  # fail the next tests at once instead of waiting again
+            raise failures[auth]
         if auth not in proxies:
-            proxies[auth] = PProxy(tmp, auth)
+            try:
+                proxies[auth] = PProxy(tmp, auth)
+            except RuntimeError as exc:
+                failures[auth] = exc
+                raise
         return proxies[auth]
 
     yield get
