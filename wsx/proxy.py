@@ -376,7 +376,10 @@ class SOCKS5Negotiation(_Negotiation):
         try:
             ip = ipaddress.ip_address(self.host)
         except ValueError:
-            name = self.host.encode("idna")
+            try:
+                name = self.host.encode("ascii")  # WSURL hosts are IDNA-encoded already
+            except UnicodeEncodeError:
+                name = self.host.encode("idna")
             if len(name) > 255:
                 raise self._error(f"host name too long for SOCKS5: {self.host!r}") from None
             addr = b"\x03" + bytes([len(name)]) + name
