@@ -534,7 +534,9 @@ def run_echo_server(args: argparse.Namespace, out: TextIO | None = None) -> int:
         server.start()
     except OSError as exc:
         raise CLIError(str(exc.strerror or exc)) from None
-    print(f"listening on {server.url}", file=out, flush=True)
+    wildcard = {"": " (every interface)", "0.0.0.0": " (every IPv4 interface)",
+                "::": " (every IPv6 interface)"}.get(args.host, "")
+    print(f"listening on {server.url}{wildcard}", file=out, flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
     server.stop()
