@@ -507,3 +507,25 @@ def test_a_failing_log_does_not_stop_the_server() -> None:
         with connect(srv.url) as ws:
             ws.send("still echoed")
             assert ws.recv(timeout=5) == "still echoed"
+
+
+def test_frames_sent_with_the_request_are_echoed(server: EchoServer) -> None:
+    request = (
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    client = RawClient(server.port, request + encode_frame(OP_TEXT, b"eager"))
+    try:
+        assert client.response_head().startswith("HTTP/1.1 101 ")
+        assert client.frame() == Frame(OP_TEXT, True, 0, b"eager")
+    finally:
+        client.close()
+
+
+def test_oversized_request_head_gets_431(server: EchoServer) -> None:
+    client = RawClient(server.port, b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 20000)
+    try:
+        assert client.response_head().startswith("HTTP/1.1 431 Request Header Fields Too Large")
+        assert client.rest() == b"the request head is longer than 16384 bytes\n"
+    finally:
+        client.close()
