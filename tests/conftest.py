@@ -11,7 +11,8 @@ import hashlib
 import socket
 import threading
 import time
-from typing import Any, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 

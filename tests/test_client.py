@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import pytest
-from conftest import accept_response, read_frame, read_request, server_frame, wait_until
 
 import wsx
+from conftest import accept_response, read_frame, read_request, server_frame, wait_until
 from wsx.frames import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT
 
 TIMEOUT = 5.0
@@ -1711,7 +1711,7 @@ def test_send_frame_from_many_threads(echo_server: Any) -> None:
     frames = p.wait("frame", n_threads * per_thread, timeout=20)
     assert len(frames) == n_threads * per_thread
     by_thread: dict[int, list[int]] = {t: [] for t in range(n_threads)}
-    for kind, text in frames:
+    for _kind, text in frames:
         t, i = text.split(":")
         by_thread[int(t)].append(int(i))
     for t in range(n_threads):

@@ -18,11 +18,11 @@ import zlib
 from typing import Any
 
 import pytest
-from conftest import accept_response, read_request, server_frame
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import wsx
+from conftest import accept_response, read_request, server_frame
 from wsx.errors import CloseCode, FrameError, HandshakeError
 from wsx.extensions.permessage_deflate import Deflate, PerMessageDeflate
 from wsx.frames import OP_BINARY, OP_CONTINUATION, OP_PING, OP_TEXT, RSV1, RSV2
@@ -581,7 +581,7 @@ def test_roundtrip_server_to_client(msgs, bits, no_takeover, compress_flags, chu
     comp = None
     wire = []
     expected = []
-    for (is_text, data, cuts), compress in zip(msgs, compress_flags):
+    for (is_text, data, cuts), compress in zip(msgs, compress_flags, strict=False):
         if compress:
             if comp is None or no_takeover:
                 comp = zlib.compressobj(6, zlib.DEFLATED, -bits)
@@ -649,7 +649,7 @@ def exchange(client: Any) -> tuple[int, int]:
             wsx.send_frame(client, f)
     got = wait_for(client, len(sends))
     assert len(got) == len(sends)
-    for (_, want), have in zip(sends, got):
+    for (_, want), have in zip(sends, got, strict=True):
         assert have == want, (have[0], len(have[1]), want[0], len(want[1]))
     raw = sum(len(w[1].encode() if isinstance(w[1], str) else w[1]) for _, w in sends)
     return raw, 2 * len(big_text.encode())

@@ -324,7 +324,7 @@ def message_streams(draw: st.DrawFn) -> tuple[bytes, list[Any]]:
             data = draw(st.binary(max_size=300))
             opcode, event = OP_BINARY, ("binary", data)
         cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=3)))
-        pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
+        pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
         for i, piece in enumerate(pieces):
             if draw(st.integers(0, 3)) == 0:
                 ping = draw(st.binary(max_size=5))
@@ -402,7 +402,7 @@ _utf8ish = st.lists(
 def test_text_fail_fast_property(data: bytes, frag_cuts: list[int], cuts: list[int]) -> None:
     """The 1007 error comes with the chunk holding the first hopeless byte, not later."""
     frag_points = sorted({c for c in frag_cuts if 0 <= c <= len(data)})
-    pieces = [data[a:b] for a, b in zip([0, *frag_points], [*frag_points, len(data)])]
+    pieces = [data[a:b] for a, b in zip([0, *frag_points], [*frag_points, len(data)], strict=True)]
     wire = b""
     offsets = []  # wire offset of each payload byte
     for i, piece in enumerate(pieces):

@@ -1,7 +1,6 @@
 import time
 
 import wsx
-
 from conftest import accept_response, read_request, server_frame
 
 

@@ -19,9 +19,9 @@ import time
 from typing import Any
 
 import pytest
-from conftest import accept_response, read_frame, read_request, server_frame, wait_until
 
 import wsx
+from conftest import accept_response, read_frame, read_request, server_frame, wait_until
 from wsx.errors import BadResponseError
 
 

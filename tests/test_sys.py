@@ -9,11 +9,10 @@ import types
 from typing import Any
 
 import pytest
-from conftest import accept_response, read_frame, read_request, server_frame, wait_until
 
 import wsx
+from conftest import accept_response, read_frame, read_request, server_frame, wait_until
 from wsx.errors import BadResponseError
-
 
 
 def dbg_lines(err: str, client: wsx.Client) -> list[str]:

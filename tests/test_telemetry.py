@@ -8,9 +8,9 @@ import time
 from typing import Any
 
 import pytest
-from conftest import accept_response, read_request, wait_until
 
 import wsx
+from conftest import accept_response, read_request, wait_until
 from wsx import telemetry
 
 CONNECTED = ("wsx", "connected")

@@ -172,7 +172,9 @@ def parse_extensions(values: Sequence[str]) -> list[Extension]:
 def _parse_extension_value(value: str, out: list[Extension]) -> None:
     def fail(pos: int, expected: str) -> HandshakeError:
         found = repr(value[pos:]) if pos < len(value) else "end of value"
-        return HandshakeError(f"invalid Sec-WebSocket-Extensions {value!r}: expected {expected} at {found}")
+        return HandshakeError(
+            f"invalid Sec-WebSocket-Extensions {value!r}: expected {expected} at {found}"
+        )
 
     def skip_ows(pos: int) -> int:
         return _OWS_RE.match(value, pos).end()  # type: ignore[union-attr]
@@ -220,7 +222,9 @@ def _parse_extension_value(value: str, out: list[Extension]) -> None:
         out.append((name, params))
 
 
-def build_extension_offer(extensions: Iterable[tuple[str, Iterable[tuple[str, str | None]]]]) -> str:
+def build_extension_offer(
+    extensions: Iterable[tuple[str, Iterable[tuple[str, str | None]]]],
+) -> str:
     """Format ``(name, [(param, value or None), ...])`` pairs as a header value.
 
     The inverse of :func:`parse_extensions`. Names, parameters and values must
@@ -322,7 +326,9 @@ class ClientHandshake:
                 raise ValueError(f"subprotocol {name!r} is not a token")
         offer = ", ".join(extensions or ())
         try:
-            self.offered_extensions: frozenset[str] = frozenset(name for name, _ in parse_extensions([offer]))
+            self.offered_extensions: frozenset[str] = frozenset(
+                name for name, _ in parse_extensions([offer])
+            )
         except HandshakeError as exc:
             raise ValueError(str(exc)) from None
         self.max_line = max_line
@@ -334,7 +340,9 @@ class ClientHandshake:
             _check_header(name, value)
             lname = name.lower()
             if lname in _MANAGED_HEADERS:
-                raise ValueError(f"header {name!r} cannot be given in extra_headers: {_MANAGED_HEADERS[lname]}")
+                raise ValueError(
+                    f"header {name!r} cannot be given in extra_headers: {_MANAGED_HEADERS[lname]}"
+                )
             if lname == "origin" and origin is not None:
                 raise ValueError("header 'Origin' given both as origin and in extra_headers")
         given = {name.lower() for name, _ in extra}
@@ -359,7 +367,8 @@ class ClientHandshake:
             headers.append(("Sec-WebSocket-Extensions", offer))
         if url.user is not None and "authorization" not in given:
             credentials = f"{url.user}:{url.password or ''}".encode()
-            headers.append(("Authorization", "Basic " + base64.b64encode(credentials).decode("ascii")))
+            token = base64.b64encode(credentials).decode("ascii")
+            headers.append(("Authorization", "Basic " + token))
         headers += extra
         if "user-agent" not in given:
             headers.append(("User-Agent", DEFAULT_USER_AGENT))
@@ -454,7 +463,9 @@ class ClientHandshake:
                 return self._end_of_head()
 
     def _line_too_long(self, line: bytes | bytearray) -> NoReturn:
-        raise HandshakeError(f"response line longer than max_line={self.max_line} bytes: {bytes(line[:100])!r}...")
+        raise HandshakeError(
+            f"response line longer than max_line={self.max_line} bytes: {bytes(line[:100])!r}..."
+        )
 
     @staticmethod
     def _parse_status(line: bytes) -> tuple[int, str, str]:
@@ -475,7 +486,9 @@ class ClientHandshake:
         if _BAD_VALUE_BYTES_RE.search(value):
             raise HandshakeError(f"invalid character in header line {line!r}")
         if len(self._headers) >= self.max_headers:
-            raise HandshakeError(f"response has more than max_headers={self.max_headers} header lines")
+            raise HandshakeError(
+                f"response has more than max_headers={self.max_headers} header lines"
+            )
         self._headers.add(text_name, value.decode("latin-1"))
 
     def _end_of_head(self) -> HandshakeResponse | None:
@@ -509,10 +522,14 @@ class ClientHandshake:
         expected = accept_key(self.key)
         accepts = headers.get_all("Sec-WebSocket-Accept")
         if not accepts:
-            raise HandshakeError(f"missing Sec-WebSocket-Accept header, expected {expected!r}", response)
+            raise HandshakeError(
+                f"missing Sec-WebSocket-Accept header, expected {expected!r}", response
+            )
         if accepts != [expected]:
             received = headers.get("Sec-WebSocket-Accept")
-            raise HandshakeError(f"Sec-WebSocket-Accept is {received!r}, expected {expected!r}", response)
+            raise HandshakeError(
+                f"Sec-WebSocket-Accept is {received!r}, expected {expected!r}", response
+            )
 
         protocols = parse_header_list(headers.get("Sec-WebSocket-Protocol", ""))
         if len(protocols) > 1:
@@ -524,7 +541,8 @@ class ClientHandshake:
             if protocols[0] not in self.subprotocols:
                 offered = ", ".join(self.subprotocols) or "none"
                 raise HandshakeError(
-                    f"server selected subprotocol {protocols[0]!r}, which was not offered (offered: {offered})",
+                    f"server selected subprotocol {protocols[0]!r}, which was not offered "
+                    f"(offered: {offered})",
                     response,
                 )
             response.subprotocol = protocols[0]
@@ -538,7 +556,8 @@ class ClientHandshake:
             if name not in self.offered_extensions:
                 offered = ", ".join(sorted(self.offered_extensions)) or "none"
                 raise HandshakeError(
-                    f"server accepted extension {name!r}, which was not offered (offered: {offered})",
+                    f"server accepted extension {name!r}, which was not offered "
+                    f"(offered: {offered})",
                     response,
                 )
 
@@ -563,7 +582,11 @@ class ClientHandshake:
 
     def _read_body(self) -> None:
         """Raise the RequestError once enough of the body is in."""
-        if self._read_chunks() if self._body_mode == "chunked" else len(self._buf) >= self._body_limit:
+        if self._body_mode == "chunked":
+            complete = self._read_chunks()
+        else:
+            complete = len(self._buf) >= self._body_limit
+        if complete:
             raise self._request_error(self._body())
 
     def _read_chunks(self) -> bool:

@@ -112,7 +112,8 @@ class Supervisor(Process):
             raise SupervisorError(f"strategy must be one of {STRATEGIES}, not {strategy!r}")
         if max_restarts < 0 or max_seconds <= 0:
             raise SupervisorError(
-                f"max_restarts must be >= 0 and max_seconds > 0 ({max_restarts!r}, {max_seconds!r})")
+                f"max_restarts must be >= 0 and max_seconds > 0 "
+                f"({max_restarts!r}, {max_seconds!r})")
         specs = [_Child(_normalize(spec)) for spec in children]
         ids = [c.id for c in specs]
         for i, child_id in enumerate(ids):

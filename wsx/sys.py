@@ -80,7 +80,9 @@ def log(client: Client | str, flag: bool | int | str = "get") -> Any:
         elif isinstance(flag, int) and flag > 0:
             dbg.log = deque(maxlen=flag)
         else:
-            raise ValueError(f"log flag must be True, False, a positive int, 'get' or 'print': {flag!r}")
+            raise ValueError(
+                f"log flag must be True, False, a positive int, 'get' or 'print': {flag!r}"
+            )
         _settle(c)
         return None
 

@@ -102,7 +102,10 @@ class Deflate:
         self.mem_level = mem_level
 
     def offer(self) -> str:
-        """The ``Sec-WebSocket-Extensions`` offer, e.g. ``permessage-deflate; client_max_window_bits``."""
+        """The ``Sec-WebSocket-Extensions`` offer.
+
+        For example ``permessage-deflate; client_max_window_bits``.
+        """
         parts = [EXTENSION_NAME]
         if self.client_no_context_takeover:
             parts.append("client_no_context_takeover")
@@ -125,9 +128,13 @@ class Deflate:
         seen: dict[str, str | None] = {}
         for name, value in params:
             if name not in _PARAMS:
-                raise HandshakeError(f"{EXTENSION_NAME}: unknown parameter {name!r} in the response")
+                raise HandshakeError(
+                    f"{EXTENSION_NAME}: unknown parameter {name!r} in the response"
+                )
             if name in seen:
-                raise HandshakeError(f"{EXTENSION_NAME}: parameter {name!r} repeated in the response")
+                raise HandshakeError(
+                    f"{EXTENSION_NAME}: parameter {name!r} repeated in the response"
+                )
             seen[name] = value
         for flag in ("server_no_context_takeover", "client_no_context_takeover"):
             if flag in seen and seen[flag] is not None:
@@ -135,7 +142,8 @@ class Deflate:
         server_bits = 15
         if "server_max_window_bits" in seen:
             server_bits = _parse_bits("server_max_window_bits", seen["server_max_window_bits"])
-            if self.server_max_window_bits is not None and server_bits > self.server_max_window_bits:
+            offered_bits = self.server_max_window_bits
+            if offered_bits is not None and server_bits > offered_bits:
                 raise HandshakeError(
                     f"{EXTENSION_NAME}: server_max_window_bits={server_bits} exceeds the "
                     f"{self.server_max_window_bits} offered")
@@ -274,7 +282,9 @@ class PerMessageDeflate:
         # would silently drop anything else (unused_data).
         if inflater.eof and inflater.unused_data not in (
                 _AFTER_FINAL_END if fin else _AFTER_FINAL):
-            raise FrameError(CloseCode.INVALID_DATA, "compressed data after the final DEFLATE block")
+            raise FrameError(
+                CloseCode.INVALID_DATA, "compressed data after the final DEFLATE block"
+            )
         self._decoded += len(out)
         if max_size is not None and (self._decoded > max_size or inflater.unconsumed_tail):
             raise FrameError(CloseCode.MESSAGE_TOO_BIG,
