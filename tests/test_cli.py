@@ -288,6 +288,29 @@ def test_server_close_1000_exits_0_before_stdin_ends(ws_server: Callable[..., WS
     assert out.splitlines() == ["< text: bye", "< close: 1000"]
 
 
+def test_protocol_violation_by_the_server_exits_1(raw_server: Callable[..., RawServer]) -> None:
+    from conftest import accept_response, read_frame, server_frame
+
+    closes: list[tuple[int, bytes] | None] = []
+
+    def handler(sock: socket.socket) -> None:
+        sock.sendall(accept_response(read_request(sock)))
+        sock.sendall(server_frame(0x3, b"reserved opcode"))
+        sock.settimeout(10)
+        closes.append(read_frame(sock))
+
+    server = raw_server(handler)
+    proc = subprocess.Popen([sys.executable, "-m", "wsx", server.url], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env(), cwd=ROOT)
+    out, err = finish_with_stdin_open(proc)
+    assert proc.returncode == 1
+    assert out == ""
+    assert err.startswith("wsx: connection failed: ")
+    assert "reserved data opcode 0x3 (close code 1002)" in err
+    assert closes and closes[0] is not None and closes[0][0] == 0x8
+    assert closes[0][1][:2] == (1002).to_bytes(2, "big")
+
+
 def test_tcp_close_without_close_frame_exits_1(raw_server: Callable[..., RawServer]) -> None:
     from conftest import accept_response
 
