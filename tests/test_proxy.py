@@ -160,6 +160,18 @@ def test_ws_through_http_proxy(open_proxy: PProxy, echo_server: WSServer) -> Non
     assert open_proxy.tunnels_to(f"127.0.0.1:{echo_server.port}") == 1
 
 
+def test_start_link_takes_the_proxy_option(open_proxy: PProxy, echo_server: WSServer) -> None:
+    frames: list[Any] = []
+    client = wsx.start_link(echo_server.url, Echo, frames, proxy=open_proxy.url("http"))
+    try:
+        assert client.conn.proxy is not None
+        wsx.send_frame(client, ("text", "via start_link"))
+        wait_until(lambda: frames, what="the echo")
+    finally:
+        assert wsx.stop(client)
+    assert open_proxy.tunnels_to(f"127.0.0.1:{echo_server.port}") == 1
+
+
 def test_ws_through_http_proxy_with_credentials(auth_proxy: PProxy, echo_server: WSServer) -> None:
     round_trip(Conn(echo_server.url, proxy=auth_proxy.url("http", AUTH)))
     assert auth_proxy.tunnels_to(f"127.0.0.1:{echo_server.port}") == 1

@@ -40,6 +40,7 @@ from .extensions.permessage_deflate import Deflate
 from .loop import Loop, get_default_loop
 from .mask import IMPLEMENTATION as implementation
 from .process import NoProcessError, whereis
+from .proxy import ProxyError, ProxyURL
 from .supervisor import Supervisor, SupervisorError
 
 __version__ = "0.1.0"
@@ -61,6 +62,8 @@ __all__ = [
     "Loop",
     "NoProcessError",
     "NotConnectedError",
+    "ProxyError",
+    "ProxyURL",
     "RequestError",
     "Supervisor",
     "SupervisorError",

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import _thread
 import copy
+import inspect
 import logging
 import ssl
 import threading
@@ -1141,12 +1142,15 @@ def _reason_error(reason: Any) -> BaseException:
 
 
 # ------------------------------------------------------------------ functions
+# Every keyword of wsx.Conn is a connection option of start_link / start.
+_CONN_OPTIONS = tuple(
+    name for name, p in inspect.signature(Conn.__init__).parameters.items()
+    if p.kind is inspect.Parameter.KEYWORD_ONLY
+)
+
+
 def _connection_options(opts: dict[str, Any]) -> dict[str, Any]:
-    names = ("extra_headers", "subprotocols", "origin", "ssl_context", "insecure",
-             "socket_connect_timeout", "socket_recv_timeout", "max_message_size",
-             "close_timeout", "compress", "ping_interval", "ping_timeout", "write_limit",
-             "send_timeout")
-    return {k: opts.pop(k) for k in names if k in opts}
+    return {k: opts.pop(k) for k in _CONN_OPTIONS if k in opts}
 
 
 def _start(url_or_conn: Any, module: Any, state: Any, link: bool, opts: dict[str, Any]) -> Client:
