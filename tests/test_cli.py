@@ -121,6 +121,13 @@ def test_binary_lines(embedded: EchoServer) -> None:
     ]
 
 
+def test_long_line_is_one_message(embedded: EchoServer) -> None:
+    line = "0123456789abcdef" * (256 * 1024)  # 4 MiB, read from stdin in many pieces
+    result = run_cli(embedded.url, stdin=line + "\nshort\n", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"< text: {line}\n< text: short\n"
+
+
 def test_invalid_utf8_input_is_sent_with_replacement_characters(embedded: EchoServer) -> None:
     result = run_cli(embedded.url, stdin=b"caf\xe9\n")
     assert result.returncode == 0, result.stderr

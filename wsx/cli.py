@@ -360,20 +360,24 @@ def _read_lines(fd: int, lines: queue.Queue[Any]) -> None:
     ``os.read`` is used rather than ``sys.stdin`` so that a thread still
     blocked on a terminal at exit holds no interpreter-level lock.
     """
-    pending = b""
+    buf = bytearray()
     try:
         while True:
             chunk = os.read(fd, 65536)
             if not chunk:
                 break
-            pending += chunk
-            *complete, pending = pending.split(b"\n")
-            for line in complete:
-                lines.put(line[:-1] if line.endswith(b"\r") else line)
+            scan = len(buf)  # no newline before: search the new bytes only
+            buf += chunk
+            pos = 0
+            while (nl := buf.find(b"\n", max(pos, scan))) != -1:
+                end = nl - 1 if nl > pos and buf[nl - 1] == 0x0D else nl
+                lines.put(bytes(buf[pos:end]))
+                pos = nl + 1
+            del buf[:pos]
     except OSError:
         pass
-    if pending:
-        lines.put(pending)
+    if buf:
+        lines.put(bytes(buf))
     lines.put(_EOF)
 
 
