@@ -392,7 +392,8 @@ def _signature(exc: BaseException) -> str:
     tb = traceback.extract_tb(exc.__traceback__)
     inside = [f for f in tb if "wsx" in Path(f.filename).parts[:-1]] or tb[-1:]
     place = f"{Path(inside[-1].filename).name}:{inside[-1].lineno}" if inside else "?"
-    detail = harness._feature(str(exc)[:60]) if isinstance(exc, harness.Finding) else ""
+    # An oracle's message up to the first value it shows: which oracle failed.
+    detail = harness._KIND_RE.split(str(exc), 1)[0] if isinstance(exc, harness.Finding) else ""
     return f"{type(exc).__name__} at {place} {detail}".strip()
 
 

@@ -130,7 +130,11 @@ def test_regression_content_length_int_conversion(value: bytes) -> None:
     # fuzz/mutate.py handshake --seed 1: its first finding (input #536), reduced.
     "0101" + (b"HTTP/1.1 200 OK\r\nUpgrade:  websocket\r\nContent-Length: \xb3\r\n\r\n").hex(),
     "0000" + (b"HTTP/1.1 500 x\r\nContent-Length: " + b"9" * 4400 + b"\r\n\r\n").hex(),
-], ids=["superscript-3", "4400-digits"])
+    # fuzz/mutate.py handshake --seed 1, inputs #902568 and #965254, reduced: a
+    # chunk-size line longer than max_line=64 (see the test below).
+    "2129" + (b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+              + b"1" * 8000 + b"\r\n\xe6\x08!\xa2\r" + b"1" * 40).hex(),
+], ids=["superscript-3", "4400-digits", "long-chunk-size-line"])
 def test_regression_handshake_fuzz_inputs(blob_hex: str) -> None:
     harness.run_handshake(bytes.fromhex(blob_hex))
 
