@@ -64,6 +64,7 @@ _QUOTED_RE = re.compile(r'"((?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\
 _UNESCAPE_RE = re.compile(r"\\(.)")
 _STATUS_RE = re.compile(rb"(HTTP/1\.[01]) ([0-9]{3})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?")
 _BAD_VALUE_BYTES_RE = re.compile(rb"[\x00\r]")
+_DECIMAL_RE = re.compile(r"[0-9]+")
 _HEX_RE = re.compile(rb"[0-9A-Fa-f]+")
 
 
@@ -575,8 +576,12 @@ class ClientHandshake:
             self._body_limit = self.max_body
         else:
             lengths = set(parse_header_list(headers.get("Content-Length", "")))
-            if len(lengths) == 1 and (length := lengths.pop()).isdigit():
-                self._body_mode, self._body_limit = "length", min(int(length), self.max_body)
+            if len(lengths) == 1 and _DECIMAL_RE.fullmatch(length := lengths.pop()):
+                # ASCII digits only (str.isdigit() takes "²"); a length too long
+                # to convert is still a length: more than max_body.
+                digits = length.lstrip("0")
+                size = int(digits or "0") if len(digits) <= 18 else self.max_body
+                self._body_mode, self._body_limit = "length", min(size, self.max_body)
             else:
                 self._body_mode, self._body_limit = "close", self.max_body
 
@@ -604,6 +609,8 @@ class ClientHandshake:
                 eol = buf.find(b"\n", pos)
                 if eol == -1:
                     return len(buf) - pos > self.max_line  # give up on a runaway line
+                if eol - pos > self.max_line:
+                    return True  # the same line, arrived whole: same answer
                 line, pos = bytes(buf[pos:eol]).strip(), eol + 1
                 if not line:  # the CRLF closing the previous chunk's data
                     continue
