@@ -367,7 +367,7 @@ def test_message_too_big_is_1009() -> None:
                 ws.send(["x" * 600, "x" * 600])
                 ws.recv(timeout=5)
             assert info.value.rcvd is not None and info.value.rcvd.code == 1009
-            assert "exceeds 1000" in info.value.rcvd.reason
+            assert "exceeds the limit of 1000" in info.value.rcvd.reason
 
 
 def test_tcp_drop_without_close_frame_is_harmless(server: EchoServer) -> None:

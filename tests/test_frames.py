@@ -580,3 +580,32 @@ class TestClose:
         except UnicodeEncodeError:
             assume(False)  # lone surrogates are not encodable
         assert parse_close(payload) == (code, reason)
+
+
+class TestServerRole:
+    """PyFrameParser(masked=True): client-to-server frames (the echo server's side)."""
+
+    def test_masked_frames_are_unmasked_whatever_the_chunking(self) -> None:
+        wire = (wsx.frames.py_encode_frame(OP_TEXT, b"Hello", mask_key=KEY)
+                + wsx.frames.py_encode_frame(OP_BINARY, b"x" * 300, mask_key=b"\x01\x02\x03\x04")
+                + wsx.frames.py_encode_frame(OP_PING, b"", mask_key=KEY))
+        expected = [(OP_TEXT, True, 0, b"Hello"), (OP_BINARY, True, 0, b"x" * 300),
+                    (OP_PING, True, 0, b"")]
+        for step in (1, 3, 7, len(wire)):
+            parser = wsx.frames.PyFrameParser(masked=True)
+            frames = []
+            for i in range(0, len(wire), step):
+                frames += parser.feed(wire[i : i + step])
+            assert [tuple(f) for f in frames] == expected
+
+    def test_unmasked_frame_from_a_client_is_1002(self) -> None:
+        parser = wsx.frames.PyFrameParser(masked=True)
+        with pytest.raises(FrameError, match="client sent an unmasked frame") as info:
+            parser.feed(b"\x81\x02hi")
+        assert info.value.code == 1002
+
+    def test_size_limit_applies_before_the_key_and_payload(self) -> None:
+        parser = wsx.frames.PyFrameParser(max_frame_size=10, max_message_size=10, masked=True)
+        with pytest.raises(FrameError) as info:
+            parser.feed(b"\x82\xfe\x10\x00" + KEY)  # 4096 bytes announced, none sent
+        assert info.value.code == 1009

@@ -35,7 +35,6 @@ import binascii
 import errno
 import selectors
 import socket
-import struct
 import threading
 import time
 from collections import deque
@@ -45,18 +44,18 @@ from types import TracebackType
 from .errors import CloseCode, FrameError
 from .frames import (
     DEFAULT_MAX_SIZE,
-    OP_BINARY,
     OP_CLOSE,
     OP_CONTINUATION,
     OP_PING,
     OP_PONG,
     OP_TEXT,
+    Frame,
+    PyFrameParser,
     encode_close,
     encode_frame,
     parse_close,
 )
 from .handshake import Headers, accept_key, parse_header_list
-from .mask import mask
 from .utf8 import is_valid_utf8
 
 __all__ = ["EchoServer"]
@@ -64,8 +63,6 @@ __all__ = ["EchoServer"]
 _MAX_HEAD = 16384  # bytes of request head accepted before answering 431
 _READ_SIZE = 262144
 _HIGH_WATER = 4 * 1024 * 1024  # stop reading a client while this much is queued for it
-_unpack_16 = struct.Struct("!H").unpack_from
-_unpack_64 = struct.Struct("!Q").unpack_from
 
 
 class _HTTPRefusal(Exception):
@@ -127,7 +124,8 @@ class _Connection:
         # Message in progress: opcode (0 when none) and the payload pieces.
         self.msg_opcode = 0
         self.msg_parts: list[bytes] = []
-        self.msg_size = 0
+        limit = server.max_message_size
+        self.parser = PyFrameParser(max_frame_size=limit, max_message_size=limit, masked=True)
 
     # -- input -----------------------------------------------------------
     def receive(self, data: bytes) -> None:
@@ -213,66 +211,29 @@ class _Connection:
         self.rbuf.clear()
 
     def _frames(self) -> None:
-        """Parse the complete frames in ``rbuf`` (client frames: masked)."""
-        buf = self.rbuf
-        pos = 0
-        end = len(buf)
-        max_size = self.server.max_message_size
+        """Parse the complete frames in ``rbuf`` (client frames: masked) and answer them.
+
+        The frame rules (and their close codes) are wsx's own parser's, in its
+        server-role mode: ``wsx.frames.PyFrameParser(masked=True)``.
+        """
+        data = bytes(self.rbuf)
+        self.rbuf.clear()
         try:
-            while not self.closing and end - pos >= 2:
-                b0, b1 = buf[pos], buf[pos + 1]
-                length = b1 & 0x7F
-                start = pos + 2
-                if length == 126:
-                    if end - pos < 4:
-                        break
-                    (length,) = _unpack_16(buf, pos + 2)
-                    start += 2
-                elif length == 127:
-                    if end - pos < 10:
-                        break
-                    (length,) = _unpack_64(buf, pos + 2)
-                    start += 8
-                opcode, fin = b0 & 0x0F, bool(b0 & 0x80)
-                self._check_header(b0, b1, opcode, fin, length, max_size)
-                stop = start + 4 + length
-                if stop > end:
-                    break
-                key = bytes(buf[start : start + 4])
-                payload = mask(bytes(buf[start + 4 : stop]), key) if length else b""
-                pos = stop
-                self._frame(opcode, fin, payload, max_size)
-        finally:
-            del buf[:pos]
-
-    def _check_header(
-        self, b0: int, b1: int, opcode: int, fin: bool, length: int, max_size: int | None
-    ) -> None:
-        proto = CloseCode.PROTOCOL_ERROR
-        if b0 & 0x70:
-            raise FrameError(proto, f"reserved bits 0x{b0 & 0x70:02x} set (no extension)")
-        if not b1 & 0x80:
-            raise FrameError(proto, "the client sent an unmasked frame")
-        if opcode >= 0x8:
-            if opcode > OP_PONG:
-                raise FrameError(proto, f"reserved control opcode 0x{opcode:x}")
-            if length > 125 or not fin:
-                raise FrameError(proto, f"control frame 0x{opcode:x} fragmented or over 125 bytes")
+            frames = self.parser.feed(data)
+        except FrameError as exc:
+            self._answer(exc.frames)  # the frames before the broken one count
+            if not self.closing:
+                raise
             return
-        if opcode > OP_BINARY:
-            raise FrameError(proto, f"reserved data opcode 0x{opcode:x}")
-        if length >> 63:
-            raise FrameError(proto, "64-bit payload length with its top bit set")
-        if opcode == OP_CONTINUATION and not self.msg_opcode:
-            raise FrameError(proto, "continuation frame with no message in progress")
-        if opcode != OP_CONTINUATION and self.msg_opcode:
-            raise FrameError(proto, "new data frame inside a fragmented message")
-        if max_size is not None and self.msg_size + length > max_size:
-            raise FrameError(
-                CloseCode.MESSAGE_TOO_BIG,
-                f"message of at least {self.msg_size + length} bytes exceeds {max_size}")
+        self._answer(frames)
 
-    def _frame(self, opcode: int, fin: bool, payload: bytes, max_size: int | None) -> None:
+    def _answer(self, frames: list[Frame]) -> None:
+        for opcode, fin, _rsv, payload in frames:
+            if self.closing:
+                return  # after the close frame, the rest is discarded
+            self._frame(opcode, fin, payload)
+
+    def _frame(self, opcode: int, fin: bool, payload: bytes) -> None:
         if opcode == OP_PING:
             self.wbuf += encode_frame(OP_PONG, payload, masked=False)
         elif opcode == OP_PONG:
@@ -290,12 +251,11 @@ class _Connection:
             if opcode != OP_CONTINUATION:
                 self.msg_opcode = opcode
             self.msg_parts.append(payload)
-            self.msg_size += len(payload)
             if not fin:
                 return
             message = b"".join(self.msg_parts)
             op = self.msg_opcode
-            self.msg_opcode, self.msg_parts, self.msg_size = 0, [], 0
+            self.msg_opcode, self.msg_parts = 0, []
             if op == OP_TEXT and not is_valid_utf8(message):
                 raise FrameError(CloseCode.INVALID_DATA, "text message is not valid UTF-8")
             self.wbuf += encode_frame(op, message, masked=False)

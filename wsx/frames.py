@@ -17,7 +17,7 @@ import struct
 from typing import NamedTuple
 
 from .errors import CloseCode, FrameEncodeError, FrameError
-from .mask import _extensions_disabled, frame_masked
+from .mask import _extensions_disabled, frame_masked, mask
 from .utf8 import is_valid_utf8
 
 __all__ = [
@@ -216,6 +216,12 @@ class FrameParser:
     ``None`` disables a size limit. The frames completed before the bad
     header are not lost: they are on the exception, as ``exc.frames``.
     After an error the parser is unusable.
+
+    ``masked=True`` parses the other direction, client to server (the
+    embedded echo server uses it): every frame must be masked, and payloads
+    are returned unmasked. Only this pure-Python parser has that mode (the
+    compiled one, ``wsx._codec``, is for clients); it is reachable as
+    ``wsx.frames.PyFrameParser`` whichever parser ``FrameParser`` names.
     """
 
     __slots__ = (
@@ -227,6 +233,7 @@ class FrameParser:
         "_fragmented",
         "_message_len",
         "_pending",
+        "masked",
     )
 
     def __init__(
@@ -234,7 +241,9 @@ class FrameParser:
         max_frame_size: int | None = DEFAULT_MAX_SIZE,
         max_message_size: int | None = DEFAULT_MAX_SIZE,
         allowed_rsv: int = 0,
+        masked: bool = False,
     ) -> None:
+        self.masked = masked
         self._buf = bytearray()
         self._pos = 0
         self.max_frame_size = max_frame_size
@@ -303,6 +312,10 @@ class FrameParser:
                         break
                     (length,) = _unpack_64(buf, pos + 2)
                     start = pos + 10
+                if self.masked and b1 & 0x80:
+                    if end - start < 4:
+                        break  # the masking key is not all in: check the header later
+                    start += 4
                 try:
                     opcode, fin, rsv = self._check_header(b0, b1, length)
                 except FrameError as exc:
@@ -319,6 +332,8 @@ class FrameParser:
                     payload = bytes(view[start:stop])
             else:
                 payload = bytes(buf[start:stop])
+            if self.masked and payload:
+                payload = mask(payload, bytes(buf[start - 4 : start]))
             frames.append(Frame(opcode, fin, rsv, payload))
             pos = stop
         self._pos = pos
@@ -330,7 +345,7 @@ class FrameParser:
     def _check_header(self, b0: int, b1: int, length: int) -> tuple[int, bool, int]:
         opcode, fin, rsv, self._fragmented, self._message_len = check_header(
             b0, b1, length, self.allowed_rsv, self._fragmented, self._message_len,
-            self.max_frame_size, self.max_message_size,
+            self.max_frame_size, self.max_message_size, self.masked,
         )
         return opcode, fin, rsv
 
@@ -344,12 +359,15 @@ def check_header(
     message_len: int,
     max_frame_size: int | None,
     max_message_size: int | None,
+    masked: bool = False,
 ) -> tuple[int, bool, int, bool, int]:
     """Check a received frame header against RFC 6455 section 5 and the size limits.
 
     ``b0``/``b1`` are the first two header bytes, ``length`` the payload
     length; ``fragmented`` and ``message_len`` describe the data message in
-    progress. Returns ``(opcode, fin, rsv, fragmented, message_len)`` (the last
+    progress; ``masked`` says which direction: ``False`` for frames from a
+    server (which must not be masked), ``True`` for frames from a client
+    (which must be). Returns ``(opcode, fin, rsv, fragmented, message_len)`` (the last
     two updated for the next header) or raises :class:`FrameError`. Both
     parsers (this module's and the compiled one) use it, so the rules and
     their messages are written once.
@@ -363,8 +381,11 @@ def check_header(
             f"reserved bits 0x{rsv:02x} set without a negotiated extension "
             f"(frame byte 0x{b0:02x})",
         )
-    if b1 & 0x80:
-        raise FrameError(CloseCode.PROTOCOL_ERROR, "the server sent a masked frame")
+    if bool(b1 & 0x80) != masked:
+        raise FrameError(
+            CloseCode.PROTOCOL_ERROR,
+            "the client sent an unmasked frame" if masked else "the server sent a masked frame",
+        )
     if opcode >= 0x8:
         if opcode > OP_PONG:
             raise FrameError(CloseCode.PROTOCOL_ERROR, f"reserved control opcode 0x{opcode:x}")
