@@ -4,10 +4,12 @@ Two targets, each a function of one ``bytes`` blob (so that any finding is a
 single reproducible input):
 
 * :func:`run_frames`: ``blob[0]`` picks a configuration (permessage-deflate
-  negotiated or not and with which parameters, the size limit), ``blob[1]``
-  seeds the chunking, ``blob[2:]`` is what the server sent after the
-  handshake. It drives :class:`wsx.frames.FrameParser` and the whole
-  :class:`wsx.protocol.Protocol`.
+  negotiated or not and with which parameters, the size limit; bit 7: the
+  server-role parser ``PyFrameParser(masked=True)`` of the embedded echo
+  server instead), ``blob[1]`` seeds the chunking (bit 7: the protocol sent
+  its close frame first, so frames arrive in the CLOSING state),
+  ``blob[2:]`` is what the peer sent after the handshake. It drives
+  :class:`wsx.frames.FrameParser` and the whole :class:`wsx.protocol.Protocol`.
 * :func:`run_handshake`: ``blob[0]`` picks what the client offered
   (subprotocols, permessage-deflate parameters, small head/body limits),
   ``blob[1]`` seeds the chunking, ``blob[2:]`` is the server's answer to the
@@ -52,7 +54,7 @@ from wsx.client import _negotiate
 from wsx.conn import Conn
 from wsx.errors import FrameError, HandshakeError, RequestError
 from wsx.extensions.permessage_deflate import Deflate, PerMessageDeflate
-from wsx.frames import RSV1, FrameParser, PyFrameParser
+from wsx.frames import RSV1, FrameParser, PyFrameParser, py_encode_frame
 from wsx.handshake import ClientHandshake, accept_key
 from wsx.protocol import CLOSED, Protocol
 from wsx.url import parse_url
@@ -116,13 +118,14 @@ def _pieces(data: bytes, seed: int) -> Iterator[bytes]:
 
 
 # -------------------------------------------------------------- frame target
-def _frames_config(b: int) -> tuple[bool, int | None, bool, int]:
-    """``(deflate, max_size, server_no_context_takeover, server_max_window_bits)``."""
-    return bool(b & 1), FRAME_SIZES[(b >> 1) & 7], bool(b & 0x10), _WINDOW_BITS[(b >> 5) & 3]
+def _frames_config(b: int) -> tuple[bool, int | None, bool, int, bool]:
+    """``(deflate, max_size, server_no_context_takeover, server_max_window_bits, masked)``."""
+    return (bool(b & 1), FRAME_SIZES[(b >> 1) & 7], bool(b & 0x10), _WINDOW_BITS[(b >> 5) & 3],
+            bool(b & 0x80))
 
 
 def _parse_all(stream: bytes, seed: int, max_size: int | None, allowed_rsv: int,
-               parser_class: Any = None, trace: list[Any] | None = None
+               parser_class: Any = None, trace: list[Any] | None = None, masked: bool = False
                ) -> tuple[list[tuple[int, bool, int, bytes]], int | None]:
     """Run a parser over ``stream`` fed in pieces; ``(frames, error code or None)``.
 
@@ -130,8 +133,13 @@ def _parse_all(stream: bytes, seed: int, max_size: int | None, allowed_rsv: int,
     (frames returned, ``buffered``, ``pending_header()``, ``pending_bytes()``)
     and the error's code and message, to compare two implementations.
     """
-    parser = (parser_class or FrameParser)(max_frame_size=max_size, max_message_size=max_size,
-                          allowed_rsv=allowed_rsv)
+    parser: Any
+    if masked:  # the server-role mode (client frames), pure-Python parser only
+        parser = PyFrameParser(max_frame_size=max_size, max_message_size=max_size,
+                               allowed_rsv=allowed_rsv, masked=True)
+    else:
+        parser = (parser_class or FrameParser)(max_frame_size=max_size,
+                                               max_message_size=max_size, allowed_rsv=allowed_rsv)
     frames: list[tuple[int, bool, int, bytes]] = []
     for piece in _pieces(stream, seed):
         try:
@@ -185,9 +193,12 @@ def _event_key(event: Any) -> Any:
 
 
 def _run_protocol(stream: bytes, seed: int, max_size: int | None,
-                  ext_args: dict[str, Any] | None) -> list[Any]:
+                  ext_args: dict[str, Any] | None, closing: bool = False) -> list[Any]:
     extensions = [] if ext_args is None else [PerMessageDeflate(**ext_args)]
     proto = Protocol(max_message_size=max_size, extensions=extensions)
+    if closing:  # we sent our close frame first: the peer's frames arrive in CLOSING
+        if not proto.send_close(1000, "bye").startswith(b"\x88"):
+            raise Finding("send_close did not return a close frame")
     events: list[Any] = []
     error_code: int | None = None
     for piece in _pieces(stream, seed):
@@ -203,7 +214,12 @@ def _run_protocol(stream: bytes, seed: int, max_size: int | None,
                 if error_code is not None:
                     raise Finding(f"event {event!r} after the connection ended")
                 error_code = event[1].code if event[0] == "error" else -1
-        if error_code is not None and error_code > 0 and got and got[-1][0] == "error":
+        if closing and error_code is not None:
+            if out:
+                raise Finding(f"bytes sent after our close: {out!r}")
+            if proto.state is not CLOSED:
+                raise Finding(f"state {proto.state!r} after the close handshake or an error")
+        elif error_code is not None and error_code > 0 and got and got[-1][0] == "error":
             # The close frame owed for the error goes out now, with its code.
             if len(out) < 8 or out[0] != 0x88:
                 raise Finding(f"no close frame sent after error {error_code}: {out!r}")
@@ -268,10 +284,19 @@ def run_frames(blob: bytes) -> frozenset[str]:
     """
     if len(blob) < 2:
         return frozenset()
-    deflate, max_size, no_takeover, bits = _frames_config(blob[0])
-    seed = blob[1]
+    deflate, max_size, no_takeover, bits, masked = _frames_config(blob[0])
+    seed, closing = blob[1] & 0x7F, bool(blob[1] & 0x80)
     stream = bytes(blob[2:])
     allowed = RSV1 if deflate else 0
+    if masked:
+        # Server role (the embedded echo server): client frames, masked.
+        whole = _parse_all(stream, 1, max_size, allowed, masked=True)
+        _check_frame_rules(whole[0], max_size, allowed)
+        split = _parse_all(stream, seed, max_size, allowed, masked=True)
+        if split != whole:
+            raise Finding(f"masked parser: chunking (seed {seed}) changed the result: "
+                          f"{_short(split)} != {_short(whole)}")
+        return frozenset({f"masked:{whole[1]}:{len(whole[0]) > 1}", f"cfg:{blob[0] & 0x7f}"})
 
     whole = _parse_all(stream, 1, max_size, allowed)
     _check_frame_rules(whole[0], max_size, allowed)
@@ -295,13 +320,14 @@ def run_frames(blob: bytes) -> frozenset[str]:
 
     ext = (dict(server_no_context_takeover=no_takeover, server_max_window_bits=bits)
            if deflate else None)
-    events = _run_protocol(stream, 1, max_size, ext)
+    events = _run_protocol(stream, 1, max_size, ext, closing)
     if seed != 1:
-        split_events = _run_protocol(stream, seed, max_size, ext)
+        split_events = _run_protocol(stream, seed, max_size, ext, closing)
         if split_events != events:
             raise Finding(f"protocol: chunking (seed {seed}) changed the events: "
                           f"{_short(split_events)} != {_short(events)}")
-    features = {f"cfg:{blob[0] & 0x7f}", f"parser:{whole[1]}:{len(whole[0]) > 1}"}
+    features = {f"cfg:{blob[0] & 0x7f}", f"parser:{whole[1]}:{len(whole[0]) > 1}",
+                f"closing:{closing}:{events[-1] if events else None}"}
     kinds = []
     for event in events:
         kind = event if isinstance(event, str) else f"{event[0]}:{event[1]}" \
@@ -492,6 +518,22 @@ def frame_seeds() -> list[bytes]:
         deflate_cfg = 0x01 if i >= 10 else 0x00
         blobs.append(bytes([deflate_cfg, i % 7 + 1]) + stream)
         blobs.append(bytes([deflate_cfg | 0x08 | ((i & 3) << 5), 0]) + stream[:600])
+        if i % 3 == 0:  # CLOSING: our close frame went out first
+            blobs.append(bytes([deflate_cfg, 0x80 | (i % 5)]) + stream[:600])
+    # Server role: masked client frames, as the embedded echo server reads them.
+    key = b"\x37\xfa\x21\x3d"
+    client = [
+        py_encode_frame(1, b"Hello", mask_key=key),
+        py_encode_frame(2, bytes(range(200)), mask_key=key)
+        + py_encode_frame(9, b"ping", mask_key=key),
+        py_encode_frame(1, text[:4], fin=False, mask_key=key)
+        + py_encode_frame(0, text[4:], mask_key=key)
+        + py_encode_frame(8, struct.pack("!H", 1001), mask_key=key),
+        py_encode_frame(2, b"z" * 70000, mask_key=key)[:3000],
+    ]
+    for i, stream in enumerate(client):
+        blobs.append(bytes([0x80 | (i % 2), i + 2]) + stream)
+        blobs.append(bytes([0x80 | 0x0A, 0]) + stream[:400])
     return blobs
 
 

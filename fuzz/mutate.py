@@ -287,6 +287,11 @@ _EXT_VALUES = [
     "permessage-deflate; server_max_window_bits=9; server_max_window_bits=9",
     "permessage-deflate; client_max_window_bits=8; server_max_window_bits=8",
     "permessage-deflate; client_max_window_bits=\"",
+    "permessage-deflate; client_no_context_takeover=1",
+    "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+    "permessage-deflate; client_max_window_bits=x",
+    "permessage-deflate; client_max_window_bits=12",
+    "permessage-deflate; server_max_window_bits=13",
 ]
 _VALUES = [
     "", " ", "websocket", "WebSocket", "Upgrade", "upgrade, keep-alive", "close", "chunked",

@@ -34,7 +34,7 @@ import mutate  # noqa: E402
 
 from conftest import RawServer, read_request  # noqa: E402
 
-INPUTS = 6_000
+INPUTS = 12_000
 SEED = 20261128
 
 
