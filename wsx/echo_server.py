@@ -2,10 +2,10 @@
 
 It exists so that wsx can be tried without a server of one's own (``wsx``
 with no URL, ``wsx echo-server``), and as an independent peer for tests. It
-is built on wsx's sans-I/O pieces (the frame encoder, close payload parsing,
-masking, the ``Sec-WebSocket-Accept`` computation) plus a server-side frame
-reader, and runs every connection on one :mod:`selectors` loop in a
-background thread.
+is built on wsx's sans-I/O pieces (the frame parser in its server-role mode,
+``PyFrameParser(masked=True)``, the frame encoder, close payload parsing, the
+``Sec-WebSocket-Accept`` computation) and runs every connection on one
+:mod:`selectors` loop in a background thread.
 
 What it does with each connection:
 
