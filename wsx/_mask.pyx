@@ -36,9 +36,11 @@ cdef inline void _widen_key(const unsigned char* key4, Py_ssize_t rot,
                             unsigned char* k8, uint64_t* k64) noexcept nogil:
     # k8[j] == key[(j + rot) % 4] for j in 0..7, so byte i of a run that
     # starts at key position ``rot`` is XORed with k8[i % 8].
-    cdef int j
-    for j in range(8):
-        k8[j] = key4[(j + rot) & 3]
+    k8[0] = key4[rot & 3]
+    k8[1] = key4[(rot + 1) & 3]
+    k8[2] = key4[(rot + 2) & 3]
+    k8[3] = key4[(rot + 3) & 3]
+    memcpy(k8 + 4, k8, 4)
     memcpy(k64, k8, 8)
 
 
