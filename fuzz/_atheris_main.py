@@ -6,8 +6,9 @@ filled with the harness's seed inputs when empty. Defaults added unless given:
 ``-max_len``, ``-timeout=5`` (seconds per input: a hang is a finding),
 ``-rss_limit_mb=2048``, ``-artifact_prefix=fuzz/findings/`` and
 ``-dict=fuzz/<target>.dict`` when that file exists. Every other
-libFuzzer flag passes through (``-runs=1000000``, ``-seed=1``, ``-fork=1
--ignore_crashes=1`` to go on after a finding...).
+libFuzzer flag passes through (``-runs=1000000``, ``-seed=1``...). libFuzzer
+stops at the first finding (``mutate.py`` goes on); its ``-fork`` mode does
+not work here: it re-executes ``argv[0]``, a Python script.
 """
 
 from __future__ import annotations

@@ -266,6 +266,12 @@ def _check_event(event: Any, max_size: int | None, ended: bool) -> None:
         raise Finding(f"{kind} message of {size} bytes over the limit {max_size}")
 
 
+def kinds_of(events: list[Any]) -> str:
+    """The kinds of events (``text``, ``error:1007``...), without their payloads."""
+    return ",".join(e if isinstance(e, str) else f"{e[0]}:{e[1]}" if e[0] in ("error", "close")
+                    else str(e[0]) for e in events)
+
+
 _NUMBERS_RE = re.compile(r"0x[0-9a-f]+|\d+|b?'[^']*'|b?\"[^\"]*\"")
 
 
@@ -327,7 +333,7 @@ def run_frames(blob: bytes) -> frozenset[str]:
             raise Finding(f"protocol: chunking (seed {seed}) changed the events: "
                           f"{_short(split_events)} != {_short(events)}")
     features = {f"cfg:{blob[0] & 0x7f}", f"parser:{whole[1]}:{len(whole[0]) > 1}",
-                f"closing:{closing}:{events[-1] if events else None}"}
+                f"closing:{closing}:{kinds_of(events[-1:])}"}
     kinds = []
     for event in events:
         kind = event if isinstance(event, str) else f"{event[0]}:{event[1]}" \
