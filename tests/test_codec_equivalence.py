@@ -177,3 +177,18 @@ def test_encoder_rejects_like_python() -> None:
         c_encode(0x1, "text is not bytes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="4 bytes"):
         c_encode(0x1, b"abc", mask_key=b"abc")
+
+
+@pytest.mark.parametrize("size", [300_000, 5 * 1024 * 1024])  # in place; gathered (> 4 MiB)
+def test_large_frames_in_uneven_pieces(size: int) -> None:
+    # A big payload between small frames, cut where the pieces straddle
+    # frame boundaries: received in place (up to 4 MiB) or gathered.
+    payload = os.urandom(size)
+    wire = (py_encode_frame(0x9, b"p", masked=False) + py_encode_frame(0x2, payload, masked=False)
+            + py_encode_frame(0x1, b"after", masked=False))
+    cuts = [1, 3, 5, 64_000, 64_001, size // 2, size + 8, size + 9, len(wire) - 2]
+    chunks = split(wire, cuts)
+    a = run(CParser(None, None), chunks)
+    assert a == run(PyParser(None, None), chunks)
+    frames = [f for step in a for f in step[0]]
+    assert frames == [(0x9, True, 0, b"p"), (0x2, True, 0, payload), (0x1, True, 0, b"after")]

@@ -49,6 +49,12 @@ cdef Py_ssize_t _key_pos = 0
 DEF KEY_POOL_SIZE = 4096
 # Payloads at least this long are masked with the GIL released.
 DEF NOGIL_THRESHOLD = 8192
+# An incomplete frame payload up to this size is received straight into the
+# bytes object it will be (allocated once its header is in): one copy, one
+# allocation. Longer ones (only with a raised max_message_size) are gathered
+# in a growing buffer instead, so that a header alone cannot make the client
+# allocate more than this.
+DEF PREALLOC_MAX = 4 * 1024 * 1024
 
 _DEFAULT = object()
 
@@ -85,7 +91,11 @@ cdef class FrameParser:
     cdef bint _fragmented
     cdef uint64_t _message_len
     # Header of the frame whose payload is incomplete (``_p``): its payload
-    # starts at ``_p_start`` in ``_buf``.
+    # starts at ``_p_start`` in ``_buf``, or is being received into ``_pbytes``
+    # (``_pfill`` bytes so far; ``_p_hlen`` header bytes came before them).
+    cdef object _pbytes
+    cdef Py_ssize_t _pfill
+    cdef Py_ssize_t _p_hlen
     cdef bint _p
     cdef int _p_opcode
     cdef bint _p_fin
@@ -101,6 +111,7 @@ cdef class FrameParser:
         self._fragmented = False
         self._message_len = 0
         self._p = False
+        self._pbytes = None
 
     @property
     def max_frame_size(self):
@@ -132,6 +143,8 @@ cdef class FrameParser:
     @property
     def buffered(self):
         """Number of received bytes not yet returned as frames."""
+        if self._pbytes is not None:
+            return self._p_hlen + self._pfill
         return PyByteArray_GET_SIZE(self._buf)
 
     def pending_header(self):
@@ -144,6 +157,11 @@ cdef class FrameParser:
         """The payload received so far of the incomplete frame, less its first ``skip`` bytes."""
         if not self._p:
             return b""
+        if self._pbytes is not None:
+            if skip >= self._pfill:
+                return b""
+            return PyBytes_FromStringAndSize(PyBytes_AS_STRING(self._pbytes) + skip,
+                                             self._pfill - skip)
         cdef Py_ssize_t size = PyByteArray_GET_SIZE(self._buf)
         cdef Py_ssize_t start = self._p_start + skip
         cdef Py_ssize_t stop = size
@@ -157,27 +175,43 @@ cdef class FrameParser:
         """Add received bytes; return the frames they complete (possibly none)."""
         cdef Py_buffer view
         cdef list frames = []
-        cdef Py_ssize_t pos
+        cdef Py_ssize_t pos, off = 0, take
         cdef const char* base
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
+            base = <const char*>view.buf
+            if self._pbytes is not None:
+                # The rest of a payload being received in place.
+                take = <Py_ssize_t>self._p_length - self._pfill
+                if take > view.len:
+                    take = view.len
+                memcpy(PyBytes_AS_STRING(self._pbytes) + self._pfill, base, take)
+                self._pfill += take
+                off = take
+                if self._pfill < <Py_ssize_t>self._p_length:
+                    return frames
+                frames.append(_tuple_new(
+                    _Frame, (self._p_opcode, self._p_fin, self._p_rsv, self._pbytes)))
+                self._pbytes = None
+                self._p = False
             if PyByteArray_GET_SIZE(self._buf) == 0:
                 # Usual case: nothing buffered, parse the new bytes in place
                 # and keep only what remains of an incomplete frame.
-                base = <const char*>view.buf
-                pos = self._parse(<const unsigned char*>base, view.len, frames)
-                if pos < view.len:
+                pos = off + self._parse(<const unsigned char*>base + off, view.len - off, frames)
+                if self._p:
+                    self._p_start += off  # from base + off to base
+                if pos < view.len and not self._receive_in_place(base, pos, view.len):
                     self._buf[:] = PyBytes_FromStringAndSize(base + pos, view.len - pos)
                     if self._p:
                         self._p_start -= pos
             else:
-                self._buf += data
-                pos = self._parse(
-                    <const unsigned char*>PyByteArray_AS_STRING(self._buf),
-                    PyByteArray_GET_SIZE(self._buf),
-                    frames,
-                )
-                if pos:
+                self._buf += PyBytes_FromStringAndSize(base + off, view.len - off)
+                base = PyByteArray_AS_STRING(self._buf)
+                pos = self._parse(<const unsigned char*>base, PyByteArray_GET_SIZE(self._buf),
+                                  frames)
+                if self._receive_in_place(base, pos, PyByteArray_GET_SIZE(self._buf)):
+                    del self._buf[:]
+                elif pos:
                     del self._buf[:pos]
                     if self._p:
                         self._p_start -= pos
@@ -187,6 +221,21 @@ cdef class FrameParser:
         finally:
             PyBuffer_Release(&view)
         return frames
+
+    cdef bint _receive_in_place(self, const char* base, Py_ssize_t pos, Py_ssize_t end):
+        """Start receiving the incomplete frame at ``base[pos:end]`` into its payload object.
+
+        Only for a frame whose header is checked and whose payload is at most
+        PREALLOC_MAX bytes; returns False (nothing done) otherwise.
+        """
+        if not self._p or self._p_length > PREALLOC_MAX:
+            return False
+        cdef Py_ssize_t have = end - self._p_start
+        self._pbytes = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>self._p_length)
+        memcpy(PyBytes_AS_STRING(self._pbytes), base + self._p_start, have)
+        self._pfill = have
+        self._p_hlen = self._p_start - pos
+        return True
 
     cdef Py_ssize_t _parse(self, const unsigned char* p, Py_ssize_t end, list frames) except -1:
         """Parse frames from ``p[0:end]``; return the offset of the first byte not consumed."""
