@@ -153,3 +153,37 @@ def test_send_frame_after_our_close_is_refused(raw_server: Any) -> None:
         wsx.send_frame(client, ("text", "after"))
     assert client.join(5)
     assert [f[0] for f in frames] == [0x1, 0x8]
+
+
+def test_compressed_frames_from_threads_and_replies_keep_their_order(echo_server: Any) -> None:
+    # With permessage-deflate (context takeover) every frame must reach the
+    # server in the order it was compressed, whoever sends it: frames from
+    # threads and replies from callbacks, at the same time.
+    received: list[str] = []
+
+    class Bouncer(wsx.WebSocket):
+        def handle_frame(self, frame: Any, state: Any) -> Any:
+            received.append(frame[1])
+            if frame[1].startswith("r") and int(frame[1][1:].split(":")[0]) < 200:
+                n = int(frame[1][1:].split(":")[0])
+                return ("reply", ("text", f"r{n + 1}:" + "abc" * 50), state)
+            return ("ok", state)
+
+    client = wsx.start_link(echo_server.url, Bouncer, None)
+    assert client.conn.extensions and client.conn.extensions[0][0] == "permessage-deflate"
+    wsx.send_frame(client, ("text", "r0:" + "abc" * 50))
+
+    def sender(t: int) -> None:
+        for i in range(100):
+            wsx.send_frame(client, ("text", f"t{t}-{i}:" + "xyz" * 40))
+
+    threads = [threading.Thread(target=sender, args=(t,)) for t in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(30)
+    wait_until(lambda: len(received) == 201 + 300, timeout=30)
+    assert client.alive and client.connection_state == "open"  # the server decoded every frame
+    assert sorted(m.split(":")[0] for m in received if m.startswith("t")) == sorted(
+        f"t{t}-{i}" for t in range(3) for i in range(100))
+    wsx.stop(client)

@@ -969,7 +969,8 @@ class Client(Process):
         """:func:`send_frame` from another thread, written by that thread; False if it can't be.
 
         The usual case (an open plain-TCP connection, nothing pending, no
-        trace or telemetry to report) needs no round trip through the loop:
+        trace or telemetry to report, no extension such as compression
+        negotiated) needs no round trip through the loop:
         the frame is encoded and written here, under the write lock the loop
         thread also holds while it writes, so frames never interleave and
         nothing is sent after our close frame (``Protocol.send`` refuses once
@@ -984,7 +985,10 @@ class Client(Process):
             sock = self._sock
             protocol = self._protocol
             if (sock is None or protocol is None or self.connection_state != "open"
-                    or self._wbuf or self._send_waiters):
+                    or self._wbuf or self._send_waiters or protocol.extensions):
+                # With an extension (permessage-deflate's shared compression
+                # context) frames must hit the wire in the order they were
+                # encoded: the loop encodes and writes them in one go.
                 return False
             data = protocol.send(frame)  # raises for a bad frame or a closing connection
             try:
