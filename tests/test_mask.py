@@ -92,7 +92,7 @@ def test_empty(impl: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    "n", [1, 3, 4, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 8191, 8192, 8193, 65536 + 5]
+    "n", [1, 3, 4, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 8191, 8192, 8193, 65536 + 5, 262143, 262144, 262145]
 )
 @pytest.mark.parametrize("offset", [0, 1, 2, 3, 4, 5, 6, 7, 1001])
 def test_sizes_around_block_and_nogil_thresholds(impl: Any, n: int, offset: int) -> None:

@@ -48,7 +48,7 @@ cdef bytes _key_pool = b""
 cdef Py_ssize_t _key_pos = 0
 DEF KEY_POOL_SIZE = 4096
 # Payloads at least this long are masked with the GIL released.
-DEF NOGIL_THRESHOLD = 8192
+DEF NOGIL_THRESHOLD = 262144
 # An incomplete frame payload up to this size is received straight into the
 # bytes object it will be (allocated once its header is in): one copy, one
 # allocation. Longer ones (only with a raised max_message_size) are gathered

@@ -8,7 +8,7 @@ the key rotated by ``offset`` and widened to 8 bytes (32 bytes per loop
 step, then single words, then a 0..7 byte tail).  Loads and stores go
 through ``memcpy``, so unaligned access is defined behaviour, and an
 optimising C compiler turns the loop into SIMD code (SSE2 at ``-O3`` on
-x86-64, wider with ``-march``).  Buffers of 8 KiB and more are masked with
+x86-64, wider with ``-march``).  Buffers of 256 KiB and more are masked with
 the GIL released: a buffer held through the buffer protocol stays valid
 (a bytearray cannot be resized while it is exported).
 
@@ -29,7 +29,7 @@ from libc.string cimport memcpy
 
 # Buffers at least this long are masked with the GIL released.  Below it the
 # cost of dropping and re-taking the GIL outweighs the work.
-cdef Py_ssize_t NOGIL_THRESHOLD = 8192
+cdef Py_ssize_t NOGIL_THRESHOLD = 262144
 
 
 cdef inline void _widen_key(const unsigned char* key4, Py_ssize_t rot,
