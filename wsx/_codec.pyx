@@ -84,24 +84,7 @@ cdef class FrameParser:
     ``FrameError`` carrying the frames completed before it as ``exc.frames``.
     """
 
-    cdef bytearray _buf
-    cdef long long _max_frame
-    cdef long long _max_message
-    cdef int _allowed_rsv
-    cdef bint _fragmented
-    cdef uint64_t _message_len
-    # Header of the frame whose payload is incomplete (``_p``): its payload
-    # starts at ``_p_start`` in ``_buf``, or is being received into ``_pbytes``
-    # (``_pfill`` bytes so far; ``_p_hlen`` header bytes came before them).
-    cdef object _pbytes
-    cdef Py_ssize_t _pfill
-    cdef Py_ssize_t _p_hlen
-    cdef bint _p
-    cdef int _p_opcode
-    cdef bint _p_fin
-    cdef int _p_rsv
-    cdef Py_ssize_t _p_start
-    cdef uint64_t _p_length
+    # Attributes and C-level methods: declared in _codec.pxd.
 
     def __init__(self, max_frame_size=_DEFAULT, max_message_size=_DEFAULT, int allowed_rsv=0):
         self._buf = bytearray()
@@ -174,17 +157,22 @@ cdef class FrameParser:
     def feed(self, data):
         """Add received bytes; return the frames they complete (possibly none)."""
         cdef Py_buffer view
-        cdef list frames = []
-        cdef Py_ssize_t pos, off = 0, take
-        cdef const char* base
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
-            base = <const char*>view.buf
+            return self._feed(<const char*>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef list _feed(self, const char* base, Py_ssize_t size):
+        """:meth:`feed` for ``size`` bytes at ``base`` (the read path of wsx._fastpath)."""
+        cdef list frames = []
+        cdef Py_ssize_t pos, off = 0, take
+        try:
             if self._pbytes is not None:
                 # The rest of a payload being received in place.
                 take = <Py_ssize_t>self._p_length - self._pfill
-                if take > view.len:
-                    take = view.len
+                if take > size:
+                    take = size
                 memcpy(PyBytes_AS_STRING(self._pbytes) + self._pfill, base, take)
                 self._pfill += take
                 off = take
@@ -197,15 +185,15 @@ cdef class FrameParser:
             if PyByteArray_GET_SIZE(self._buf) == 0:
                 # Usual case: nothing buffered, parse the new bytes in place
                 # and keep only what remains of an incomplete frame.
-                pos = off + self._parse(<const unsigned char*>base + off, view.len - off, frames)
+                pos = off + self._parse(<const unsigned char*>base + off, size - off, frames)
                 if self._p:
                     self._p_start += off  # from base + off to base
-                if pos < view.len and not self._receive_in_place(base, pos, view.len):
-                    self._buf[:] = PyBytes_FromStringAndSize(base + pos, view.len - pos)
+                if pos < size and not self._receive_in_place(base, pos, size):
+                    self._buf[:] = PyBytes_FromStringAndSize(base + pos, size - pos)
                     if self._p:
                         self._p_start -= pos
             else:
-                self._buf += PyBytes_FromStringAndSize(base + off, view.len - off)
+                self._buf += PyBytes_FromStringAndSize(base + off, size - off)
                 base = PyByteArray_AS_STRING(self._buf)
                 pos = self._parse(<const unsigned char*>base, PyByteArray_GET_SIZE(self._buf),
                                   frames)
@@ -218,8 +206,6 @@ cdef class FrameParser:
         except FrameError as exc:
             exc.frames = frames
             raise
-        finally:
-            PyBuffer_Release(&view)
         return frames
 
     cdef bint _receive_in_place(self, const char* base, Py_ssize_t pos, Py_ssize_t end):
@@ -331,51 +317,66 @@ def encode_frame(int opcode, payload=b"", bint fin=True, int rsv=0, mask_key=Non
                  bint masked=True):
     """Encode one frame (see ``wsx.frames.encode_frame``)."""
     cdef Py_buffer view
-    cdef Py_ssize_t n, hlen, i
+    if mask_key is not None and not (type(mask_key) is bytes and PyBytes_GET_SIZE(mask_key) == 4):
+        return _encode_py(opcode, payload, fin, rsv, mask_key, masked)
+    PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
+    try:
+        if opcode >= 8 and (view.len > 125 or not fin):
+            return _encode_py(opcode, payload, fin, rsv, mask_key, masked)  # raises
+        return _encode(opcode, <const unsigned char*>view.buf, view.len, fin, rsv, mask_key,
+                       masked)
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef bytes _encode(int opcode, const unsigned char* data, Py_ssize_t n, bint fin, int rsv,
+                   object mask_key, bint masked):
+    """Header (+ key + masked payload) of a frame whose arguments are checked, as one object.
+
+    ``mask_key``: 4 bytes, or None for a key from the pool.
+    """
+    cdef Py_ssize_t hlen, i
     cdef unsigned char header[14]
     cdef const unsigned char* key
     cdef bytes key_bytes
     cdef bytes out
     cdef unsigned char* dst
-    if mask_key is not None and not (type(mask_key) is bytes and PyBytes_GET_SIZE(mask_key) == 4):
-        return _encode_py(opcode, payload, fin, rsv, mask_key, masked)
-    PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
-    try:
-        n = view.len
-        if opcode >= 8 and (n > 125 or not fin):
-            return _encode_py(opcode, payload, fin, rsv, mask_key, masked)  # raises
-        header[0] = (0x80 if fin else 0) | rsv | opcode
-        header[1] = 0x80 if masked else 0
-        if n < 126:
-            header[1] |= n
-            hlen = 2
-        elif n < 0x10000:
-            header[1] |= 126
-            header[2] = (n >> 8) & 0xFF
-            header[3] = n & 0xFF
-            hlen = 4
-        else:
-            header[1] |= 127
-            for i in range(8):
-                header[2 + i] = (<uint64_t>n >> (56 - 8 * i)) & 0xFF
-            hlen = 10
-        if not masked:
-            out = PyBytes_FromStringAndSize(NULL, hlen + n)
-            dst = <unsigned char*>PyBytes_AS_STRING(out)
-            memcpy(dst, header, hlen)
-            memcpy(dst + hlen, view.buf, n)
-            return out
-        key_bytes = _next_key() if mask_key is None else mask_key
-        key = <const unsigned char*>PyBytes_AS_STRING(key_bytes)
-        out = PyBytes_FromStringAndSize(NULL, hlen + 4 + n)
+    header[0] = (0x80 if fin else 0) | rsv | opcode
+    header[1] = 0x80 if masked else 0
+    if n < 126:
+        header[1] |= n
+        hlen = 2
+    elif n < 0x10000:
+        header[1] |= 126
+        header[2] = (n >> 8) & 0xFF
+        header[3] = n & 0xFF
+        hlen = 4
+    else:
+        header[1] |= 127
+        for i in range(8):
+            header[2 + i] = (<uint64_t>n >> (56 - 8 * i)) & 0xFF
+        hlen = 10
+    if not masked:
+        out = PyBytes_FromStringAndSize(NULL, hlen + n)
         dst = <unsigned char*>PyBytes_AS_STRING(out)
         memcpy(dst, header, hlen)
-        memcpy(dst + hlen, key, 4)
-        if n >= NOGIL_THRESHOLD:
-            with nogil:
-                _xor_copy(<const unsigned char*>view.buf, dst + hlen + 4, n, key, 0)
-        else:
-            _xor_copy(<const unsigned char*>view.buf, dst + hlen + 4, n, key, 0)
+        memcpy(dst + hlen, data, n)
         return out
-    finally:
-        PyBuffer_Release(&view)
+    key_bytes = _next_key() if mask_key is None else mask_key
+    key = <const unsigned char*>PyBytes_AS_STRING(key_bytes)
+    out = PyBytes_FromStringAndSize(NULL, hlen + 4 + n)
+    dst = <unsigned char*>PyBytes_AS_STRING(out)
+    memcpy(dst, header, hlen)
+    memcpy(dst + hlen, key, 4)
+    if n >= NOGIL_THRESHOLD:
+        with nogil:
+            _xor_copy(data, dst + hlen + 4, n, key, 0)
+    else:
+        _xor_copy(data, dst + hlen + 4, n, key, 0)
+    return out
+
+
+cdef bytes encode_data(int opcode, bytes payload):
+    """A client data frame (``opcode`` 1 or 2, fin, no RSV) carrying ``payload``: masked."""
+    return _encode(opcode, <const unsigned char*>PyBytes_AS_STRING(payload),
+                   PyBytes_GET_SIZE(payload), True, 0, None, True)

@@ -69,6 +69,7 @@ from .errors import (
     WSXError,
 )
 from .extensions.permessage_deflate import EXTENSION_NAME
+from .frames import CODEC_IMPLEMENTATION
 from .handshake import ClientHandshake, HandshakeResponse
 from .loop import Loop, Timer, get_default_loop
 from .process import (
@@ -81,6 +82,13 @@ from .process import (
 )
 from .protocol import OPEN, Protocol
 from .url import parse_url
+
+_FastReader: Any = None
+if CODEC_IMPLEMENTATION == "cython":  # not with WSX_NO_EXTENSIONS, nor when not built
+    try:
+        from ._fastpath import FastReader as _FastReader
+    except ImportError:  # pragma: no cover - built together with wsx._codec
+        pass
 
 __all__ = ["Client", "start_link", "start", "send_frame", "cast", "send", "stop"]
 
@@ -163,6 +171,12 @@ class Client(Process):
         self._started.acquire()
         self._starter_released = False
         self._start_error: BaseException | None = None
+        # The loop calls this when the socket is readable: the compiled read
+        # path when it is built (it defers to _on_readable for anything but
+        # the usual case), else _on_readable itself.
+        self._reader: Callable[[], None] = (
+            self._on_readable if _FastReader is None else _FastReader(self)
+        )
 
     # --------------------------------------------------------------- public
     @property
@@ -305,7 +319,7 @@ class Client(Process):
         if telemetry._handlers:
             telemetry.execute(("wsx", "connected"), {"system_time": time.time()},
                               {"client": self, "conn": conn})
-        self.loop.add_reader(self._sock, self._on_readable)
+        self.loop.add_reader(self._sock, self._reader)
         if conn.ping_interval is not None:
             self._alive = False
             self._ka_timer = self.loop.call_later(conn.ping_interval, self._keepalive)
@@ -433,7 +447,7 @@ class Client(Process):
             self._dbg.event(self, "read_resumed", len(self._wbuf))
         if (sock is self._sock and not self._suspended
                 and self.connection_state in ("open", "closing")):
-            self.loop.add_reader(sock, self._on_readable)
+            self.loop.add_reader(sock, self._reader)
             if self._secure and sock.pending():
                 # Bytes TLS already decrypted do not wake the selector.
                 self.loop.call_soon(self._read_pending, sock)
@@ -532,7 +546,10 @@ class Client(Process):
         protocol = self._protocol
         if protocol is None:
             return
-        events = protocol.receive_data(data)
+        self._dispatch(protocol, protocol.receive_data(data))
+
+    def _dispatch(self, protocol: Protocol, events: list[Any]) -> None:
+        """Handle the events of one read, then write what the protocol owes the peer."""
         if events:
             if len(events) > 1 and self._cork is None:
                 # Several messages in one read: their replies go out in one
@@ -1085,7 +1102,7 @@ class Client(Process):
             self._handle_event(self._inbox.popleft())
         if (self._sock is not None and self.connection_state in ("open", "closing")
                 and not self._read_paused):
-            self.loop.add_reader(self._sock, self._on_readable)
+            self.loop.add_reader(self._sock, self._reader)
             # Frames that arrived while suspended come before later messages.
             self._on_readable()
         self._drain()

@@ -29,6 +29,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from .mask import _extensions_disabled
+
 __all__ = ["Loop", "Timer", "get_default_loop"]
 
 logger = logging.getLogger("wsx.loop")
@@ -36,6 +38,14 @@ logger = logging.getLogger("wsx.loop")
 _EVENT_READ = selectors.EVENT_READ
 _EVENT_WRITE = selectors.EVENT_WRITE
 _HAVE_EPOLL = hasattr(select, "epoll")
+
+# The compiled epoll loop (wsx/_loop.pyx), unless disabled or not built.
+_run_epoll: Callable[[Any, Callable[[Any], None]], None] | None = None
+if _HAVE_EPOLL and not _extensions_disabled():
+    try:
+        from ._loop import run_epoll as _run_epoll
+    except ImportError:
+        pass
 
 
 def _fileno(fileobj: Any) -> int:
@@ -334,62 +344,68 @@ class Loop:
         self._running = True
         self._stopping = False
         self._thread_id = threading.get_ident()
+        try:
+            if self._epoll is not None and _run_epoll is not None:
+                _run_epoll(self, _fire)  # the same loop, compiled (wsx/_loop.pyx)
+            else:
+                self._run()
+        finally:
+            self._running = False
+            self._thread_id = None
+
+    def _run(self) -> None:
         poll = self._poll
         handlers = self._handlers
         rbits, wbits = self._rbits, self._wbits
         ready = self._ready
         timers = self._timers
         monotonic = time.monotonic
-        try:
-            while not self._stopping:
-                if ready:
-                    timeout: float | None = 0
-                elif timers:
-                    # The next *live* deadline: a cancelled timer wakes nobody.
-                    timeout = self._next_timeout()
-                else:
-                    timeout = None
-                for fd, events in poll(timeout):
+        while not self._stopping:
+            if ready:
+                timeout: float | None = 0
+            elif timers:
+                # The next *live* deadline: a cancelled timer wakes nobody.
+                timeout = self._next_timeout()
+            else:
+                timeout = None
+            for fd, events in poll(timeout):
+                entry = handlers.get(fd)
+                if entry is None:
+                    continue
+                if events & rbits:
+                    callback = entry[1]
+                    if callback is not None:
+                        try:
+                            callback()
+                        except (Exception, SystemExit):
+                            self._callback_failed(callback, ())
+                if events & wbits:
+                    # The reader may have unregistered the file: look again.
                     entry = handlers.get(fd)
-                    if entry is None:
-                        continue
-                    if events & rbits:
-                        callback = entry[1]
-                        if callback is not None:
-                            try:
-                                callback()
-                            except (Exception, SystemExit):
-                                self._callback_failed(callback, ())
-                    if events & wbits:
-                        # The reader may have unregistered the file: look again.
-                        entry = handlers.get(fd)
-                        callback = entry[2] if entry is not None else None
-                        if callback is not None:
-                            try:
-                                callback()
-                            except (Exception, SystemExit):
-                                self._callback_failed(callback, ())
-                if timers:
-                    now = monotonic()
-                    while timers and timers[0][0] <= now:
-                        timer = heapq.heappop(timers)[2]
-                        if timer.cancelled:
-                            self._cancelled_timers -= 1
-                        else:
-                            timer._loop = None  # out of the heap: cancel() counts nothing
-                            # Queue the timer, not its callback: cancel() must
-                            # still work until it runs (a callback ahead of it
-                            # in this iteration may cancel it).
-                            ready.append((_fire, (timer,)))
-                for _ in range(len(ready)):
-                    callback, args = ready.popleft()
-                    try:
-                        callback(*args)
-                    except (Exception, SystemExit):  # SystemExit would end the loop thread
-                        self._callback_failed(callback, args)
-        finally:
-            self._running = False
-            self._thread_id = None
+                    callback = entry[2] if entry is not None else None
+                    if callback is not None:
+                        try:
+                            callback()
+                        except (Exception, SystemExit):
+                            self._callback_failed(callback, ())
+            if timers:
+                now = monotonic()
+                while timers and timers[0][0] <= now:
+                    timer = heapq.heappop(timers)[2]
+                    if timer.cancelled:
+                        self._cancelled_timers -= 1
+                    else:
+                        timer._loop = None  # out of the heap: cancel() counts nothing
+                        # Queue the timer, not its callback: cancel() must
+                        # still work until it runs (a callback ahead of it
+                        # in this iteration may cancel it).
+                        ready.append((_fire, (timer,)))
+            for _ in range(len(ready)):
+                callback, args = ready.popleft()
+                try:
+                    callback(*args)
+                except (Exception, SystemExit):  # SystemExit would end the loop thread
+                    self._callback_failed(callback, args)
 
     def _callback_failed(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
         """Log the exception being handled; the loop goes on."""

@@ -267,17 +267,30 @@ class Protocol:
         """Process received bytes; return the events they complete."""
         if self._input_closed or self.state is CLOSED:
             return []
-        events: list[Event] = []
         try:
             frames = self._parser.feed(data)
         except FrameError as exc:
-            self._process(exc.frames, events)
-            self._fail(exc, events)
-            return events
+            return self.receive_failed(exc)
+        return self.receive_frames(frames)
+
+    def receive_frames(self, frames: list[Any]) -> list[Event]:
+        """The events of ``frames`` the parser returned (the second half of :meth:`receive_data`).
+
+        The compiled read path (``wsx._fastpath``) parses and handles whole
+        unfragmented messages itself and passes the other frames here.
+        """
+        events: list[Event] = []
         if frames:
             self._process(frames, events)
         if self._parser.pending_header() is not None:
             self._check_partial_text(events)
+        return events
+
+    def receive_failed(self, exc: FrameError) -> list[Event]:
+        """The events of a feed the parser failed: the frames before the error, then the error."""
+        events: list[Event] = []
+        self._process(exc.frames, events)
+        self._fail(exc, events)
         return events
 
     def receive_eof(self) -> None:

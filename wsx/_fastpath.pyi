@@ -1,0 +1,6 @@
+# Type stub for the compiled wsx._fastpath extension (source: _fastpath.pyx).
+from typing import Any
+
+class FastReader:
+    def __init__(self, client: Any) -> None: ...
+    def __call__(self) -> None: ...
