@@ -238,3 +238,32 @@ def test_tls_error_reaches_handle_disconnect_on_reconnect(
     assert second[0] == "error" and isinstance(second[1], wsx.ConnError)
     assert "unable to get local issuer certificate" in str(second[1])
     assert server.connections == 1
+
+
+def test_reconnect_from_ws_to_wss_reads_and_writes_through_tls(
+    ws_server: Callable[..., WSServer], ca: trustme.CA
+) -> None:
+    """A reconnect may change the URL: the new connection is read and written as TLS."""
+    plain = ws_server()
+    secure, _ = tls_server(ws_server, ca.issue_cert("localhost"))
+    # No compression: plain frames take the compiled read path when it is built.
+    target = wsx.Conn(f"wss://localhost:{secure.port}/", ssl_context=trusting(ca), compress=False)
+
+    class MoveToTLS(Echo):
+        def handle_disconnect(self, status: Any, state: Any) -> Any:
+            state["disconnects"].append(status.reason)
+            return ("reconnect", target, state)
+
+    state = new_state()
+    client = wsx.start_link(plain.url, MoveToTLS, state, compress=False)
+    try:
+        plain.close()  # the server goes away: handle_disconnect moves to wss://
+        wait_until(lambda: secure.connections == 1 and client.connection_state == "open",
+                   what="the wss:// connection")
+        for i in range(20):  # several reads and writes on the TLS socket
+            wsx.send_frame(client, ("text", f"über tls {i}"))
+        wait_until(lambda: len(state["frames"]) == 20, what="the echoes")
+        assert state["frames"] == [("text", f"über tls {i}") for i in range(20)]
+        assert client.connection_state == "open"
+    finally:
+        assert wsx.stop(client)

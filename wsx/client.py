@@ -232,6 +232,7 @@ class Client(Process):
             return
         self.connection_state = "connecting"
         self._close_reason = None
+        self._secure = self.conn.url.secure  # a reconnect may change the URL
         if self._dbg is not None:
             self._dbg.event(self, "connect")
         self._connector = Connector(self.loop, self.conn, self._on_socket)
