@@ -267,3 +267,24 @@ def test_reconnect_from_ws_to_wss_reads_and_writes_through_tls(
         assert client.connection_state == "open"
     finally:
         assert wsx.stop(client)
+
+
+def test_uncompressed_messages_of_every_size_over_tls(
+    ws_server: Callable[..., WSServer], ca: trustme.CA
+) -> None:
+    """Plain frames over TLS (the compiled read path when built): small ones many per
+    read, large ones across many TLS records, all echoed intact and in order."""
+    server, _ = tls_server(ws_server, ca.issue_cert("localhost"), handler=None)
+    state = new_state()
+    client = wsx.start_link(f"wss://localhost:{server.port}/", Echo, state,
+                            ssl_context=trusting(ca), compress=False, max_message_size=None)
+    try:
+        sent = [("binary", bytes([i % 251]) * size)
+                for i, size in enumerate([1, 125, 126, 4096, 70_000, 300_000, 1_000_000])]
+        sent += [("text", f"msg {i} é") for i in range(300)]
+        for frame in sent:
+            wsx.send_frame(client, frame)
+        wait_until(lambda: len(state["frames"]) == len(sent), timeout=20, what="the echoes")
+        assert state["frames"] == sent
+    finally:
+        assert wsx.stop(client)

@@ -34,6 +34,8 @@ from libc.string cimport strerror
 
 from wsx._codec cimport FrameParser, encode_data
 
+import ssl
+
 from wsx.errors import ConnError, FrameError
 from wsx.process import _current
 from wsx.protocol import OPEN
@@ -57,6 +59,9 @@ cdef extern from *:
 # no handler is attached.
 cdef dict _telemetry = _handlers
 
+cdef tuple _WOULD_BLOCK = (
+    BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
 
 cdef object _os_error(int err):
     return OSError(err, strerror(err).decode("utf-8", "replace"))
@@ -67,95 +72,131 @@ cdef class FastReader:
 
     The client's and the protocol's plain attributes are read and written
     through their instance dictionaries (``c`` and ``p`` below): the same
-    attributes, without the generic attribute lookup.
+    attributes, without the generic attribute lookup. What cannot change
+    during a connection is kept here, taken again when the socket (``_sock``)
+    or the protocol (``_protocol``) is a new one.
     """
 
     cdef object client
     cdef dict c  # client.__dict__
-    cdef object protocol  # the protocol whose __dict__ is ``p``
-    cdef dict p
-    cdef object sock  # the socket whose descriptor is ``fd``
+    cdef object view  # the loop's read buffer (a memoryview), shared by its clients
+    cdef bytearray buf  # the bytearray under it (exported: its size cannot change)
+    # Per socket: set by Client._connect / _teardown before the socket is.
+    cdef object sock
     cdef int fd
-    cdef bytearray buf  # under the loop's read buffer, shared by its clients
+    cdef bint secure  # TLS: read and written through the SSLSocket
+    cdef bytearray wbuf
+    cdef object wlock
+    # Per protocol: set by Client._on_open with the protocol.
+    cdef object protocol
+    cdef dict p  # protocol.__dict__
+    cdef FrameParser parser  # None: the pure-Python parser, not for this path
+    cdef bint plain
+    cdef object write_limit  # an int (any size)
 
     def __init__(self, client):
         self.client = client
         self.c = client.__dict__
-        self.protocol = None
-        self.p = None
+        self.view = client.loop.read_buffer
+        self.buf = self.view.obj
         self.sock = None
         self.fd = -1
-        # A memoryview exporting the bytearray: its size cannot change.
-        self.buf = client.loop.read_buffer.obj
+        self.protocol = None
 
     def __call__(self):
         cdef object client = self.client
         cdef dict c = self.c
-        cdef object sock = c["_sock"]
-        cdef object protocol = c["_protocol"]
-        if sock is None or protocol is None:
-            client._on_readable()
-            return
-        if protocol is not self.protocol:
-            self.p = protocol.__dict__
-            self.protocol = protocol
-        cdef dict p = self.p
-        if (
-            c["_secure"]
-            or c["_dbg"] is not None
-            or c["_read_paused"]
-            or c["_suspended"]
-            or c["_terminated"]
-            or c["_cork"] is not None
-            or c["_inbox"]
-            or _telemetry
-            or p["state"] is not OPEN
-            or p["error"] is not None
-            or p["close_received"] is not None
-            or not p["_plain"]
-            or p["_validated"]
-            or type(p["_parser"]) is not FrameParser
-        ):
-            client._on_readable()
-            return
-        if sock is not self.sock:
-            self.fd = sock.fileno()
-            self.sock = sock
-        cdef char* data = PyByteArray_AS_STRING(self.buf)
+        cdef dict p
+        cdef object sock, protocol
+        cdef char* data
         cdef Py_ssize_t n
         while True:
-            n = c_recv(self.fd, data, PyByteArray_GET_SIZE(self.buf), 0)
-            if n >= 0 or errno != EINTR:
+            sock = c["_sock"]
+            protocol = c["_protocol"]
+            if sock is None or protocol is None:
                 break
-        if n < 0:
-            err = errno
-            if err == EAGAIN or err == EWOULDBLOCK:
+            if sock is not self.sock:
+                self.fd = sock.fileno()
+                self.secure = c["_secure"]
+                self.wbuf = c["_wbuf"]
+                self.wlock = c["_wlock"]
+                self.sock = sock
+            if protocol is not self.protocol:
+                self.p = protocol.__dict__
+                parser = self.p["_parser"]
+                self.parser = parser if type(parser) is FrameParser else None
+                self.plain = self.p["_plain"]
+                self.write_limit = c["_write_limit"]
+                self.protocol = protocol
+            p = self.p
+            if (
+                c["_dbg"] is not None
+                or c["_read_paused"]
+                or c["_suspended"]
+                or c["_terminated"]
+                or c["_cork"] is not None
+                or c["_inbox"]
+                or _telemetry
+                or not self.plain
+                or self.parser is None
+                or p["state"] is not OPEN
+                or p["error"] is not None
+                or p["close_received"] is not None
+                or p["_validated"]
+            ):
+                break
+            data = PyByteArray_AS_STRING(self.buf)
+            if self.secure:
+                try:
+                    n = sock.recv_into(self.view)
+                except _WOULD_BLOCK:
+                    return
+                except OSError as exc:
+                    client._lost(sock, ("error", ConnError("connection broken", exc)))
+                    return
+            else:
+                while True:
+                    n = c_recv(self.fd, data, PyByteArray_GET_SIZE(self.buf), 0)
+                    if n >= 0 or errno != EINTR:
+                        break
+                if n < 0:
+                    err = errno
+                    if err == EAGAIN or err == EWOULDBLOCK:
+                        return
+                    client._lost(sock, ("error", ConnError("connection broken", _os_error(err))))
+                    return
+            if n == 0:
+                client._lost(sock, c["_close_reason"] or ("remote", "closed"))
                 return
-            client._lost(sock, ("error", ConnError("connection broken", _os_error(err))))
-            return
-        if n == 0:
-            client._lost(sock, c["_close_reason"] or ("remote", "closed"))
-            return
-        c["_alive"] = True
-        cdef FrameParser parser = <FrameParser>p["_parser"]
+            c["_alive"] = True
+            self._received(client, c, protocol, data, n)
+            # Data already decrypted by TLS does not wake the selector again.
+            if not (self.secure and sock is c["_sock"] and sock.pending()):
+                return
+        client._on_readable()  # not the usual case: the Python path decides
+
+    cdef int _received(self, client, dict c, protocol, const char* data,
+                       Py_ssize_t n) except -1:
+        cdef FrameParser parser = self.parser
         try:
             frames = parser._feed(data, n)
         except FrameError as exc:
             client._dispatch(protocol, protocol.receive_failed(exc))
-            return
+            return 0
         cdef Py_ssize_t count = len(frames)
         if count == 0:
             if parser._p and parser._p_opcode != 2:
                 # Part of a text frame: validated as it comes (fail fast).
                 client._dispatch(protocol, protocol.receive_frames(frames))
-            return
+            return 0
         if count > 1:
             c["_cork"] = []  # the replies to this read go out in one write
         try:
-            self._frames(client, c, protocol, p, parser, frames, count)
+            self._frames(client, c, protocol, self.p, parser, frames, count)
         finally:
             if count > 1:
                 client._uncork()
+        return 0
 
     cdef int _frames(self, client, dict c, protocol, dict p, FrameParser parser, list frames,
                      Py_ssize_t count) except -1:
@@ -166,10 +207,10 @@ cdef class FastReader:
             frame = <tuple>frames[i]
             opcode = frame[0]
             event = None
-            if (
-                frame[1]
-                and not (c["_suspended"] or c["_terminated"] or c["_dbg"] is not None)
-                and not _telemetry
+            if frame[1] and (
+                i == 0  # checked by __call__
+                or not (c["_suspended"] or c["_terminated"] or c["_dbg"] is not None
+                        or _telemetry)
             ):
                 if opcode == 2:
                     event = ("binary", frame[3])
@@ -230,7 +271,6 @@ cdef class FastReader:
             and not _telemetry
             and c["connection_state"] == "open"
             and self.p["state"] is OPEN
-            and self.p["_plain"]
             and not self.p["_send_opcode"]
         ):
             kind = frame[0]
@@ -249,20 +289,20 @@ cdef class FastReader:
         return 0
 
     cdef int _write(self, client, dict c, bytes data) except -1:
-        """``Client._write(data)``, the system call made here."""
+        """``Client._write(data)``, the system call made here (plain TCP)."""
         sock = c["_sock"]
-        if sock is None or sock is not self.sock:
-            client._write(data)
+        if sock is not self.sock or self.secure:
+            client._write(data)  # TLS: the SSLSocket writes
             return 0
         cork = c["_cork"]
         if cork is not None:
             cork.append(data)
             return 0
-        cdef bytearray wbuf = c["_wbuf"]
+        cdef bytearray wbuf = self.wbuf
         cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
         cdef Py_ssize_t sent = -1
         cdef int err = 0
-        lock = c["_wlock"]
+        lock = self.wlock
         lock.acquire()
         try:
             if PyByteArray_GET_SIZE(wbuf):
@@ -287,6 +327,6 @@ cdef class FastReader:
             return 0
         if 0 <= sent < size:
             client.loop.add_writer(sock, client._on_writable)
-        if PyByteArray_GET_SIZE(wbuf) > c["_write_limit"] and not c["_read_paused"]:
+        if PyByteArray_GET_SIZE(wbuf) > self.write_limit and not c["_read_paused"]:
             client._pause_reading()
         return 0
