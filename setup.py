@@ -175,11 +175,30 @@ def _cythonize(sources: list[tuple[str, str]]) -> list[Any] | None:
     return extensions
 
 
+# Modules that only build on some platforms (the others use the Python twin).
+PLATFORM_ONLY = {
+    "wsx._loop": ("epoll", lambda: sys.platform.startswith("linux")),
+    "wsx._fastpath": ("POSIX sockets", lambda: os.name == "posix"),
+}
+
+
+def _for_this_platform(sources: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    kept = []
+    for name, pyx in sources:
+        need = PLATFORM_ONLY.get(name)
+        if need is not None and not need[1]():
+            print(f"{name} needs {need[0]}: not built on {sys.platform} "
+                  "(its pure-Python twin is used).", file=sys.stderr)
+            continue
+        kept.append((name, pyx))
+    return kept
+
+
 def _extensions() -> list[Any]:
     if _extensions_disabled():
         print("WSX_NO_EXTENSIONS is set: not building the C extensions.", file=sys.stderr)
         return []
-    sources = _sources()
+    sources = _for_this_platform(_sources())
     extensions = _cythonize(sources)
     if extensions is not None:
         return extensions
