@@ -74,6 +74,44 @@ def time_per_call(fn: Callable[[], Any], min_time: float, best_of: int = 5) -> f
     return best / number
 
 
+def interleaved_times(
+    fns: dict[str, Callable[[], Any]], min_time: float, rounds: int = 10
+) -> dict[str, float]:
+    """Seconds per call of each function: the fastest of ``rounds`` loops, taken in turns.
+
+    Each function's loop is sized to take about ``min_time / rounds``; then
+    every round times one loop of each function, in the order given, and the
+    fastest loop of each is kept. Interleaving gives all of them the same
+    share of the machine's quiet and busy moments (on a shared or virtual
+    machine these last seconds, longer than one contender's loops).
+    """
+    numbers: dict[str, int] = {}
+    target = min_time / rounds
+    perf = time.perf_counter
+    for name, fn in fns.items():
+        fn()  # warm up (and first-use allocations)
+        number = 1
+        while True:
+            t0 = perf()
+            for _ in range(number):
+                fn()
+            elapsed = perf() - t0
+            if elapsed >= target:
+                break
+            number = number * 10 if elapsed <= 0 else max(
+                number * 2, int(number * target * 1.2 / elapsed) + 1)
+        numbers[name] = number
+    best = {name: float("inf") for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            number = numbers[name]
+            t0 = perf()
+            for _ in range(number):
+                fn()
+            best[name] = min(best[name], (perf() - t0) / number)
+    return best
+
+
 def rotations(names: Sequence[str], reps: int) -> list[list[str]]:
     """``reps`` orders of ``names``: each repetition starts one further along."""
     n = len(names)

@@ -127,12 +127,11 @@ def run(
     for size, label in zip(sizes, labels, strict=True):
         data = os.urandom(size)
         for order in common.rotations(names, reps):
+            fns = {name: found[name](data, bytearray(data)) for name in order}
+            # One sample each: the fastest of 10 loops, the contenders in turns.
+            times = common.interleaved_times(fns, min_time * len(fns))
             for name in order:
-                buf = bytearray(data)
-                fn = found[name](data, buf)
-                # huge pure-Python calls are slow: shorter minimum, still >= 1 call
-                t = common.time_per_call(fn, min_time)
-                samples[name].setdefault(label, []).append(size / t)
+                samples[name].setdefault(label, []).append(size / times[name])
     medians = {n: {lab: common.median(v) for lab, v in samples[n].items()} for n in names}
     ratios = common.print_table("Masking throughput", labels, medians, ANCHORS, True,
                                 "bytes/s", kinds)
