@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import threading
 import time
@@ -16,15 +17,22 @@ import wsx.loop
 from conftest import wait_until
 from wsx.loop import Loop, get_default_loop
 
-BACKENDS = ["epoll", "selectors"] if wsx.loop._HAVE_EPOLL else ["selectors"]
+# epoll: the compiled loop (wsx/_loop.pyx) when it is built; epoll-python:
+# Loop._run on epoll; selectors: the portable backend.
+BACKENDS = ["selectors"]
+if wsx.loop._HAVE_EPOLL:
+    BACKENDS += ["epoll", "epoll-python"] if wsx.loop._run_epoll is not None else ["epoll"]
 
 
 @pytest.fixture(params=BACKENDS)
 def loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Loop]:
     """A Loop running in its own thread, stopped and closed afterwards (each backend)."""
-    monkeypatch.setattr(wsx.loop, "_HAVE_EPOLL", request.param == "epoll")
+    epoll = request.param.startswith("epoll")
+    monkeypatch.setattr(wsx.loop, "_HAVE_EPOLL", epoll)
+    if request.param == "epoll-python":
+        monkeypatch.setattr(wsx.loop, "_run_epoll", None)
     lp = Loop("test-loop")
-    assert (lp._epoll is not None) == (request.param == "epoll")
+    assert (lp._epoll is not None) == epoll
     thread = threading.Thread(target=lp.run, name="test-loop", daemon=True)
     thread.start()
     deadline = time.monotonic() + 5
@@ -607,3 +615,43 @@ def test_fd_reused_after_close_without_remove(loop: Loop) -> None:
     on_loop(loop, lambda: loop.remove_all(reused))
     c.close()
     d.close()
+
+
+def test_a_timer_weeks_away_does_not_break_the_loop(loop: Loop) -> None:
+    """epoll and select take int milliseconds: 30 days is more; the loop waits a day at most."""
+    ran: list[str] = []
+    timer = on_loop(loop, lambda: loop.call_later(30 * 86400, ran.append, "late"))
+    time.sleep(0.1)  # the loop is now waiting for that timer
+    on_loop(loop, lambda: ran.append("posted"))
+    assert ran == ["posted"]
+    assert on_loop(loop, loop._next_timeout) == wsx.loop._MAX_WAIT
+    on_loop(loop, lambda: loop.call_later(0.05, ran.append, "soon"))
+    wait_until(lambda: "soon" in ran, what="a timer after the far one")
+    on_loop(loop, timer.cancel)
+    assert loop.running
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_stop_from_a_signal_handler_ends_the_wait(backend: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A handler runs on the loop thread (here the main thread) inside its wait: stop() ends it."""
+    monkeypatch.setattr(wsx.loop, "_HAVE_EPOLL", backend.startswith("epoll"))
+    if backend == "epoll-python":
+        monkeypatch.setattr(wsx.loop, "_run_epoll", None)
+    lp = Loop("signalled")
+    # If stop() did not end the wait, this thread ends the test after 5 s (and it fails).
+    rescue = threading.Timer(5.0, lp.stop)
+    previous = signal.signal(signal.SIGALRM, lambda *_: lp.stop())
+    try:
+        rescue.start()
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        t0 = time.monotonic()
+        lp.run()  # waits with no timer: only the wake-up ends the wait
+        elapsed = time.monotonic() - t0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        rescue.cancel()
+        lp.close()
+    assert elapsed < 2.0, f"the loop ran {elapsed:.1f} s after stop() in a signal handler"

@@ -257,3 +257,59 @@ def test_a_peer_reset_while_reading_is_a_connection_error(raw_server: Any) -> No
         assert isinstance(reason[1], wsx.ConnError)
         assert isinstance(reason[1].original, ConnectionResetError)
     assert client.join(5)
+
+
+def test_resume_from_a_callback_reads_after_the_current_read(raw_server: Any) -> None:
+    """wsx.sys.resume() inside handle_frame: what arrived meanwhile is read once the callback
+    returned, after the rest of the current read (no nested callback, fragments intact)."""
+    import wsx.sys
+    from wsx.process import current_process
+
+    got: list[tuple[int, bytes]] = []
+    done, opened = threading.Event(), threading.Event()
+    depth = [0, 0]  # current, deepest
+
+    class Resumer(Recorder):
+        def handle_frame(self, frame: Any, state: Any) -> Any:
+            depth[0] += 1
+            depth[1] = max(depth[1], depth[0])
+            try:
+                if frame == ("text", "go"):
+                    time.sleep(0.2)  # the rest of the message arrives meanwhile
+                    me = current_process()
+                    assert me is not None
+                    wsx.sys.suspend(me)
+                    wsx.sys.resume(me)
+                return super().handle_frame(frame, state)
+            finally:
+                depth[0] -= 1
+
+    def handler(sock: socket.socket) -> None:
+        sock.sendall(accept_response(read_request(sock)))
+        opened.wait(5)
+        time.sleep(0.05)
+        # One read: "go", then the first fragment of a text message...
+        sock.sendall(server_frame(0x1, b"go") + server_frame(0x1, b"frag", fin=False))
+        time.sleep(0.05)
+        # ...its end arrives while handle_frame("go") runs.
+        sock.sendall(server_frame(0x0, b"ment") + server_frame(0x8, struct.pack("!H", 1000)))
+        sock.settimeout(5)
+        while True:
+            frame = read_frame(sock)
+            if frame is None:
+                break
+            got.append(frame)
+            if frame[0] == 0x8:
+                break
+        done.set()
+
+    state = new_state()
+    server = raw_server(handler)
+    client = wsx.start(server.url, Resumer, state)
+    opened.set()
+    assert done.wait(5)
+    assert state["seen"] == [("text", "go"), ("text", "fragment")]
+    assert depth[1] == 1, "a callback ran inside another one"
+    assert got == [(0x1, b"re:go"), (0x1, b"re:fragment"), got[-1]]
+    assert close_code(got[-1]) == 1000
+    assert client.join(5)

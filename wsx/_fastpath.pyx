@@ -103,6 +103,16 @@ cdef class FastReader:
         self.fd = -1
         self.protocol = None
 
+    def forget(self):
+        """Drop the socket and protocol kept from the connection (Client._teardown)."""
+        self.sock = None
+        self.fd = -1
+        self.wbuf = None
+        self.wlock = None
+        self.protocol = None
+        self.p = None
+        self.parser = None
+
     def __call__(self):
         cdef object client = self.client
         cdef dict c = self.c

@@ -771,6 +771,8 @@ class Client(Process):
                 pass
         self._wbuf = bytearray()
         self._handshake = None
+        if self._reader is not self._on_readable:
+            self._reader.forget()  # the compiled reader lets go of the socket and protocol
         if self._protocol is not None:
             self._protocol.receive_eof()
         dbg = self._dbg
@@ -1105,7 +1107,13 @@ class Client(Process):
                 and not self._read_paused):
             self.loop.add_reader(self._sock, self._reader)
             # Frames that arrived while suspended come before later messages.
-            self._on_readable()
+            if self._in_callback:
+                # resume() from a callback of this client: the read it is
+                # part of is not finished (the rest of its frames are still
+                # to be handled), so read once that callback returned.
+                self.loop.call_soon(self._read_pending, self._sock)
+            else:
+                self._on_readable()
         self._drain()
 
 

@@ -38,6 +38,7 @@ logger = logging.getLogger("wsx.loop")
 _EVENT_READ = selectors.EVENT_READ
 _EVENT_WRITE = selectors.EVENT_WRITE
 _HAVE_EPOLL = hasattr(select, "epoll")
+_MAX_WAIT = 86400.0  # seconds: the longest wait for a timer in one poll
 
 # The compiled epoll loop (wsx/_loop.pyx), unless disabled or not built.
 _run_epoll: Callable[[Any, Callable[[Any], None]], None] | None = None
@@ -166,14 +167,18 @@ class Loop:
         """
         self._ready.append((callback, args))
         if not self._wake_pending and not self.in_loop_thread():
-            self._wake_pending = True
-            try:
-                self._wake_w.send(b"\0")
-            except (BlockingIOError, InterruptedError):
-                pass  # a wake-up byte is already waiting
-            except OSError:
-                if not self._closed:
-                    raise
+            self._wake()
+
+    def _wake(self) -> None:
+        """End the loop's current (or next) wait for readiness."""
+        self._wake_pending = True
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, InterruptedError):
+            pass  # a wake-up byte is already waiting
+        except OSError:
+            if not self._closed:
+                raise
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Timer:
         """Run ``callback(*args)`` after ``delay`` seconds (loop thread only)."""
@@ -206,7 +211,9 @@ class Loop:
         while timers:
             when, _, timer = timers[0]
             if not timer.cancelled:
-                return max(0.0, when - time.monotonic())
+                # At most a day: the wait must fit epoll's and select's int
+                # milliseconds (a timer weeks away wakes the loop daily).
+                return min(max(0.0, when - time.monotonic()), _MAX_WAIT)
             heapq.heappop(timers)
             self._cancelled_timers -= 1
         return None
@@ -420,6 +427,10 @@ class Loop:
             self._stopping = True
 
         self.call_soon_threadsafe(_stop)
+        if self.in_loop_thread() and not self._wake_pending:
+            # E.g. from a signal handler, run by the loop thread inside its
+            # wait: the wait must end for the loop to see the request.
+            self._wake()
 
     def start_thread(self) -> threading.Thread:
         """Run the loop in a new daemon thread; return the thread."""
