@@ -174,9 +174,8 @@ class Client(Process):
         # The loop calls this when the socket is readable: the compiled read
         # path when it is built (it defers to _on_readable for anything but
         # the usual case), else _on_readable itself.
-        self._reader: Callable[[], None] = (
-            self._on_readable if _FastReader is None else _FastReader(self)
-        )
+        self._fast_reader: Any = None if _FastReader is None else _FastReader(self)
+        self._reader: Callable[[], None] = self._fast_reader or self._on_readable
 
     # --------------------------------------------------------------- public
     @property
@@ -771,8 +770,8 @@ class Client(Process):
                 pass
         self._wbuf = bytearray()
         self._handshake = None
-        if self._reader is not self._on_readable:
-            self._reader.forget()  # the compiled reader lets go of the socket and protocol
+        if self._fast_reader is not None:
+            self._fast_reader.forget()  # it lets go of the socket and protocol
         if self._protocol is not None:
             self._protocol.receive_eof()
         dbg = self._dbg
