@@ -41,16 +41,12 @@ use_checkout()
 
 
 # ----------------------------------------------------------------- timing
-def time_per_call(fn: Callable[[], Any], min_time: float, best_of: int = 5) -> float:
-    """Seconds per call of ``fn``: the fastest of ``best_of`` timed loops.
+def _sized_loop(fn: Callable[[], Any], target: float) -> tuple[int, float]:
+    """Warm ``fn`` up, then find how many calls take at least ``target`` seconds.
 
-    The loop is sized to take at least ``min_time / best_of``; each of the
-    ``best_of`` loops is timed and the fastest is kept (as ``timeit``
-    advises: on a shared or virtual machine the slower loops measure
-    interference from elsewhere, not the code).
+    Returns that number and the time the last loop took.
     """
     fn()  # warm up (and first-use allocations)
-    target = min_time / best_of
     number = 1
     perf = time.perf_counter
     while True:
@@ -59,12 +55,24 @@ def time_per_call(fn: Callable[[], Any], min_time: float, best_of: int = 5) -> f
             fn()
         elapsed = perf() - t0
         if elapsed >= target:
-            break
+            return number, elapsed
         # aim a bit above the target for the next attempt
         if elapsed <= 0:
             number *= 10
         else:
             number = max(number * 2, int(number * target * 1.2 / elapsed) + 1)
+
+
+def time_per_call(fn: Callable[[], Any], min_time: float, best_of: int = 5) -> float:
+    """Seconds per call of ``fn``: the fastest of ``best_of`` timed loops.
+
+    The loop is sized to take at least ``min_time / best_of``; each of the
+    ``best_of`` loops is timed and the fastest is kept (as ``timeit``
+    advises: on a shared or virtual machine the slower loops measure
+    interference from elsewhere, not the code).
+    """
+    number, elapsed = _sized_loop(fn, min_time / best_of)
+    perf = time.perf_counter
     best = elapsed
     for _ in range(best_of - 1):
         t0 = perf()
@@ -85,22 +93,8 @@ def interleaved_times(
     share of the machine's quiet and busy moments (on a shared or virtual
     machine these last seconds, longer than one contender's loops).
     """
-    numbers: dict[str, int] = {}
-    target = min_time / rounds
+    numbers = {name: _sized_loop(fn, min_time / rounds)[0] for name, fn in fns.items()}
     perf = time.perf_counter
-    for name, fn in fns.items():
-        fn()  # warm up (and first-use allocations)
-        number = 1
-        while True:
-            t0 = perf()
-            for _ in range(number):
-                fn()
-            elapsed = perf() - t0
-            if elapsed >= target:
-                break
-            number = number * 10 if elapsed <= 0 else max(
-                number * 2, int(number * target * 1.2 / elapsed) + 1)
-        numbers[name] = number
     best = {name: float("inf") for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():

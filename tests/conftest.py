@@ -183,6 +183,17 @@ def read_frame(sock: socket.socket) -> tuple[int, bytes] | None:
     return head[0] & 0x0F, bytes(b ^ key[i % 4] for i, b in enumerate(payload))
 
 
+def read_until_close(sock: socket.socket, got: list[tuple[int, bytes]]) -> None:
+    """Append the client's frames to ``got`` up to and including its close frame (or EOF)."""
+    while True:
+        frame = read_frame(sock)
+        if frame is None:
+            return
+        got.append(frame)
+        if frame[0] == 0x8:
+            return
+
+
 class RawServer:
     """A TCP server on 127.0.0.1 calling ``handler(sock)`` in a thread per connection.
 

@@ -20,7 +20,14 @@ from typing import Any
 import wsx
 import wsx.frames
 import wsx.loop
-from conftest import accept_response, read_frame, read_request, server_frame, wait_until
+from conftest import (
+    accept_response,
+    read_frame,
+    read_request,
+    read_until_close,
+    server_frame,
+    wait_until,
+)
 
 COMPILED = wsx.frames.CODEC_IMPLEMENTATION == "cython"
 
@@ -72,13 +79,7 @@ def serve_one_read(segment: bytes, got: list[tuple[int, bytes]], done: threading
         sock.sendall(segment)
         sock.settimeout(5)
         try:
-            while True:
-                frame = read_frame(sock)
-                if frame is None:
-                    break
-                got.append(frame)
-                if frame[0] == 0x8:
-                    break
+            read_until_close(sock, got)
         finally:
             done.set()
 
@@ -294,13 +295,7 @@ def test_resume_from_a_callback_reads_after_the_current_read(raw_server: Any) ->
         # ...its end arrives while handle_frame("go") runs.
         sock.sendall(server_frame(0x0, b"ment") + server_frame(0x8, struct.pack("!H", 1000)))
         sock.settimeout(5)
-        while True:
-            frame = read_frame(sock)
-            if frame is None:
-                break
-            got.append(frame)
-            if frame[0] == 0x8:
-                break
+        read_until_close(sock, got)
         done.set()
 
     state = new_state()
