@@ -19,7 +19,15 @@ from typing import Any
 import pytest
 
 import wsx
-from conftest import accept_response, read_frame, read_request, server_frame, wait_until
+from conftest import (
+    accept_response,
+    read_frame,
+    read_request,
+    read_until_close,
+    server_frame,
+    wait_until,
+)
+from wsx.process import current_process
 
 
 class Replier(wsx.WebSocket):
@@ -186,4 +194,51 @@ def test_compressed_frames_from_threads_and_replies_keep_their_order(echo_server
     assert client.alive and client.connection_state == "open"  # the server decoded every frame
     assert sorted(m.split(":")[0] for m in received if m.startswith("t")) == sorted(
         f"t{t}-{i}" for t in range(3) for i in range(100))
+    wsx.stop(client)
+
+
+
+def test_a_fragmented_message_from_a_thread_never_splits_around_a_gathered_reply(
+        raw_server: Any) -> None:
+    # Two messages in one read: the reply to the first is gathered, to go out
+    # with the replies to the rest of the read in one write. While it waits,
+    # another thread starts a fragmented message. The reply was encoded
+    # first, so it must reach the wire first: written after the first
+    # fragment it would be a new message inside the fragmented one (RFC 6455
+    # section 5.4), and the server would fail the connection.
+    got: list[tuple[int, bytes]] = []
+    done = threading.Event()
+
+    def handler(sock: socket.socket) -> None:
+        sock.sendall(accept_response(read_request(sock)))
+        sock.sendall(server_frame(0x1, b"a") + server_frame(0x1, b"b"))
+        while len(got) < 3:
+            frame = read_frame(sock)
+            if frame is None:
+                break
+            got.append(frame)
+        done.set()
+        read_until_close(sock, got)
+
+    tried = threading.Event()
+
+    def fragmented(client: Any) -> None:
+        threading.Timer(0.2, tried.set).start()  # send_frame may wait for the loop
+        wsx.send_frame(client, ("fragment", "text", "x"))
+        tried.set()
+        wsx.send_frame(client, ("finish", "y"))
+
+    class Meanwhile(wsx.WebSocket):
+        def handle_frame(self, frame: Any, state: Any) -> Any:
+            if frame == ("text", "a"):
+                me = current_process()
+                threading.Thread(target=fragmented, args=(me,), daemon=True).start()
+                return ("reply", ("text", "re:a"), state)
+            tried.wait(5)  # the other thread sends while the reply is gathered
+            return ("ok", state)
+
+    server = raw_server(handler)
+    client = wsx.start_link(server.url, Meanwhile, None)
+    assert done.wait(5), got
+    assert got[:3] == [(0x1, b"re:a"), (0x1, b"x"), (0x0, b"y")]
     wsx.stop(client)

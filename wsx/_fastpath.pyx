@@ -280,8 +280,6 @@ cdef class FastReader:
             and c["_dbg"] is None
             and not _telemetry
             and c["connection_state"] == "open"
-            and self.p["state"] is OPEN
-            and not self.p["_send_opcode"]
         ):
             kind = frame[0]
             payload = frame[1]
@@ -292,22 +290,21 @@ cdef class FastReader:
                     data = encode_data(1, (<str>payload).encode("utf-8"))
                 except UnicodeEncodeError:
                     pass  # the Python path explains it
-        if data is None:
+        if data is None or not self._write(client, c, data):
             client._reply("handle_frame", frame)
-        else:
-            self._write(client, c, data)
         return 0
 
-    cdef int _write(self, client, dict c, bytes data) except -1:
-        """``Client._write(data)``, the system call made here (plain TCP)."""
+    cdef bint _write(self, client, dict c, bytes data) except -1:
+        """``Client._write_frame``, the system call made here (plain TCP); 0: not done.
+
+        What ``Protocol.send`` checks (the connection is open, no fragmented
+        message is being sent) is checked under the write lock, with the
+        write: another thread's ``send_frame`` cannot come in between.
+        """
         sock = c["_sock"]
         if sock is not self.sock or self.secure:
-            client._write(data)  # TLS: the SSLSocket writes
-            return 0
-        cork = c["_cork"]
-        if cork is not None:
-            cork.append(data)
-            return 0
+            return 0  # TLS: the SSLSocket writes
+        cdef dict p = self.p
         cdef bytearray wbuf = self.wbuf
         cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
         cdef Py_ssize_t sent = -1
@@ -315,6 +312,12 @@ cdef class FastReader:
         lock = self.wlock
         lock.acquire()
         try:
+            if p["state"] is not OPEN or p["_send_opcode"]:
+                return 0  # the Python path refuses it, and says why
+            cork = c["_cork"]
+            if cork is not None:
+                cork.append(data)  # the replies to this read go out together
+                return 1
             if PyByteArray_GET_SIZE(wbuf):
                 wbuf += data  # behind what is pending
             else:
@@ -334,9 +337,9 @@ cdef class FastReader:
         if err:
             client.loop.call_soon(
                 client._lost, sock, ("error", ConnError("connection broken", _os_error(err))))
-            return 0
+            return 1
         if 0 <= sent < size:
             client.loop.add_writer(sock, client._on_writable)
         if PyByteArray_GET_SIZE(wbuf) > self.write_limit and not c["_read_paused"]:
             client._pause_reading()
-        return 0
+        return 1

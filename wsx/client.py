@@ -356,14 +356,42 @@ class Client(Process):
     # ----------------------------------------------------------------- I/O
     def _write(self, data: bytes | bytearray | memoryview) -> bool:
         """Write now, or queue behind what is pending; False if the connection broke."""
+        return self._output(None, data)
+
+    def _write_frame(self, protocol: Protocol, frame: Any) -> bool:
+        """Encode a frame and write it (:meth:`_write`), under one hold of the write lock.
+
+        A frame another thread writes meanwhile (:meth:`_send_direct`) goes
+        out before or after it, never between its encoding and its write:
+        that would put a message inside the other thread's fragmented one.
+        """
+        return self._output(protocol, frame)
+
+    def _uncork(self) -> None:
+        """Send the writes gathered while handling one read's events, as one."""
+        if self._cork is not None:
+            self._output(None, None, uncork=True)
+
+    def _output(self, protocol: Protocol | None, item: Any, uncork: bool = False) -> bool:
         sock = self._sock
-        if sock is None:
-            return False
-        cork = self._cork
-        if cork is not None:
-            cork.append(data)
-            return True
         with self._wlock:
+            # Frames are encoded, gathered and written under the lock, and
+            # _send_direct (other threads) waits while replies are gathered:
+            # the wire gets frames in the order they were encoded.
+            if uncork:
+                gathered = self._cork
+                self._cork = cork = None
+                if not gathered:
+                    return True
+                data = gathered[0] if len(gathered) == 1 else b"".join(gathered)
+            else:
+                data = item if protocol is None else protocol.send(item)
+                cork = self._cork
+            if sock is None:
+                return False
+            if cork is not None:
+                cork.append(data)
+                return True
             wbuf = self._wbuf
             if wbuf:
                 wbuf += data
@@ -388,14 +416,6 @@ class Client(Process):
         if len(wbuf) > self._write_limit and not self._read_paused:
             self._pause_reading()
         return True
-
-    def _uncork(self) -> None:
-        """Send the writes gathered while handling one read's events, as one."""
-        cork = self._cork
-        if cork is not None:
-            self._cork = None
-            if cork:
-                self._write(cork[0] if len(cork) == 1 else b"".join(cork))
 
     def _on_writable(self) -> None:
         sock = self._sock
@@ -662,14 +682,13 @@ class Client(Process):
             logger.debug("%r: reply %r from %s not sent: the connection is %s",
                          self, frame, name, self.connection_state)
             return
-        data = protocol.send(frame)
+        self._write_frame(protocol, frame)
         if self._dbg is not None:
             self._dbg.event(self, "reply", name, frame)
             if self._dbg.stats is not None:
                 self._dbg.stats["frames_out"] += 1
         if telemetry._handlers:
             telemetry.execute(_EV_SENT, {"size": _size(frame)}, {"client": self, "frame": frame})
-        self._write(data)
 
     def _close_from_callback(self, name: str, code: Any, text: Any, reason: Any) -> bool:
         try:
@@ -991,9 +1010,11 @@ class Client(Process):
         trace or telemetry to report, no extension such as compression
         negotiated) needs no round trip through the loop:
         the frame is encoded and written here, under the write lock the loop
-        thread also holds while it writes, so frames never interleave and
-        nothing is sent after our close frame (``Protocol.send`` refuses once
-        the close is on its way). What the socket does not take at once
+        thread also holds while it encodes and writes, so frames never
+        interleave and nothing is sent after our close frame
+        (``Protocol.send`` refuses once the close is on its way). Not while
+        the loop gathers the replies to one read either: they were encoded
+        first, so they go first. What the socket does not take at once
         waits in the write buffer, sent by the loop. Not for TLS: an
         ``SSLSocket`` must not write on one thread while the loop reads on
         another.
@@ -1004,7 +1025,8 @@ class Client(Process):
             sock = self._sock
             protocol = self._protocol
             if (sock is None or protocol is None or self.connection_state != "open"
-                    or self._wbuf or self._send_waiters or protocol.extensions):
+                    or self._wbuf or self._send_waiters or protocol.extensions
+                    or self._cork is not None):
                 # With an extension (permessage-deflate's shared compression
                 # context) frames must hit the wire in the order they were
                 # encoded: the loop encodes and writes them in one go.
@@ -1061,7 +1083,7 @@ class Client(Process):
         protocol = self._protocol
         if self.connection_state != "open" or protocol is None:
             raise NotConnectedError(self.connection_state)
-        data = protocol.send(frame)
+        written = self._write_frame(protocol, frame)
         dbg = self._dbg
         if dbg is not None:
             dbg.event(self, "send", frame)
@@ -1069,7 +1091,7 @@ class Client(Process):
                 dbg.stats["frames_out"] += 1
         if telemetry._handlers:
             telemetry.execute(_EV_SENT, {"size": _size(frame)}, {"client": self, "frame": frame})
-        if not self._write(data):
+        if not written:
             raise ConnError(f"cannot send {_short(frame)}: the connection is broken")
 
     def _stop_now(self) -> None:
