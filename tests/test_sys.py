@@ -403,7 +403,10 @@ class V1(wsx.WebSocket):
         return ("ok", state + [("v1", frame[1])])
 
 
-def test_change_code_swaps_the_module_of_a_live_client(echo_server, clients):
+@pytest.mark.parametrize("compress", [True, False], ids=["deflate", "plain"])
+def test_change_code_swaps_the_module_of_a_live_client(echo_server, clients, compress):
+    # Plain frames take the compiled read path when it is built: it must call
+    # the new module's handle_frame too.
     calls: list[Any] = []
 
     class V2(wsx.WebSocket):
@@ -417,8 +420,9 @@ def test_change_code_swaps_the_module_of_a_live_client(echo_server, clients):
             state["history"].append(("v2", frame[1]))
             return ("ok", state)
 
-    client = wsx.start_link(echo_server.url, V1, [])
+    client = wsx.start_link(echo_server.url, V1, [], compress=compress)
     clients.append(client)
+    assert bool(client.conn.extensions) is compress
     echo(client, "one")
     wait_until(lambda: wsx.sys.get_state(client) == [("v1", "one")])
     assert wsx.sys.change_code(client, V2, "upgrade") is None

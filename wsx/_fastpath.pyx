@@ -87,12 +87,18 @@ cdef class FastReader:
     cdef bint secure  # TLS: read and written through the SSLSocket
     cdef bytearray wbuf
     cdef object wlock
+    cdef object acquire, release  # wlock's
     # Per protocol: set by Client._on_open with the protocol.
     cdef object protocol
     cdef dict p  # protocol.__dict__
     cdef FrameParser parser  # None: the pure-Python parser, not for this path
     cdef bint plain
     cdef object write_limit  # an int (any size)
+    # The callback module of the connection (or of wsx.sys.change_code), and
+    # its handle_frame method, looked up once (a bound method is a new object
+    # per lookup).
+    cdef object cb
+    cdef object handle_frame
 
     def __init__(self, client):
         self.client = client
@@ -108,7 +114,8 @@ cdef class FastReader:
         self.sock = None
         self.fd = -1
         self.wbuf = None
-        self.wlock = None
+        self.wlock = self.acquire = self.release = None
+        self.cb = self.handle_frame = None
         self.protocol = None
         self.p = None
         self.parser = None
@@ -130,6 +137,8 @@ cdef class FastReader:
                 self.secure = c["_secure"]
                 self.wbuf = c["_wbuf"]
                 self.wlock = c["_wlock"]
+                self.acquire = self.wlock.acquire
+                self.release = self.wlock.release
                 self.sock = sock
             if protocol is not self.protocol:
                 self.p = protocol.__dict__
@@ -137,6 +146,7 @@ cdef class FastReader:
                 self.parser = parser if type(parser) is FrameParser else None
                 self.plain = self.p["_plain"]
                 self.write_limit = c["_write_limit"]
+                self.cb = None  # handle_frame is looked up again for each connection
                 self.protocol = protocol
             p = self.p
             if (
@@ -242,12 +252,15 @@ cdef class FastReader:
     cdef int _callback(self, client, dict c, event) except -1:
         """``Client._callback("handle_frame", event)``: 1, or 0 if the client crashed."""
         cb = c["_cb"]
+        if cb is not self.cb:  # a new connection's, or wsx.sys.change_code
+            self.handle_frame = cb.handle_frame
+            self.cb = cb
         c["_in_callback"] = True
         current = _current
         previous = getattr(current, "process", None)
         current.process = client
         try:
-            result = cb.handle_frame(event, c["_state"])
+            result = self.handle_frame(event, c["_state"])
         except (Exception, SystemExit) as exc:
             client._crash("handle_frame", exc)
             return 0
@@ -309,8 +322,7 @@ cdef class FastReader:
         cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
         cdef Py_ssize_t sent = -1
         cdef int err = 0
-        lock = self.wlock
-        lock.acquire()
+        self.acquire()
         try:
             if p["state"] is not OPEN or p["_send_opcode"]:
                 return 0  # the Python path refuses it, and says why
@@ -333,7 +345,7 @@ cdef class FastReader:
                 if 0 <= sent < size:
                     wbuf += memoryview(data)[sent:]
         finally:
-            lock.release()
+            self.release()
         if err:
             client.loop.call_soon(
                 client._lost, sock, ("error", ConnError("connection broken", _os_error(err))))
