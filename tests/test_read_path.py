@@ -11,11 +11,14 @@ runs (the suite also runs with ``WSX_NO_EXTENSIONS=1``, the Python path only).
 
 from __future__ import annotations
 
+import inspect
 import socket
 import struct
 import threading
 import time
 from typing import Any
+
+import pytest
 
 import wsx
 import wsx.frames
@@ -113,6 +116,39 @@ def test_the_compiled_reader_and_loop_are_used_when_built(echo_server: Any) -> N
         wsx.send_frame(client, ("text", "hello"))
         wait_until(lambda: client._state["seen"], what="the echo")
         assert client._state["seen"] == [("text", "hello")]
+    finally:
+        wsx.stop(client)
+
+
+def _c_fields(cls: type) -> set[str]:
+    return {name for name, value in vars(cls).items()
+            if inspect.isgetsetdescriptor(value) or inspect.ismemberdescriptor(value)}
+
+
+@pytest.mark.skipif(not COMPILED, reason="the Python build keeps every attribute in __dict__")
+def test_the_attributes_the_compiled_reader_reads_are_c_fields(echo_server: Any) -> None:
+    # The compiled reader reads these as C fields: an attribute of the same
+    # name in an instance (or class) dictionary would hide a change from it.
+    from wsx._codec import ProtocolFields
+    from wsx._fastpath import ClientFields
+
+    client = wsx.start_link(echo_server.url, Recorder, new_state(lambda frame: None),
+                            compress=False)
+    try:
+        protocol = client._protocol
+        for obj, cls, some in ((client, ClientFields, {"_sock", "_state", "_suspended"}),
+                               (protocol, ProtocolFields, {"state", "_send_opcode"})):
+            fields = _c_fields(cls)
+            assert some <= fields
+            assert not fields & set(vars(obj)), fields & set(vars(obj))
+            for klass in type(obj).__mro__:
+                if klass is not cls:
+                    assert not fields & set(vars(klass)), (klass, fields & set(vars(klass)))
+        assert client.connection_state == "open" and protocol.state == "open"
+        wsx.sys.suspend(client)
+        assert client._suspended is True
+        wsx.sys.resume(client)
+        assert client._suspended is False
     finally:
         wsx.stop(client)
 

@@ -32,7 +32,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.errno cimport EAGAIN, EINTR, errno
 from libc.string cimport strerror
 
-from wsx._codec cimport FrameParser, encode_data
+from wsx._codec cimport FrameParser, ProtocolFields, encode_data
 
 import ssl
 
@@ -67,18 +67,47 @@ cdef object _os_error(int err):
     return OSError(err, strerror(err).decode("utf-8", "replace"))
 
 
+cdef class ClientFields:
+    """The attributes of :class:`wsx.client.Client` read on every message, as C fields.
+
+    ``Client`` derives from it when this module is built (else from a plain
+    twin in ``client.py``): the Python code reads and writes them as usual
+    attributes, :class:`FastReader` as fields of a struct instead of looking
+    each one up in the instance dictionary. What they mean is documented in
+    ``Client.__init__``.
+    """
+
+    cdef public object _sock
+    cdef public object _protocol
+    cdef public object _cb
+    cdef public object _state
+    cdef public object _dbg
+    cdef public object _cork
+    cdef public object _inbox
+    cdef public object _wbuf
+    cdef public object _wlock
+    cdef public object _write_limit
+    cdef public object _close_reason
+    cdef public object connection_state
+    cdef public bint _secure
+    cdef public bint _read_paused
+    cdef public bint _suspended
+    cdef public bint _terminated
+    cdef public bint _in_callback
+    cdef public bint _alive
+
+
 cdef class FastReader:
     """Reader of one client's socket (see the module docstring). Called by the loop.
 
-    The client's and the protocol's plain attributes are read and written
-    through their instance dictionaries (``c`` and ``p`` below): the same
-    attributes, without the generic attribute lookup. What cannot change
-    during a connection is kept here, taken again when the socket (``_sock``)
-    or the protocol (``_protocol``) is a new one.
+    The client's and the protocol's attributes it needs are C fields
+    (:class:`ClientFields`, ``wsx._codec.ProtocolFields``), read and written
+    without an attribute lookup. What cannot change during a connection is
+    kept here, taken again when the socket (``_sock``) or the protocol
+    (``_protocol``) is a new one.
     """
 
-    cdef object client
-    cdef dict c  # client.__dict__
+    cdef ClientFields client
     cdef object view  # the loop's read buffer (a memoryview), shared by its clients
     cdef bytearray buf  # the bytearray under it (exported: its size cannot change)
     # Per socket: set by Client._connect / _teardown before the socket is.
@@ -90,7 +119,7 @@ cdef class FastReader:
     cdef object acquire, release  # wlock's
     # Per protocol: set by Client._on_open with the protocol.
     cdef object protocol
-    cdef dict p  # protocol.__dict__
+    cdef ProtocolFields p  # the protocol (None: not one this path knows)
     cdef FrameParser parser  # None: the pure-Python parser, not for this path
     cdef bint plain
     cdef object write_limit  # an int (any size)
@@ -102,7 +131,6 @@ cdef class FastReader:
 
     def __init__(self, client):
         self.client = client
-        self.c = client.__dict__
         self.view = client.loop.read_buffer
         self.buf = self.view.obj
         self.sock = None
@@ -121,48 +149,47 @@ cdef class FastReader:
         self.parser = None
 
     def __call__(self):
-        cdef object client = self.client
-        cdef dict c = self.c
-        cdef dict p
+        cdef ClientFields client = self.client
+        cdef ProtocolFields p
         cdef object sock, protocol
         cdef char* data
         cdef Py_ssize_t n
         while True:
-            sock = c["_sock"]
-            protocol = c["_protocol"]
+            sock = client._sock
+            protocol = client._protocol
             if sock is None or protocol is None:
                 break
             if sock is not self.sock:
                 self.fd = sock.fileno()
-                self.secure = c["_secure"]
-                self.wbuf = c["_wbuf"]
-                self.wlock = c["_wlock"]
+                self.secure = client._secure
+                self.wbuf = client._wbuf
+                self.wlock = client._wlock
                 self.acquire = self.wlock.acquire
                 self.release = self.wlock.release
                 self.sock = sock
             if protocol is not self.protocol:
-                self.p = protocol.__dict__
-                parser = self.p["_parser"]
+                self.p = protocol if isinstance(protocol, ProtocolFields) else None
+                parser = None if self.p is None else self.p._parser
                 self.parser = parser if type(parser) is FrameParser else None
-                self.plain = self.p["_plain"]
-                self.write_limit = c["_write_limit"]
+                self.plain = self.p is not None and self.p._plain
+                self.write_limit = client._write_limit
                 self.cb = None  # handle_frame is looked up again for each connection
                 self.protocol = protocol
             p = self.p
             if (
-                c["_dbg"] is not None
-                or c["_read_paused"]
-                or c["_suspended"]
-                or c["_terminated"]
-                or c["_cork"] is not None
-                or c["_inbox"]
+                client._dbg is not None
+                or client._read_paused
+                or client._suspended
+                or client._terminated
+                or client._cork is not None
+                or client._inbox
                 or _telemetry
                 or not self.plain
                 or self.parser is None
-                or p["state"] is not OPEN
-                or p["error"] is not None
-                or p["close_received"] is not None
-                or p["_validated"]
+                or p.state is not OPEN
+                or p.error is not None
+                or p.close_received is not None
+                or p._validated
             ):
                 break
             data = PyByteArray_AS_STRING(self.buf)
@@ -186,16 +213,16 @@ cdef class FastReader:
                     client._lost(sock, ("error", ConnError("connection broken", _os_error(err))))
                     return
             if n == 0:
-                client._lost(sock, c["_close_reason"] or ("remote", "closed"))
+                client._lost(sock, client._close_reason or ("remote", "closed"))
                 return
-            c["_alive"] = True
-            self._received(client, c, protocol, data, n)
+            client._alive = True
+            self._received(client, protocol, data, n)
             # Data already decrypted by TLS does not wake the selector again.
-            if not (self.secure and sock is c["_sock"] and sock.pending()):
+            if not (self.secure and sock is client._sock and sock.pending()):
                 return
         client._on_readable()  # not the usual case: the Python path decides
 
-    cdef int _received(self, client, dict c, protocol, const char* data,
+    cdef int _received(self, ClientFields client, protocol, const char* data,
                        Py_ssize_t n) except -1:
         cdef FrameParser parser = self.parser
         try:
@@ -210,15 +237,15 @@ cdef class FastReader:
                 client._dispatch(protocol, protocol.receive_frames(frames))
             return 0
         if count > 1:
-            c["_cork"] = []  # the replies to this read go out in one write
+            client._cork = []  # the replies to this read go out in one write
         try:
-            self._frames(client, c, protocol, self.p, parser, frames, count)
+            self._frames(client, protocol, self.p, parser, frames, count)
         finally:
             if count > 1:
                 client._uncork()
         return 0
 
-    cdef int _frames(self, client, dict c, protocol, dict p, FrameParser parser, list frames,
+    cdef int _frames(self, ClientFields client, protocol, ProtocolFields p, FrameParser parser, list frames,
                      Py_ssize_t count) except -1:
         cdef Py_ssize_t i
         cdef tuple frame
@@ -229,7 +256,7 @@ cdef class FastReader:
             event = None
             if frame[1] and (
                 i == 0  # checked by __call__
-                or not (c["_suspended"] or c["_terminated"] or c["_dbg"] is not None
+                or not (client._suspended or client._terminated or client._dbg is not None
                         or _telemetry)
             ):
                 if opcode == 2:
@@ -242,57 +269,58 @@ cdef class FastReader:
             if event is None:
                 client._dispatch(protocol, protocol.receive_frames(frames[i:]))
                 return 0
-            self._callback(client, c, event)
+            self._callback(client, event)
         if parser._p and parser._p_opcode != 2:
             client._dispatch(protocol, protocol.receive_frames([]))
-        elif p["_out"] or p["_close_to_send"] is not None:
+        elif p._out or p._close_to_send is not None:
             client._flush_protocol(protocol)
         return 0
 
-    cdef int _callback(self, client, dict c, event) except -1:
+    cdef int _callback(self, ClientFields client, event) except -1:
         """``Client._callback("handle_frame", event)``: 1, or 0 if the client crashed."""
-        cb = c["_cb"]
+        cb = client._cb
         if cb is not self.cb:  # a new connection's, or wsx.sys.change_code
             self.handle_frame = cb.handle_frame
             self.cb = cb
-        c["_in_callback"] = True
+        client._in_callback = True
         current = _current
         previous = getattr(current, "process", None)
         current.process = client
         try:
-            result = self.handle_frame(event, c["_state"])
+            result = self.handle_frame(event, client._state)
         except (Exception, SystemExit) as exc:
             client._crash("handle_frame", exc)
             return 0
         finally:
-            c["_in_callback"] = False
+            client._in_callback = False
             current.process = previous
         if type(result) is tuple:
             n = len(<tuple>result)
             if n == 2 and result[0] == "ok":
-                c["_state"] = result[1]
+                client._state = result[1]
                 return 1
             if n == 3 and result[0] == "reply":
-                c["_state"] = result[2]
+                client._state = result[2]
                 try:
-                    self._reply(client, c, result[1])
+                    self._reply(client, result[1])
                 except Exception as exc:
                     client._crash("handle_frame", exc)
                     return 0
                 return 1
         return 1 if client._apply("handle_frame", result) else 0
 
-    cdef int _reply(self, client, dict c, frame) except -1:
+    cdef int _reply(self, ClientFields client, frame) except -1:
         """``Client._reply("handle_frame", frame)``, encoding plain frames here."""
-        protocol = c["_protocol"]
+        protocol = client._protocol
         cdef bytes data = None
         if (
             type(frame) is tuple
             and len(<tuple>frame) == 2
             and protocol is self.protocol
-            and c["_dbg"] is None
+            and protocol is not None
+            and client._dbg is None
             and not _telemetry
-            and c["connection_state"] == "open"
+            and client.connection_state == "open"
         ):
             kind = frame[0]
             payload = frame[1]
@@ -303,30 +331,30 @@ cdef class FastReader:
                     data = encode_data(1, (<str>payload).encode("utf-8"))
                 except UnicodeEncodeError:
                     pass  # the Python path explains it
-        if data is None or not self._write(client, c, data):
+        if data is None or not self._write(client, data):
             client._reply("handle_frame", frame)
         return 0
 
-    cdef bint _write(self, client, dict c, bytes data) except -1:
+    cdef bint _write(self, ClientFields client, bytes data) except -1:
         """``Client._write_frame``, the system call made here (plain TCP); 0: not done.
 
         What ``Protocol.send`` checks (the connection is open, no fragmented
         message is being sent) is checked under the write lock, with the
         write: another thread's ``send_frame`` cannot come in between.
         """
-        sock = c["_sock"]
-        if sock is not self.sock or self.secure:
-            return 0  # TLS: the SSLSocket writes
-        cdef dict p = self.p
+        sock = client._sock
+        cdef ProtocolFields p = self.p
+        if sock is None or sock is not self.sock or self.secure or p is None:
+            return 0  # TLS (the SSLSocket writes), or the connection ended
         cdef bytearray wbuf = self.wbuf
         cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
         cdef Py_ssize_t sent = -1
         cdef int err = 0
         self.acquire()
         try:
-            if p["state"] is not OPEN or p["_send_opcode"]:
+            if p.state is not OPEN or p._send_opcode:
                 return 0  # the Python path refuses it, and says why
-            cork = c["_cork"]
+            cork = client._cork
             if cork is not None:
                 cork.append(data)  # the replies to this read go out together
                 return 1
@@ -352,6 +380,6 @@ cdef class FastReader:
             return 1
         if 0 <= sent < size:
             client.loop.add_writer(sock, client._on_writable)
-        if PyByteArray_GET_SIZE(wbuf) > self.write_limit and not c["_read_paused"]:
+        if PyByteArray_GET_SIZE(wbuf) > self.write_limit and not client._read_paused:
             client._pause_reading()
         return 1

@@ -51,7 +51,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import telemetry
 from .callbacks import DisconnectStatus, WebSocket, resolve_module
@@ -83,9 +83,17 @@ from .process import (
 from .protocol import OPEN, Protocol
 from .url import parse_url
 
+
+class _ClientFields:
+    """Pure-Python twin of ``wsx._fastpath.ClientFields``: no fields of its own,
+    :class:`Client`'s attributes live in its instance dictionary."""
+
+
 _FastReader: Any = None
-if CODEC_IMPLEMENTATION == "cython":  # not with WSX_NO_EXTENSIONS, nor when not built
+if not TYPE_CHECKING and CODEC_IMPLEMENTATION == "cython":
+    # Not with WSX_NO_EXTENSIONS, nor when not built.
     try:
+        from ._fastpath import ClientFields as _ClientFields  # noqa: F811
         from ._fastpath import FastReader as _FastReader
     except ImportError:  # pragma: no cover - built together with wsx._codec
         pass
@@ -101,7 +109,7 @@ _EV_RECEIVED = ("wsx", "frame", "received")
 _EV_SENT = ("wsx", "frame", "sent")
 
 
-class Client(Process):
+class Client(Process, _ClientFields):
     """Handle of a running WebSocket client process.
 
     Create clients with :func:`start_link` or :func:`start`. The handle is
