@@ -245,8 +245,8 @@ cdef class FastReader:
                 client._uncork()
         return 0
 
-    cdef int _frames(self, ClientFields client, protocol, ProtocolFields p, FrameParser parser, list frames,
-                     Py_ssize_t count) except -1:
+    cdef int _frames(self, ClientFields client, protocol, ProtocolFields p,
+                     FrameParser parser, list frames, Py_ssize_t count) except -1:
         cdef Py_ssize_t i
         cdef tuple frame
         cdef int opcode
