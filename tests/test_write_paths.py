@@ -47,13 +47,7 @@ def test_replies_to_one_read_go_out_in_order_and_before_a_crash_close(raw_server
         sock.sendall(accept_response(read_request(sock)))
         # Four messages in one segment: one read on the client side.
         sock.sendall(b"".join(server_frame(0x1, t) for t in (b"a", b"b", b"c", b"boom")))
-        while True:
-            frame = read_frame(sock)
-            if frame is None:
-                break
-            got.append(frame)
-            if frame[0] == 0x8:
-                break
+        read_until_close(sock, got)
         done.set()
 
     server = raw_server(handler)
@@ -195,7 +189,6 @@ def test_compressed_frames_from_threads_and_replies_keep_their_order(echo_server
     assert sorted(m.split(":")[0] for m in received if m.startswith("t")) == sorted(
         f"t{t}-{i}" for t in range(3) for i in range(100))
     wsx.stop(client)
-
 
 
 def test_a_fragmented_message_from_a_thread_never_splits_around_a_gathered_reply(

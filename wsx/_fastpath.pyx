@@ -115,8 +115,7 @@ cdef class FastReader:
     cdef int fd
     cdef bint secure  # TLS: read and written through the SSLSocket
     cdef bytearray wbuf
-    cdef object wlock
-    cdef object acquire, release  # wlock's
+    cdef object acquire, release  # the client's write lock's (_wlock)
     # Per protocol: set by Client._on_open with the protocol.
     cdef object protocol
     cdef ProtocolFields p  # the protocol (None: not one this path knows)
@@ -142,7 +141,7 @@ cdef class FastReader:
         self.sock = None
         self.fd = -1
         self.wbuf = None
-        self.wlock = self.acquire = self.release = None
+        self.acquire = self.release = None
         self.cb = self.handle_frame = None
         self.protocol = None
         self.p = None
@@ -163,9 +162,8 @@ cdef class FastReader:
                 self.fd = sock.fileno()
                 self.secure = client._secure
                 self.wbuf = client._wbuf
-                self.wlock = client._wlock
-                self.acquire = self.wlock.acquire
-                self.release = self.wlock.release
+                self.acquire = client._wlock.acquire
+                self.release = client._wlock.release
                 self.sock = sock
             if protocol is not self.protocol:
                 self.p = protocol if isinstance(protocol, ProtocolFields) else None
