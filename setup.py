@@ -1,7 +1,10 @@
 """Build script for wsx's optional C extensions (the metadata lives in pyproject.toml).
 
 Every Cython module ``wsx/**/*.pyx`` is compiled into the extension module of
-the same dotted name (``wsx/_mask.pyx`` -> ``wsx._mask``).  The extensions are
+the same dotted name (``wsx/_mask.pyx`` -> ``wsx._mask``). So is every
+Python module listed in ``COMPILED_PY``, under the name of its ``.pxd``
+(``wsx/io/transport.py`` with ``wsx/io/_transport.pxd`` -> ``wsx.io._transport``):
+one source, run as Python or compiled (``wsx/_twins.py`` chooses).  The extensions are
 optional: if there is no working C compiler, or compilation fails for any
 other reason, the build prints a warning and goes on, and wsx runs on its
 pure-Python fallback (``wsx._mask_py``).
@@ -73,13 +76,26 @@ def _extensions_disabled() -> bool:
     return os.environ.get("WSX_NO_EXTENSIONS", "") not in ("", "0")
 
 
+# Python modules compiled as they are (their .pxd gives their classes C fields).
+COMPILED_PY = {
+    "wsx.io._transport": "wsx/io/transport.py",
+    "wsx.process._dispatcher": "wsx/process/dispatcher.py",
+}
+
+
 def _sources() -> list[tuple[str, str]]:
-    """``(module name, .pyx path relative to this file)`` for every Cython module."""
+    """``(module name, source path relative to this file)`` for every compiled module."""
     found = []
     for pyx in sorted((HERE / PACKAGE).rglob("*.pyx")):
         rel = pyx.relative_to(HERE)
         found.append((".".join(rel.with_suffix("").parts), rel.as_posix()))
+    found.extend(sorted(COMPILED_PY.items()))
     return found
+
+
+def _c_file(name: str, source: str) -> str:
+    """Where Cython writes the C file of the compiled module ``name``: beside its source."""
+    return Path(source).with_suffix(".c").as_posix()
 
 
 class OptionalBuildExt(build_ext):
@@ -143,7 +159,7 @@ class SdistWithC(sdist):
     """sdist that ships the Cython-generated C files, so the sdist builds without Cython."""
 
     def run(self) -> None:
-        missing = [pyx for _, pyx in _sources() if not (HERE / pyx).with_suffix(".c").exists()]
+        missing = [src for name, src in _sources() if not (HERE / _c_file(name, src)).exists()]
         if missing:
             _warn(
                 f"no generated C file for {', '.join(missing)} (Cython is not installed): "
@@ -161,12 +177,16 @@ def _cythonize(sources: list[tuple[str, str]]) -> list[Any] | None:
         return None
     extensions: list[Any] = []
     for name, pyx in sources:
+        # A Python module compiled as it is keeps Python's semantics (negative
+        # indices, bounds checks); its annotations document, they type nothing.
+        directives: dict[str, Any] = (
+            {"annotation_typing": False} if pyx.endswith(".py") else dict(CYTHON_DIRECTIVES))
         try:
             extensions.extend(
                 cythonize(
                     [Extension(name, [pyx])],
                     language_level=3,
-                    compiler_directives=CYTHON_DIRECTIVES,
+                    compiler_directives=directives,
                     quiet=True,
                 )
             )
@@ -177,8 +197,8 @@ def _cythonize(sources: list[tuple[str, str]]) -> list[Any] | None:
 
 # Modules that only build on some platforms (the others use the Python twin).
 PLATFORM_ONLY = {
-    "wsx._loop": ("epoll", lambda: sys.platform.startswith("linux")),
-    "wsx._fastpath": ("POSIX sockets", lambda: os.name == "posix"),
+    "wsx.io._loop": ("epoll", lambda: sys.platform.startswith("linux")),
+    "wsx.process._reader": ("POSIX sockets", lambda: os.name == "posix"),
 }
 
 
@@ -204,7 +224,7 @@ def _extensions() -> list[Any]:
         return extensions
     extensions = []
     for name, pyx in sources:
-        c_file = Path(pyx).with_suffix(".c").as_posix()
+        c_file = _c_file(name, pyx)
         if (HERE / c_file).exists():  # e.g. an sdist with the generated C file
             extensions.append(Extension(name, [c_file]))
         else:

@@ -2,8 +2,8 @@
 
 Encode: one binary message per call, client side (masked with a fresh key):
 
-* ``wsx-encode_frame`` -- ``wsx.frames.encode_frame(OP_BINARY, payload)``;
-* ``wsx-protocol``     -- ``wsx.protocol.Protocol.send(("binary", payload))``;
+* ``wsx-encode_frame`` -- ``wsx.core.frames.encode_frame(OP_BINARY, payload)``;
+* ``wsx-protocol``     -- ``wsx.core.protocol.Protocol.send(("binary", payload))``;
 * ``websockets``       -- ``ClientProtocol.send_binary(payload)`` + ``data_to_send()``
   (the sans-I/O layer of websockets, in the OPEN state);
 * ``wsproto``          -- ``Connection(CLIENT).send(BytesMessage(payload))``.
@@ -11,7 +11,7 @@ Encode: one binary message per call, client side (masked with a fresh key):
 Parse: a stream of unmasked server frames fed in 64 KiB pieces (as a
 ``recv`` of 64 KiB would return them; frames straddle the pieces):
 
-* ``wsx-frameparser`` -- ``wsx.frames.FrameParser.feed`` (frames only);
+* ``wsx-frameparser`` -- ``wsx.core.frames.FrameParser.feed`` (frames only);
 * ``wsx-protocol``    -- ``Protocol.receive_data`` (frames to ``("binary", bytes)`` events);
 * ``websockets``      -- ``receive_data`` + ``events_received``;
 * ``wsproto``         -- ``receive_data`` + ``events()``.
@@ -59,8 +59,8 @@ def _websockets_protocol() -> Any:
 
 def encoders() -> tuple[dict[str, Callable[[bytes, int], Callable[[], Any]]], dict[str, str]]:
     """``name -> factory(payload, n) -> call encoding n frames``."""
-    from wsx.frames import OP_BINARY, encode_frame
-    from wsx.protocol import Protocol
+    from wsx.core.frames import OP_BINARY, encode_frame
+    from wsx.core.protocol import Protocol
 
     found: dict[str, Callable[[bytes, int], Callable[[], Any]]] = {}
     kinds: dict[str, str] = {}
@@ -135,8 +135,8 @@ def encoders() -> tuple[dict[str, Callable[[bytes, int], Callable[[], Any]]], di
 
 def parsers() -> tuple[dict[str, Callable[[list[bytes], int], Callable[[], Any]]], dict[str, str]]:
     """``name -> factory(chunks, n) -> call parsing the whole stream (n frames)``."""
-    from wsx.frames import FrameParser
-    from wsx.protocol import Protocol
+    from wsx.core.frames import FrameParser
+    from wsx.core.protocol import Protocol
 
     found: dict[str, Callable[[list[bytes], int], Callable[[], Any]]] = {}
     kinds: dict[str, str] = {}
@@ -228,7 +228,7 @@ def parsers() -> tuple[dict[str, Callable[[list[bytes], int], Callable[[], Any]]
 
 def server_stream(size: int, n: int) -> list[bytes]:
     """``n`` unmasked binary frames of ``size`` bytes, cut into CHUNK-sized pieces."""
-    from wsx.frames import OP_BINARY, encode_frame
+    from wsx.core.frames import OP_BINARY, encode_frame
 
     payload = os.urandom(size)
     stream = encode_frame(OP_BINARY, payload, masked=False) * n

@@ -9,11 +9,11 @@ single reproducible input):
   server instead), ``blob[1]`` seeds the chunking (bit 7: the protocol sent
   its close frame first, so frames arrive in the CLOSING state),
   ``blob[2:]`` is what the peer sent after the handshake. It drives
-  :class:`wsx.frames.FrameParser` and the whole :class:`wsx.protocol.Protocol`.
+  :class:`wsx.core.frames.FrameParser` and the whole :class:`wsx.core.protocol.Protocol`.
 * :func:`run_handshake`: ``blob[0]`` picks what the client offered
   (subprotocols, permessage-deflate parameters, small head/body limits),
   ``blob[1]`` seeds the chunking, ``blob[2:]`` is the server's answer to the
-  upgrade request. It drives :class:`wsx.handshake.ClientHandshake`, the
+  upgrade request. It drives :class:`wsx.core.handshake.ClientHandshake`, the
   extension negotiation of the client and a :class:`Protocol` fed the bytes
   that followed the header block.
 
@@ -50,14 +50,14 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from wsx.client import _negotiate
-from wsx.conn import Conn
+from wsx.process.upgrade import negotiate as _negotiate
+from wsx.core.conn import Conn
 from wsx.errors import FrameError, HandshakeError, RequestError
-from wsx.extensions.permessage_deflate import Deflate, PerMessageDeflate
-from wsx.frames import RSV1, FrameParser, PyFrameParser, py_encode_frame
-from wsx.handshake import ClientHandshake, accept_key
-from wsx.protocol import CLOSED, Protocol
-from wsx.url import parse_url
+from wsx.core.extensions.permessage_deflate import Deflate, PerMessageDeflate
+from wsx.core.frames import RSV1, FrameParser, PyFrameParser, py_encode_frame
+from wsx.core.handshake import ClientHandshake, accept_key
+from wsx.core.protocol import CLOSED, Protocol
+from wsx.core.url import parse_url
 
 __all__ = [
     "Finding",

@@ -20,7 +20,7 @@ import pytest
 import wsx
 from conftest import accept_response, read_frame, read_request, server_frame, wait_until
 from wsx.errors import TimeoutExpired
-from wsx.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT
+from wsx.core.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT
 
 TIMEOUT = 5.0
 LIMIT = 64 * 1024
@@ -74,7 +74,7 @@ class Recorder(wsx.WebSocket):
     def _peak(self, state: dict[str, Any]) -> None:
         client = state.get("client")
         if client is not None:
-            state["peak"] = max(state.get("peak", 0), len(client._wbuf))
+            state["peak"] = max(state.get("peak", 0), len(client.transport.wbuf))
 
     def handle_frame(self, frame: Any, state: dict[str, Any]) -> Any:
         self._peak(state)
@@ -137,7 +137,7 @@ def test_send_frame_waits_then_times_out_and_the_frame_is_not_sent(raw_server: A
             error = exc
             break
         sent += 1
-        peak = max(peak, len(c._wbuf))
+        peak = max(peak, len(c.transport.wbuf))
     assert error is not None, "send_frame never waited: the write buffer is unbounded"
     assert error.option == "send_timeout" and error.seconds == 0.3
     assert isinstance(error, wsx.WSXError) and isinstance(error, TimeoutError)
@@ -147,7 +147,7 @@ def test_send_frame_waits_then_times_out_and_the_frame_is_not_sent(raw_server: A
     assert c.alive and c.connection_state == "open"
     # Once the server reads, sending goes on; the timed-out frame was dropped.
     peer.release.set()
-    wait_until(lambda: not c._wbuf, timeout=TIMEOUT * 4, what="the backlog to drain")
+    wait_until(lambda: not c.transport.wbuf, timeout=TIMEOUT * 4, what="the backlog to drain")
     wsx.send_frame(c, ("text", "end"))
     wait_until(lambda: (OP_TEXT, b"end") in peer.frames, timeout=TIMEOUT * 2)
     binaries = [f for f in peer.frames if f[0] == OP_BINARY]
@@ -172,11 +172,11 @@ def test_a_waiting_send_frame_goes_out_when_the_buffer_drains(raw_server: Any) -
 
     thread = threading.Thread(target=sender, daemon=True)
     thread.start()
-    wait_until(lambda: c._send_waiters, what="the sender waiting for the buffer to drain")
+    wait_until(lambda: c.transport.waiters, what="the sender waiting for the buffer to drain")
     stuck_at = progress[0]
     time.sleep(0.3)
     assert thread.is_alive() and progress[0] == stuck_at, "send_frame did not wait"
-    assert len(c._wbuf) <= LIMIT + CHUNK + 14
+    assert len(c.transport.wbuf) <= LIMIT + CHUNK + 14
     peer.release.set()
     thread.join(TIMEOUT * 4)
     assert not thread.is_alive() and errors == []
@@ -212,7 +212,7 @@ def test_a_waiting_send_frame_fails_when_the_connection_ends(raw_server: Any) ->
 
     thread = threading.Thread(target=sender, daemon=True)
     thread.start()
-    wait_until(lambda: c._send_waiters, what="the sender waiting")
+    wait_until(lambda: c.transport.waiters, what="the sender waiting")
     drop.set()
     thread.join(TIMEOUT)
     assert not thread.is_alive(), "the waiting sender was not released"
@@ -279,13 +279,13 @@ def test_replies_to_a_peer_that_does_not_read_stay_bounded(raw_server: Any, kind
     wait_until(lambda: report.get("done"), timeout=TIMEOUT * 4, what="the server to block")
     assert "blocked_after" in report, report
     assert c.alive and c.connection_state == "open"
-    assert c._read_paused
+    assert c.transport.read_paused
     handled = state.get("frames", 0) + state.get("pings", 0)
     assert handled > 0
     # Bounded: the limit, plus the replies to one read's worth of input.
     bound = LIMIT + 2 * READ_SIZE
     assert state["peak"] <= bound, (state["peak"], bound)
-    assert len(c._wbuf) <= bound
+    assert len(c.transport.wbuf) <= bound
     report["release"].set()
     wsx.stop(c, timeout=TIMEOUT)
 

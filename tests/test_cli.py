@@ -21,7 +21,7 @@ from websockets.sync.client import connect
 
 import wsx
 from conftest import RawServer, WSServer, read_request, wait_until
-from wsx.echo_server import EchoServer
+from wsx.tools.echo_server import EchoServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -223,9 +223,9 @@ def test_max_size_boundary_and_0_for_no_limit(embedded: EchoServer) -> None:
     result = run_cli(embedded.url, "--max-size", "100", stdin="z" * 100 + "\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "< text: " + "z" * 100 + "\n"
-    from wsx.cli import _conn_from_args, client_parser
+    from wsx.tools.cli import _conn_from_args, client_parser
 
-    for value, expected in (("0", None), ("100", 100), (None, wsx.frames.DEFAULT_MAX_SIZE)):
+    for value, expected in (("0", None), ("100", 100), (None, wsx.core.frames.DEFAULT_MAX_SIZE)):
         argv = [embedded.url] + (["--max-size", value] if value is not None else [])
         conn = _conn_from_args(client_parser().parse_args(argv), embedded.url)
         assert conn.max_message_size == expected
@@ -704,7 +704,7 @@ def test_version_and_help() -> None:
 
 
 def test_main_in_process_returns_the_status(embedded: EchoServer, capsys: Any) -> None:
-    from wsx.cli import main
+    from wsx.tools.cli import main
 
     with pytest.raises(SystemExit) as info:
         main(["-H", "nocolon", embedded.url])
@@ -716,8 +716,8 @@ def test_main_in_process_returns_the_status(embedded: EchoServer, capsys: Any) -
 def test_console_script_entry_point_is_main() -> None:
     from importlib.metadata import entry_points
 
-    from wsx.cli import main
+    from wsx.tools.cli import main
 
     scripts = [e for e in entry_points(group="console_scripts") if e.name == "wsx"]
-    assert [e.value for e in scripts] == ["wsx.cli:main"]
+    assert [e.value for e in scripts] == ["wsx.tools.cli:main"]
     assert scripts[0].load() is main

@@ -15,18 +15,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import wsx.frames
+import wsx.core.frames
 from wsx.errors import FrameEncodeError, FrameError
-from wsx.frames import py_encode_frame
+from wsx.core.frames import py_encode_frame
 
-if wsx.frames.CODEC_IMPLEMENTATION != "cython":
+if wsx.core.frames.CODEC_IMPLEMENTATION != "cython":
     if os.environ.get("WSX_REQUIRE_EXTENSIONS", "") not in ("", "0"):
         raise RuntimeError("WSX_REQUIRE_EXTENSIONS is set but the compiled codec is not in use")
     pytest.skip("the compiled codec is not built or disabled", allow_module_level=True)
 
-CParser = wsx.frames.FrameParser
-PyParser = wsx.frames.PyFrameParser
-c_encode = wsx.frames.encode_frame
+CParser = wsx.core.frames.FrameParser
+PyParser = wsx.core.frames.PyFrameParser
+c_encode = wsx.core.frames.encode_frame
 
 
 def run(parser: Any, chunks: list[bytes]) -> list[Any]:
@@ -125,13 +125,13 @@ def test_one_byte_at_a_time_large_frame() -> None:
 
 def test_frames_are_frame_tuples() -> None:
     (frame,) = CParser().feed(b"\x81\x02hi")
-    assert isinstance(frame, wsx.frames.Frame)
+    assert isinstance(frame, wsx.core.frames.Frame)
     assert (frame.opcode, frame.fin, frame.rsv, frame.payload) == (1, True, 0, b"hi")
 
 
 def test_limits_are_settable_and_checked() -> None:
     p = CParser()
-    assert p.max_frame_size == wsx.frames.DEFAULT_MAX_SIZE
+    assert p.max_frame_size == wsx.core.frames.DEFAULT_MAX_SIZE
     p.max_message_size = None
     assert p.max_message_size is None
     with pytest.raises(ValueError, match="max_frame_size.*-1"):

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 import wsx
-from wsx.conn import Conn, Connector
-from wsx.frames import DEFAULT_MAX_SIZE
-from wsx.loop import Loop
+from wsx.core.conn import Conn
+from wsx.io.connector import Connector
+from wsx.core.frames import DEFAULT_MAX_SIZE
+from wsx.io.loop import Loop
 
 
 # --------------------------------------------------------------------- helpers

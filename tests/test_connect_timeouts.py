@@ -18,8 +18,8 @@ import pytest
 
 import wsx
 from conftest import RawServer, accept_response, read_request, wait_until
-from wsx.conn import Conn
-from wsx.loop import Loop
+from wsx.core.conn import Conn
+from wsx.io.loop import Loop
 
 
 class Client(wsx.WebSocket):

@@ -1,4 +1,4 @@
-"""wsx.echo_server.EchoServer against independent peers: the websockets sync client and raw sockets."""
+"""wsx.tools.echo_server.EchoServer against independent peers: the websockets sync client and raw sockets."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from websockets.sync.client import connect
 
 import wsx
 from conftest import wait_until
-from wsx.echo_server import EchoServer
-from wsx.frames import (
+from wsx.tools.echo_server import EchoServer
+from wsx.core.frames import (
     OP_BINARY,
     OP_CLOSE,
     OP_CONTINUATION,

@@ -1,4 +1,4 @@
-"""Tests for wsx.frames: the RFC 6455 frame encoder, parser and close payloads."""
+"""Tests for wsx.core.frames: the RFC 6455 frame encoder, parser and close payloads."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import wsx.frames
+import wsx.core.frames
 from wsx.errors import FrameEncodeError, FrameError
-from wsx.frames import (
+from wsx.core.frames import (
     DEFAULT_MAX_SIZE,
     OP_BINARY,
     OP_CLOSE,
@@ -32,10 +32,10 @@ from wsx.frames import (
 )
 
 # Every test here runs against each codec built: the pure-Python one and, when
-# the extension is compiled, wsx/_codec.pyx (bound by wsx.frames).
-CODECS = {"python": (wsx.frames.PyFrameParser, wsx.frames.py_encode_frame)}
-if wsx.frames.CODEC_IMPLEMENTATION == "cython":
-    CODECS["cython"] = (wsx.frames.FrameParser, wsx.frames.encode_frame)
+# the extension is compiled, wsx/_codec.pyx (bound by wsx.core.frames).
+CODECS = {"python": (wsx.core.frames.PyFrameParser, wsx.core.frames.py_encode_frame)}
+if wsx.core.frames.CODEC_IMPLEMENTATION == "cython":
+    CODECS["cython"] = (wsx.core.frames.FrameParser, wsx.core.frames.encode_frame)
 elif os.environ.get("WSX_REQUIRE_EXTENSIONS", "") not in ("", "0"):
     raise RuntimeError("WSX_REQUIRE_EXTENSIONS is set but the compiled codec is not in use")
 
@@ -254,7 +254,7 @@ class TestMaskKeys:
         if codec == "cython":
             pytest.skip("the compiled encoder keeps its own key pool (test_keys_vary)")
         keys = iter([b"\x01\x02\x03\x04", b"\xaa\xbb\xcc\xdd"])
-        monkeypatch.setattr(wsx.frames, "_default_keys", lambda: next(keys))
+        monkeypatch.setattr(wsx.core.frames, "_default_keys", lambda: next(keys))
         assert encode_frame(OP_BINARY, b"\x00\x00")[2:6] == b"\x01\x02\x03\x04"
         assert encode_frame(OP_BINARY, b"\x00\x00") == b"\x82\x82\xaa\xbb\xcc\xdd\xaa\xbb"
 
@@ -267,7 +267,7 @@ class TestMaskKeys:
         assert all(f[6:10] == f[2:6] and f[10:14] == f[2:6] for f in frames)
 
     def test_default_source_type(self) -> None:
-        assert isinstance(wsx.frames._default_keys, MaskKeySource)
+        assert isinstance(wsx.core.frames._default_keys, MaskKeySource)
 
 
 # ------------------------------------------------------------- round trips
@@ -586,26 +586,26 @@ class TestServerRole:
     """PyFrameParser(masked=True): client-to-server frames (the echo server's side)."""
 
     def test_masked_frames_are_unmasked_whatever_the_chunking(self) -> None:
-        wire = (wsx.frames.py_encode_frame(OP_TEXT, b"Hello", mask_key=KEY)
-                + wsx.frames.py_encode_frame(OP_BINARY, b"x" * 300, mask_key=b"\x01\x02\x03\x04")
-                + wsx.frames.py_encode_frame(OP_PING, b"", mask_key=KEY))
+        wire = (wsx.core.frames.py_encode_frame(OP_TEXT, b"Hello", mask_key=KEY)
+                + wsx.core.frames.py_encode_frame(OP_BINARY, b"x" * 300, mask_key=b"\x01\x02\x03\x04")
+                + wsx.core.frames.py_encode_frame(OP_PING, b"", mask_key=KEY))
         expected = [(OP_TEXT, True, 0, b"Hello"), (OP_BINARY, True, 0, b"x" * 300),
                     (OP_PING, True, 0, b"")]
         for step in (1, 3, 7, len(wire)):
-            parser = wsx.frames.PyFrameParser(masked=True)
+            parser = wsx.core.frames.PyFrameParser(masked=True)
             frames = []
             for i in range(0, len(wire), step):
                 frames += parser.feed(wire[i : i + step])
             assert [tuple(f) for f in frames] == expected
 
     def test_unmasked_frame_from_a_client_is_1002(self) -> None:
-        parser = wsx.frames.PyFrameParser(masked=True)
+        parser = wsx.core.frames.PyFrameParser(masked=True)
         with pytest.raises(FrameError, match="client sent an unmasked frame") as info:
             parser.feed(b"\x81\x02hi")
         assert info.value.code == 1002
 
     def test_size_limit_applies_before_the_key_and_payload(self) -> None:
-        parser = wsx.frames.PyFrameParser(max_frame_size=10, max_message_size=10, masked=True)
+        parser = wsx.core.frames.PyFrameParser(max_frame_size=10, max_message_size=10, masked=True)
         with pytest.raises(FrameError) as info:
             parser.feed(b"\x82\xfe\x10\x00" + KEY)  # 4096 bytes announced, none sent
         assert info.value.code == 1009

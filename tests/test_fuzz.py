@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from wsx.errors import RequestError
-from wsx.handshake import ClientHandshake
-from wsx.url import parse_url
+from wsx.core.handshake import ClientHandshake
+from wsx.core.url import parse_url
 
 FUZZ_DIR = Path(__file__).resolve().parent.parent / "fuzz"
 if not (FUZZ_DIR / "harness.py").exists():  # pragma: no cover - a packaging mistake
@@ -80,7 +80,7 @@ def test_frame_fuzz_reaches_every_outcome() -> None:
 
 def test_oracle_catches_a_chunking_dependent_parser(monkeypatch: pytest.MonkeyPatch) -> None:
     """The differential oracle fails an input when chunking changes the frames."""
-    from wsx.frames import PyFrameParser
+    from wsx.core.frames import PyFrameParser
 
     class ForgetfulParser(PyFrameParser):
         """Drops the frames completed by a one-byte read."""

@@ -1,4 +1,4 @@
-"""Tests for wsx.handshake."""
+"""Tests for wsx.core.handshake."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wsx.errors import HandshakeError, RequestError
-from wsx.handshake import (
+from wsx.core.handshake import (
     DEFAULT_USER_AGENT,
     ClientHandshake,
     HandshakeResponse,
@@ -19,7 +19,7 @@ from wsx.handshake import (
     parse_extensions,
     parse_header_list,
 )
-from wsx.url import parse_url
+from wsx.core.url import parse_url
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="

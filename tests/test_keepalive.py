@@ -19,7 +19,7 @@ import pytest
 import wsx
 from conftest import accept_response, read_frame, read_request, server_frame, wait_until
 from wsx.errors import TimeoutExpired
-from wsx.frames import OP_CLOSE, OP_PING, OP_PONG, OP_TEXT
+from wsx.core.frames import OP_CLOSE, OP_PING, OP_PONG, OP_TEXT
 
 TIMEOUT = 5.0
 

@@ -13,24 +13,24 @@ from typing import Any
 import pytest
 
 import wsx
-import wsx.loop
+import wsx.io.loop
 from conftest import wait_until
-from wsx.loop import Loop, get_default_loop
+from wsx.io.loop import Loop, get_default_loop
 
 # epoll: the compiled loop (wsx/_loop.pyx) when it is built; epoll-python:
 # Loop._run on epoll; selectors: the portable backend.
 BACKENDS = ["selectors"]
-if wsx.loop._HAVE_EPOLL:
-    BACKENDS += ["epoll", "epoll-python"] if wsx.loop._run_epoll is not None else ["epoll"]
+if wsx.io.loop._HAVE_EPOLL:
+    BACKENDS += ["epoll", "epoll-python"] if wsx.io.loop._run_epoll is not None else ["epoll"]
 
 
 @pytest.fixture(params=BACKENDS)
 def loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Loop]:
     """A Loop running in its own thread, stopped and closed afterwards (each backend)."""
     epoll = request.param.startswith("epoll")
-    monkeypatch.setattr(wsx.loop, "_HAVE_EPOLL", epoll)
+    monkeypatch.setattr(wsx.io.loop, "_HAVE_EPOLL", epoll)
     if request.param == "epoll-python":
-        monkeypatch.setattr(wsx.loop, "_run_epoll", None)
+        monkeypatch.setattr(wsx.io.loop, "_run_epoll", None)
     lp = Loop("test-loop")
     assert (lp._epoll is not None) == epoll
     thread = threading.Thread(target=lp.run, name="test-loop", daemon=True)
@@ -244,7 +244,7 @@ def test_raising_callbacks_do_not_stop_the_loop(loop: Loop, caplog: pytest.LogCa
     def boom() -> None:
         raise RuntimeError("boom from a callback")
 
-    with caplog.at_level(logging.ERROR, logger="wsx.loop"):
+    with caplog.at_level(logging.ERROR, logger="wsx.io.loop"):
         loop.call_soon_threadsafe(boom)
         assert on_loop(loop, lambda: 1) == 1
         on_loop(loop, lambda: loop.call_later(0.0, boom))
@@ -624,7 +624,7 @@ def test_a_timer_weeks_away_does_not_break_the_loop(loop: Loop) -> None:
     time.sleep(0.1)  # the loop is now waiting for that timer
     on_loop(loop, lambda: ran.append("posted"))
     assert ran == ["posted"]
-    assert on_loop(loop, loop._next_timeout) == wsx.loop._MAX_WAIT
+    assert on_loop(loop, loop._next_timeout) == wsx.io.loop._MAX_WAIT
     on_loop(loop, lambda: loop.call_later(0.05, ran.append, "soon"))
     wait_until(lambda: "soon" in ran, what="a timer after the far one")
     on_loop(loop, timer.cancel)
@@ -636,9 +636,9 @@ def test_a_timer_weeks_away_does_not_break_the_loop(loop: Loop) -> None:
 def test_stop_from_a_signal_handler_ends_the_wait(backend: str,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A handler runs on the loop thread (here the main thread) inside its wait: stop() ends it."""
-    monkeypatch.setattr(wsx.loop, "_HAVE_EPOLL", backend.startswith("epoll"))
+    monkeypatch.setattr(wsx.io.loop, "_HAVE_EPOLL", backend.startswith("epoll"))
     if backend == "epoll-python":
-        monkeypatch.setattr(wsx.loop, "_run_epoll", None)
+        monkeypatch.setattr(wsx.io.loop, "_run_epoll", None)
     lp = Loop("signalled")
     # If stop() did not end the wait, this thread ends the test after 5 s (and it fails).
     rescue = threading.Timer(5.0, lp.stop)

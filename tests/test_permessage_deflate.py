@@ -1,7 +1,7 @@
 """permessage-deflate (RFC 7692): configuration, negotiation, codec, limits, interop.
 
-Unit tests drive :class:`wsx.extensions.permessage_deflate.PerMessageDeflate`
-through :class:`wsx.protocol.Protocol` with recorded (unmasked) server frames
+Unit tests drive :class:`wsx.core.extensions.permessage_deflate.PerMessageDeflate`
+through :class:`wsx.core.protocol.Protocol` with recorded (unmasked) server frames
 and unmasked client frames; integration tests talk to a ``websockets`` server
 over real sockets; handshake rejections use a raw server.
 """
@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 import wsx
 from conftest import accept_response, read_request, server_frame
 from wsx.errors import CloseCode, FrameError, HandshakeError
-from wsx.extensions.permessage_deflate import Deflate, PerMessageDeflate
-from wsx.frames import OP_BINARY, OP_CONTINUATION, OP_PING, OP_TEXT, RSV1, RSV2
-from wsx.protocol import Protocol
+from wsx.core.extensions.permessage_deflate import Deflate, PerMessageDeflate
+from wsx.core.frames import OP_BINARY, OP_CONTINUATION, OP_PING, OP_TEXT, RSV1, RSV2
+from wsx.core.protocol import Protocol
 
 TAIL = b"\x00\x00\xff\xff"
 MiB = 1024 * 1024

@@ -1,4 +1,4 @@
-"""Tests for wsx.protocol: the sans-I/O connection state machine."""
+"""Tests for wsx.core.protocol: the sans-I/O connection state machine."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wsx.errors import FrameEncodeError, FrameError, InvalidFrameError, NotConnectedError
-from wsx.frames import (
+from wsx.core.frames import (
     OP_BINARY,
     OP_CLOSE,
     OP_CONTINUATION,
@@ -20,7 +20,7 @@ from wsx.frames import (
     Frame,
     encode_frame,
 )
-from wsx.protocol import CLOSED, CLOSING, OPEN, Protocol, frame_to_wire
+from wsx.core.protocol import CLOSED, CLOSING, OPEN, Protocol, frame_to_wire
 
 
 def srv(opcode: int, payload: bytes = b"", fin: bool = True) -> bytes:

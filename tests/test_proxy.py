@@ -18,8 +18,8 @@ import trustme
 
 import wsx
 from conftest import RawServer, WSServer, read_request, wait_until
-from wsx.conn import Conn
-from wsx.proxy import (
+from wsx.core.conn import Conn
+from wsx.core.proxy import (
     HTTPConnectNegotiation,
     ProxyError,
     ProxyURL,
@@ -28,7 +28,7 @@ from wsx.proxy import (
     proxy_bypassed,
     proxy_from_environment,
 )
-from wsx.url import parse_url
+from wsx.core.url import parse_url
 
 USER, PASSWORD = "alice", "s3cr:t@"  # ':' and '@' exercise percent-decoding
 AUTH = "alice:s3cr%3At%40"

@@ -1,9 +1,9 @@
 """How received bytes become callbacks: the compiled read path and the Python one agree.
 
-When wsx is built, the loop calls the compiled reader (``wsx._fastpath``) for
+When wsx is built, the loop calls the compiled reader (``wsx.process._reader``) for
 a readable socket; it handles whole text and binary messages itself and
-passes everything else to the Python code (``Client._on_readable``,
-``Protocol.receive_frames``, ``Client._dispatch``). These tests send reads
+passes everything else to the Python code (``Reader``,
+``Protocol.receive_frames``, ``Dispatcher.dispatch``). These tests send reads
 that mix both kinds of frames in one TCP segment, and check what the
 callback module sees and what the server receives: the same whichever path
 runs (the suite also runs with ``WSX_NO_EXTENSIONS=1``, the Python path only).
@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 import wsx
-import wsx.frames
-import wsx.loop
+import wsx.core.frames
+import wsx.io.loop
 from conftest import (
     accept_response,
     read_frame,
@@ -32,7 +32,7 @@ from conftest import (
     wait_until,
 )
 
-COMPILED = wsx.frames.CODEC_IMPLEMENTATION == "cython"
+COMPILED = wsx.core.frames.CODEC_IMPLEMENTATION == "cython"
 
 
 class Recorder(wsx.WebSocket):
@@ -108,14 +108,14 @@ def test_the_compiled_reader_and_loop_are_used_when_built(echo_server: Any) -> N
     client = wsx.start_link(echo_server.url, Recorder, new_state(lambda frame: None))
     try:
         if COMPILED:
-            assert type(client._reader).__name__ == "FastReader"
-            assert wsx.loop._run_epoll is not None or not hasattr(__import__("select"), "epoll")
+            assert type(client.read_path).__name__ == "FastReader"
+            assert wsx.io.loop._run_epoll is not None or not hasattr(__import__("select"), "epoll")
         else:
-            assert client._reader == client._on_readable
-            assert wsx.loop._run_epoll is None
+            assert client.read_path is client.reader
+            assert wsx.io.loop._run_epoll is None
         wsx.send_frame(client, ("text", "hello"))
-        wait_until(lambda: client._state["seen"], what="the echo")
-        assert client._state["seen"] == [("text", "hello")]
+        wait_until(lambda: wsx.sys.get_state(client)["seen"], what="the echo")
+        assert wsx.sys.get_state(client)["seen"] == [("text", "hello")]
     finally:
         wsx.stop(client)
 
@@ -129,15 +129,19 @@ def _c_fields(cls: type) -> set[str]:
 def test_the_attributes_the_compiled_reader_reads_are_c_fields(echo_server: Any) -> None:
     # The compiled reader reads these as C fields: an attribute of the same
     # name in an instance (or class) dictionary would hide a change from it.
-    from wsx._codec import ProtocolFields
-    from wsx._fastpath import ClientFields
+    # The transport and the dispatcher are compiled classes without any
+    # instance dictionary; the protocol derives from a compiled base.
+    from wsx.core._codec import ProtocolFields
 
     client = wsx.start_link(echo_server.url, Recorder, new_state(lambda frame: None),
                             compress=False)
     try:
-        protocol = client._protocol
-        for obj, cls, some in ((client, ClientFields, {"_sock", "_state", "_suspended"}),
-                               (protocol, ProtocolFields, {"state", "_send_opcode"})):
+        for obj in (client.transport, client.dispatcher):
+            assert not hasattr(obj, "__dict__"), type(obj)
+        assert {"sock", "read_paused", "corked"} <= _c_fields(type(client.transport))
+        assert {"hold", "dbg", "inbox", "protocol"} <= _c_fields(type(client.dispatcher))
+        protocol = client.dispatcher.protocol
+        for obj, cls, some in ((protocol, ProtocolFields, {"state", "_send_opcode"}),):
             fields = _c_fields(cls)
             assert some <= fields
             assert not fields & set(vars(obj)), fields & set(vars(obj))
@@ -146,9 +150,9 @@ def test_the_attributes_the_compiled_reader_reads_are_c_fields(echo_server: Any)
                     assert not fields & set(vars(klass)), (klass, fields & set(vars(klass)))
         assert client.connection_state == "open" and protocol.state == "open"
         wsx.sys.suspend(client)
-        assert client._suspended is True
+        assert client.suspended is True and client.dispatcher.hold is True
         wsx.sys.resume(client)
-        assert client._suspended is False
+        assert client.suspended is False and client.dispatcher.hold is False
     finally:
         wsx.stop(client)
 

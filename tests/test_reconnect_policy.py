@@ -17,7 +17,7 @@ import pytest
 import wsx
 from conftest import accept_response, read_request, server_frame, wait_until
 from wsx.errors import TimeoutExpired
-from wsx.frames import OP_BINARY
+from wsx.core.frames import OP_BINARY
 
 TIMEOUT = 5.0
 

@@ -203,7 +203,7 @@ def test_one_for_all_survives_children_dying_together(raw_server, start_sup):
                 wait_until(lambda: not before["a"].alive and not before["b"].alive)
                 time.sleep(0.05)  # the exit notices follow the alive flag closely
 
-    sup_logger = logging.getLogger("wsx.supervisor")
+    sup_logger = logging.getLogger("wsx.process.supervisor")
     hold, level = HoldSupervisor(), sup_logger.level
     sup_logger.addHandler(hold)
     sup_logger.setLevel(logging.INFO)

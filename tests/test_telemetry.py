@@ -208,6 +208,6 @@ def test_supervisor_logs_under_wsx(echo_server, caplog):
         wsx.cast(proc, "x")
         assert sup.join(5)
     names = {r.name for r in caplog.records}
-    assert "wsx.supervisor" in names
+    assert "wsx.process.supervisor" in names
     assert any("restart intensity" in r.getMessage() and r.levelno == logging.ERROR
-               for r in caplog.records if r.name == "wsx.supervisor")
+               for r in caplog.records if r.name == "wsx.process.supervisor")

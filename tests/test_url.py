@@ -1,4 +1,4 @@
-"""Tests for wsx.url."""
+"""Tests for wsx.core.url."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from wsx.errors import URLError
-from wsx.url import WSURL, parse_url
+from wsx.core.url import WSURL, parse_url
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Tests for wsx.utf8: fail-fast incremental UTF-8 validation."""
+"""Tests for wsx.core.utf8: fail-fast incremental UTF-8 validation."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wsx.utf8 import Utf8Decoder, is_valid_utf8
+from wsx.core.utf8 import Utf8Decoder, is_valid_utf8
 
 # ------------------------------------------------------- reference automaton
 #

@@ -17,10 +17,9 @@ traced at run time (:mod:`wsx.sys`).
 from __future__ import annotations
 
 from . import sys, telemetry
-from .backoff import Backoff
-from .callbacks import DisconnectStatus, WebSocket
-from .client import Client, cast, send, send_frame, start, start_link, stop
-from .conn import Conn
+from .core.conn import Conn
+from .core.extensions.permessage_deflate import Deflate
+from .core.proxy import ProxyError, ProxyURL
 from .errors import (
     BadResponseError,
     CallingSelfError,
@@ -36,12 +35,14 @@ from .errors import (
     URLError,
     WSXError,
 )
-from .extensions.permessage_deflate import Deflate
-from .loop import Loop, get_default_loop
+from .io.loop import Loop, get_default_loop
 from .mask import IMPLEMENTATION as implementation
 from .process import NoProcessError, whereis
-from .proxy import ProxyError, ProxyURL
-from .supervisor import Supervisor, SupervisorError
+from .process.api import WebSocket, cast, send, send_frame, start, start_link, stop
+from .process.backoff import Backoff
+from .process.callbacks import DisconnectStatus
+from .process.client import Client
+from .process.supervisor import Supervisor, SupervisorError
 
 __version__ = "0.1.0"
 

@@ -1,10 +1,10 @@
-"""``python -m wsx``: the ``wsx`` command (see :mod:`wsx.cli`)."""
+"""``python -m wsx``: the ``wsx`` command (see :mod:`wsx.tools.cli`)."""
 
 from __future__ import annotations
 
 import sys
 
-from .cli import main
+from .tools.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -25,28 +25,18 @@ Exported functions:
 
 from __future__ import annotations
 
-import os
+from typing import Any
+
+from ._twins import compiled
 
 __all__ = ["IMPLEMENTATION", "frame_masked", "mask", "mask_inplace"]
 
-
-def _extensions_disabled() -> bool:
-    value = os.environ.get("WSX_NO_EXTENSIONS", "")
-    return value not in ("", "0")
-
-
 IMPLEMENTATION: str
-
-if _extensions_disabled():
+_mask: Any = compiled("wsx._mask")
+if _mask is None:
     from ._mask_py import frame_masked, mask, mask_inplace
 
     IMPLEMENTATION = "python"
 else:
-    try:
-        from ._mask import frame_masked, mask, mask_inplace
-    except ImportError:
-        from ._mask_py import frame_masked, mask, mask_inplace
-
-        IMPLEMENTATION = "python"
-    else:
-        IMPLEMENTATION = "cython"
+    frame_masked, mask, mask_inplace = _mask.frame_masked, _mask.mask, _mask.mask_inplace
+    IMPLEMENTATION = "cython"

@@ -16,10 +16,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .callbacks import resolve_module
-from .client import Client, _client
-from .debug import DEFAULT_LOG_SIZE, DebugState, format_event, new_statistics
 from .errors import BadResponseError, WSXError
+from .process.api import client_of
+from .process.callbacks import resolve_module
+from .process.client import Client, run_on_loop
+from .process.debug import DEFAULT_LOG_SIZE, DebugState, format_event, new_statistics
 
 __all__ = [
     "trace",
@@ -35,14 +36,18 @@ __all__ = [
 
 
 def _debug(c: Client) -> DebugState:
-    if c._dbg is None:
-        c._dbg = DebugState()
-    return c._dbg
+    dbg = c.debug
+    if dbg is None:
+        dbg = DebugState()
+        c.set_debug(dbg)
+    return dbg
 
 
 def _settle(c: Client) -> None:
-    if c._dbg is not None and not c._dbg.active:
-        c._dbg = None
+    # Statistics may have been switched: the client takes the state again
+    # (or drops it once nothing is on, so that it skips all debug work).
+    dbg = c.debug
+    c.set_debug(dbg if dbg is not None and dbg.active else None)
 
 
 def trace(client: Client | str, flag: bool) -> None:
@@ -128,7 +133,7 @@ def statistics(client: Client | str, flag: bool | str = "get") -> Any:
 
 def get_state(client: Client | str) -> Any:
     """The callback module's current state."""
-    return _on(client, lambda c: c._state)
+    return _on(client, lambda c: c.dispatcher.state)
 
 
 def replace_state(client: Client | str, fun: Callable[[Any], Any]) -> Any:
@@ -138,8 +143,8 @@ def replace_state(client: Client | str, fun: Callable[[Any], Any]) -> Any:
     """
 
     def run(c: Client) -> Any:
-        c._state = fun(c._state)
-        return c._state
+        c.dispatcher.state = fun(c.dispatcher.state)
+        return c.dispatcher.state
 
     return _on(client, run)
 
@@ -148,16 +153,16 @@ def get_status(client: Client | str) -> dict[str, Any]:
     """A description of the client: module, connection, debug flags and (formatted) state."""
 
     def run(c: Client) -> dict[str, Any]:
-        state = c._cb.format_status("normal", c._state)
-        dbg = c._dbg
+        state = c.dispatcher.cb.format_status("normal", c.dispatcher.state)
+        dbg = c.debug
         return {
             "client": c,
             "name": c.name,
             "module": c.module,
             "connection_state": c.connection_state,
             "url": str(c.conn.url),
-            "suspended": c._suspended,
-            "pending_messages": len(c._mailbox),
+            "suspended": c.suspended,
+            "pending_messages": c.pending_messages,
             "debug": {
                 "trace": bool(dbg and dbg.trace),
                 "log": bool(dbg and dbg.log is not None),
@@ -172,12 +177,12 @@ def get_status(client: Client | str) -> dict[str, Any]:
 
 def suspend(client: Client | str) -> None:
     """Stop handling frames and messages; they wait until :func:`resume`."""
-    _on(client, lambda c: c._suspend())
+    _on(client, lambda c: c.suspend())
 
 
 def resume(client: Client | str) -> None:
     """Handle again what waited while suspended, in order."""
-    _on(client, lambda c: c._resume())
+    _on(client, lambda c: c.resume())
 
 
 def change_code(client: Client | str, module: Any, extra: Any = None) -> None:
@@ -191,15 +196,15 @@ def change_code(client: Client | str, module: Any, extra: Any = None) -> None:
 
     def run(c: Client) -> None:
         new_cb = resolve_module(module)
-        old_vsn = getattr(c._cb, "vsn", None)
+        old_vsn = getattr(c.dispatcher.cb, "vsn", None)
         try:
-            result = new_cb.code_change(old_vsn, c._state, extra)
+            result = new_cb.code_change(old_vsn, c.dispatcher.state, extra)
         except Exception as exc:
             raise WSXError(f"code_change to {module!r} raised {exc!r}") from exc
         if type(result) is tuple and len(result) == 2 and result[0] == "ok":
-            c._cb = new_cb
+            c.dispatcher.cb = new_cb
             c.module = module
-            c._state = result[1]
+            c.dispatcher.state = result[1]
             return
         if type(result) is tuple and len(result) == 2 and result[0] == "error":
             raise WSXError(f"code_change to {module!r} refused: {result[1]!r}")
@@ -209,7 +214,7 @@ def change_code(client: Client | str, module: Any, extra: Any = None) -> None:
 
 
 def _on(client: Client | str, fn: Callable[[Client], Any]) -> Any:
-    c = _client(client)
+    c = client_of(client)
     if not c.alive:
         raise WSXError(f"{c!r} has terminated ({c.exit_reason!r})")
-    return c._call(fn, c)
+    return run_on_loop(c, fn, c)

@@ -1,5 +1,0 @@
-# Type stub for the compiled wsx._loop extension (source: _loop.pyx).
-from collections.abc import Callable
-from typing import Any
-
-def run_epoll(loop: Any, fire: Callable[[Any], None]) -> None: ...

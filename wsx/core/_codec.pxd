@@ -1,0 +1,48 @@
+# Declarations of wsx/_codec.pyx shared with other compiled wsx modules: the
+# read and reply paths of wsx/_fastpath.pyx call the parser and the encoder
+# at C level.
+
+from libc.stdint cimport uint64_t
+
+
+cdef class FrameParser:
+    cdef bytearray _buf
+    cdef long long _max_frame
+    cdef long long _max_message
+    cdef int _allowed_rsv
+    cdef bint _fragmented
+    cdef uint64_t _message_len
+    # Header of the frame whose payload is incomplete (``_p``): its payload
+    # starts at ``_p_start`` in ``_buf``, or is being received into ``_pbytes``
+    # (``_pfill`` bytes so far; ``_p_hlen`` header bytes came before them).
+    cdef object _pbytes
+    cdef Py_ssize_t _pfill
+    cdef Py_ssize_t _p_hlen
+    cdef bint _p
+    cdef int _p_opcode
+    cdef bint _p_fin
+    cdef int _p_rsv
+    cdef Py_ssize_t _p_start
+    cdef uint64_t _p_length
+
+    cdef list _feed(self, const char* base, Py_ssize_t size)
+    cdef bint _receive_in_place(self, const char* base, Py_ssize_t pos, Py_ssize_t end)
+    cdef Py_ssize_t _parse(self, const unsigned char* p, Py_ssize_t end, list frames) except -1
+    cdef int _header(self, unsigned int b0, unsigned int b1, uint64_t length) except -1
+
+
+cdef bytes encode_data(int opcode, bytes payload)
+
+
+# The attributes of wsx.core.protocol.Protocol read on every message by the
+# compiled read path (Protocol derives from this class when it is built).
+cdef class ProtocolFields:
+    cdef public object state
+    cdef public object error
+    cdef public object close_received
+    cdef public object _parser
+    cdef public object _out
+    cdef public object _close_to_send
+    cdef public Py_ssize_t _validated
+    cdef public int _send_opcode
+    cdef public bint _plain

@@ -1,0 +1,445 @@
+"""Sans-I/O WebSocket connection state machine (client side, after the handshake).
+
+:class:`Protocol` turns received bytes into events and user frames into bytes
+to send. It knows nothing about sockets, threads or clocks: the client process
+(:mod:`wsx.process.client`) feeds it what the socket read and writes what it returns.
+
+Events returned by :meth:`Protocol.receive_data` use the public frame shapes
+of wsx (the same tuples a callback module receives):
+
+* ``("text", str)`` and ``("binary", bytes)``: a complete message;
+* ``"ping"`` / ``("ping", bytes)`` and ``"pong"`` / ``("pong", bytes)``
+  (the bare string when the payload is empty);
+* ``("close", code, reason)``: the peer's close frame (``code`` is ``None``
+  when the frame had no status). A reply has been queued (see
+  :meth:`Protocol.data_to_send`);
+* ``("error", FrameError)``: the peer broke the protocol; a close frame with
+  the error's code has been queued and nothing more will be received.
+
+States: ``"open"`` → ``"closing"`` (we sent a close frame, waiting for the
+peer's) → ``"closed"`` (both close frames exchanged, or the connection
+failed). After ``"closed"``, the client waits for the server to close TCP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..errors import CloseCode, FrameEncodeError, FrameError, InvalidFrameError, NotConnectedError
+from .extensions import Extension
+from .frames import (
+    CODEC_IMPLEMENTATION,
+    DEFAULT_MAX_SIZE,
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONTINUATION,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    FrameParser,
+    encode_close,
+    encode_frame,
+    parse_close,
+)
+from .utf8 import Utf8Decoder
+
+__all__ = ["Protocol", "Event", "OPEN", "CLOSING", "CLOSED", "frame_to_wire"]
+
+OPEN = "open"
+CLOSING = "closing"
+CLOSED = "closed"
+
+Event = str | tuple[Any, ...]
+
+_BYTES_TYPES = (bytes, bytearray, memoryview)
+_DATA_OPCODES = {"text": OP_TEXT, "binary": OP_BINARY}
+_CONTROL_OPCODES = {"ping": OP_PING, "pong": OP_PONG}
+
+
+def _payload_bytes(frame: Any, kind: str, payload: Any) -> bytes | bytearray | memoryview:
+    """Check a user payload: str for text (encoded to UTF-8), bytes-like otherwise."""
+    if kind == "text":
+        if isinstance(payload, str):
+            return payload.encode("utf-8")
+        if isinstance(payload, _BYTES_TYPES):
+            try:
+                str(payload, "utf-8")
+            except UnicodeDecodeError as exc:
+                raise FrameEncodeError(
+                    f"text payload is not valid UTF-8 ({exc.reason} at byte {exc.start})", frame
+                ) from None
+            return payload
+        raise InvalidFrameError(frame, f"a text payload must be str, not {type(payload).__name__}")
+    if isinstance(payload, _BYTES_TYPES):
+        return payload
+    if isinstance(payload, str) and kind in _CONTROL_OPCODES:
+        return payload.encode("utf-8")
+    raise InvalidFrameError(
+        frame, f"a {kind} payload must be bytes-like, not {type(payload).__name__}"
+    )
+
+
+def frame_to_wire(frame: Any) -> tuple[int, bool, bytes | bytearray | memoryview, str | None]:
+    """Translate a public frame tuple into ``(opcode, fin, payload, fragment_kind)``.
+
+    ``fragment_kind`` is ``"fragment"``, ``"continuation"`` or ``"finish"`` for
+    the pieces of a message sent in several frames, else ``None``. Raises
+    :class:`InvalidFrameError` for a shape wsx does not know and
+    :class:`FrameEncodeError` for a str that cannot be encoded as UTF-8
+    (a lone surrogate).
+    """
+    try:
+        return _to_wire(frame)
+    except UnicodeEncodeError as exc:
+        raise FrameEncodeError(
+            f"payload cannot be encoded as UTF-8: {exc.reason} at index {exc.start}", frame
+        ) from None
+
+
+def _to_wire(frame: Any) -> tuple[int, bool, bytes | bytearray | memoryview, str | None]:
+    if isinstance(frame, str):
+        if frame in _CONTROL_OPCODES:
+            return _CONTROL_OPCODES[frame], True, b"", None
+        raise InvalidFrameError(frame, 'expected "ping", "pong" or a tuple such as ("text", str)')
+    if not isinstance(frame, tuple) or not frame:
+        raise InvalidFrameError(frame, 'expected a tuple such as ("text", str)')
+    kind = frame[0]
+    n = len(frame)
+    if n == 2:
+        payload = frame[1]
+        if kind in _DATA_OPCODES:
+            return _DATA_OPCODES[kind], True, _payload_bytes(frame, kind, payload), None
+        if kind in _CONTROL_OPCODES:
+            return _CONTROL_OPCODES[kind], True, _payload_bytes(frame, kind, payload), None
+        if kind == "continuation" or kind == "finish":
+            if not isinstance(payload, (str, *_BYTES_TYPES)):
+                raise InvalidFrameError(frame, f"bad {kind} payload type {type(payload).__name__}")
+            piece = payload.encode("utf-8") if isinstance(payload, str) else payload
+            return OP_CONTINUATION, kind == "finish", piece, kind
+    elif n == 3 and kind == "fragment":
+        sub = frame[1]
+        if sub not in _DATA_OPCODES:
+            raise InvalidFrameError(frame, f'fragment type must be "text" or "binary", not {sub!r}')
+        payload = frame[2]
+        if sub == "text" and isinstance(payload, str):
+            data: bytes | bytearray | memoryview = payload.encode("utf-8")
+        else:
+            data = _payload_bytes(frame, "binary", payload)
+        return _DATA_OPCODES[sub], False, data, "fragment"
+    raise InvalidFrameError(frame, "unknown frame type")
+
+
+class _ProtocolFields:
+    """Pure-Python twin of ``wsx.core._codec.ProtocolFields``: no fields of its own,
+    :class:`Protocol`'s attributes live in its instance dictionary."""
+
+
+if not TYPE_CHECKING and CODEC_IMPLEMENTATION == "cython":
+    from ._codec import ProtocolFields as _ProtocolFields  # noqa: F811
+
+
+class Protocol(_ProtocolFields):
+    """The state of one WebSocket connection after a successful handshake.
+
+    ``max_message_size`` bounds a received message (and, unless
+    ``max_frame_size`` is given, a received frame); ``None`` means unlimited.
+    ``extensions`` are the negotiated extensions, in the order the server
+    listed them.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_message_size: int | None = DEFAULT_MAX_SIZE,
+        max_frame_size: int | None = None,
+        extensions: Sequence[Extension] = (),
+    ) -> None:
+        self.state = OPEN
+        self.max_message_size = max_message_size
+        self.extensions = list(extensions)
+        # No extension transforms payloads: the common frames take fast paths.
+        self._plain = not self.extensions
+        rsv = 0
+        for ext in self.extensions:
+            rsv |= ext.rsv_mask
+        self._parser = FrameParser(
+            max_frame_size=max_message_size if max_frame_size is None else max_frame_size,
+            max_message_size=max_message_size,
+            allowed_rsv=rsv,
+        )
+        self._out: list[bytes] = []
+        # Close frame owed to the peer (after its close or a protocol error).
+        self._close_to_send: tuple[int | None, str] | None = None
+        #: ``(code, reason)`` of the close frame received, if any.
+        self.close_received: tuple[int | None, str] | None = None
+        #: ``(code, reason)`` of the close frame sent, if any.
+        self.close_sent: tuple[int | None, str] | None = None
+        #: The protocol error that failed the connection, if any.
+        self.error: FrameError | None = None
+        # Message being received: opcode, binary parts or text decoder + parts.
+        self._msg_opcode = 0
+        # RSV bits of the message's first frame (set: an extension transforms
+        # the payload, so its continuation frames must not be validated raw).
+        self._msg_rsv = 0
+        self._msg_parts: list[Any] = []
+        self._decoder: Utf8Decoder | None = None
+        self._validated = 0  # bytes of the incomplete frame already decoded
+        # Opcode of the message being sent in fragments (0: none).
+        self._send_opcode = 0
+
+    # ---------------------------------------------------------------- output
+    def data_to_send(self) -> bytes:
+        """Bytes the protocol produced by itself to write now.
+
+        After a ``("close", ...)`` or ``("error", ...)`` event this is the close
+        frame answering it; it is produced here, not when the event is
+        returned, so that replies to the events before it are sent first.
+        """
+        pending = self._close_to_send
+        if pending is not None:
+            self._close_to_send = None
+            self._out.append(encode_frame(OP_CLOSE, encode_close(*pending)))
+            self.close_sent = pending
+            self.state = CLOSED
+        if not self._out:
+            return b""
+        data = b"".join(self._out)
+        self._out.clear()
+        return data
+
+    def send(self, frame: Any) -> bytes:
+        """Encode a public frame tuple for sending; return the bytes to write.
+
+        Raises :class:`NotConnectedError` unless the connection is open,
+        :class:`InvalidFrameError` for an unknown shape and
+        :class:`FrameEncodeError` for a payload that breaks a rule (control
+        payload over 125 bytes, a continuation with no fragmented message
+        started, a new message while a fragmented one is being sent).
+        """
+        if self.state is not OPEN:
+            raise NotConnectedError(self.state)
+        if self._plain and not self._send_opcode and type(frame) is tuple and len(frame) == 2:
+            # Fast path for the usual ("binary", bytes) / ("text", str) frames;
+            # anything else (or a str that cannot be encoded) takes the full
+            # path below, which explains the problem.
+            kind, payload_ = frame
+            if kind == "binary":
+                if type(payload_) is bytes:
+                    return encode_frame(OP_BINARY, payload_)
+            elif kind == "text" and type(payload_) is str:
+                try:
+                    return encode_frame(OP_TEXT, payload_.encode("utf-8"))
+                except UnicodeEncodeError:
+                    pass
+        opcode, fin, payload, piece = frame_to_wire(frame)
+        if opcode < 8:
+            if piece is None or piece == "fragment":
+                if self._send_opcode:
+                    raise FrameEncodeError(
+                        "a fragmented message is being sent: finish it with "
+                        '("continuation", data) / ("finish", data) first',
+                        frame,
+                    )
+                if not fin:
+                    self._send_opcode = opcode
+            else:
+                if not self._send_opcode:
+                    raise FrameEncodeError(
+                        f"{piece} frame with no fragmented message started "
+                        '(start one with ("fragment", "text"|"binary", data))',
+                        frame,
+                    )
+                if fin:
+                    self._send_opcode = 0
+            if self.extensions:
+                rsv = 0
+                for ext in self.extensions:
+                    rsv, payload = ext.encode(opcode, fin, rsv, bytes(payload))
+                return encode_frame(opcode, payload, fin, rsv)
+        return encode_frame(opcode, payload, fin)
+
+    def send_close(self, code: int | None = CloseCode.NORMAL, reason: str = "") -> bytes:
+        """Start the closing handshake; return the close frame to write.
+
+        Returns ``b""`` when a close frame was already sent or received.
+        """
+        if self.state is not OPEN:
+            return b""
+        data = encode_frame(OP_CLOSE, encode_close(code, reason))
+        self._close_to_send = None
+        self.close_sent = (code, reason)
+        self.state = CLOSED if self._input_closed else CLOSING
+        return data
+
+    # ----------------------------------------------------------------- input
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
+        """Process received bytes; return the events they complete."""
+        if self._input_closed or self.state is CLOSED:
+            return []
+        try:
+            frames = self._parser.feed(data)
+        except FrameError as exc:
+            return self.receive_failed(exc)
+        return self.receive_frames(frames)
+
+    def receive_frames(self, frames: list[Any]) -> list[Event]:
+        """The events of ``frames`` the parser returned (the second half of :meth:`receive_data`).
+
+        The compiled read path (``wsx.process._reader``) parses and handles whole
+        unfragmented messages itself and passes the other frames here.
+        """
+        events: list[Event] = []
+        if frames:
+            self._process(frames, events)
+        if self._parser.pending_header() is not None:
+            self._check_partial_text(events)
+        return events
+
+    def receive_failed(self, exc: FrameError) -> list[Event]:
+        """The events of a feed the parser failed: the frames before the error, then the error."""
+        events: list[Event] = []
+        self._process(exc.frames, events)
+        self._fail(exc, events)
+        return events
+
+    def receive_eof(self) -> None:
+        """The peer closed the TCP connection."""
+        self.state = CLOSED
+
+    @property
+    def _input_closed(self) -> bool:
+        return self.error is not None or self.close_received is not None
+
+    def _fail(self, exc: FrameError, events: list[Event]) -> None:
+        if self._input_closed:
+            return
+        self.error = exc
+        if self.state is OPEN:
+            self._close_to_send = (exc.code, "")
+        else:
+            self.state = CLOSED
+        events.append(("error", exc))
+
+    def _process(self, frames: list[Any], events: list[Event]) -> None:
+        plain = self._plain
+        for opcode, fin, rsv, payload in frames:
+            if self.error is not None or self.close_received is not None:
+                return
+            if fin and plain and not self._validated:
+                # Fast path: a whole unfragmented message, no extension.
+                if opcode == OP_BINARY:
+                    events.append(("binary", payload))
+                    continue
+                if opcode == OP_TEXT:
+                    try:
+                        events.append(("text", payload.decode("utf-8")))
+                    except UnicodeDecodeError as exc:
+                        self._fail(_invalid_utf8(exc), events)
+                        return
+                    continue
+            try:
+                if opcode >= 8:
+                    self._control(opcode, payload, events)
+                else:
+                    self._data(opcode, fin, rsv, payload, events)
+            except FrameError as exc:
+                self._fail(exc, events)
+                return
+
+    def _control(self, opcode: int, payload: bytes, events: list[Event]) -> None:
+        if opcode == OP_PING:
+            events.append(("ping", payload) if payload else "ping")
+        elif opcode == OP_PONG:
+            events.append(("pong", payload) if payload else "pong")
+        else:
+            code, reason = parse_close(payload)
+            self.close_received = (code, reason)
+            if self.state is OPEN:
+                # Echo the status code (RFC 6455 5.5.1); no status: empty close.
+                self._close_to_send = (code, "")
+            else:
+                self.state = CLOSED
+            events.append(("close", code, reason))
+
+    def _data(self, opcode: int, fin: bool, rsv: int, payload: bytes, events: list[Event]) -> None:
+        if opcode != OP_CONTINUATION:
+            self._msg_rsv = rsv
+        if self.extensions:
+            limit = self.max_message_size
+            for ext in reversed(self.extensions):
+                rsv, payload = ext.decode(opcode, fin, rsv, payload, limit)
+        if opcode != OP_CONTINUATION:
+            self._msg_opcode = opcode
+            if fin and not self._validated:
+                # Fast path: a whole message in one frame.
+                if opcode == OP_TEXT:
+                    try:
+                        events.append(("text", payload.decode("utf-8")))
+                    except UnicodeDecodeError as exc:
+                        raise _invalid_utf8(exc) from None
+                else:
+                    events.append(("binary", payload))
+                self._msg_opcode = 0
+                return
+        if self._msg_opcode == OP_TEXT:
+            decoder = self._decoder
+            if decoder is None:
+                decoder = self._decoder = Utf8Decoder()
+            if self._validated:
+                payload = payload[self._validated :]
+                self._validated = 0
+            try:
+                if fin:
+                    self._msg_parts.append(decoder.finish(payload))
+                else:
+                    self._msg_parts.append(decoder.decode(payload))
+            except UnicodeDecodeError as exc:
+                raise _invalid_utf8(exc) from None
+            if fin:
+                events.append(("text", "".join(self._msg_parts)))
+        else:
+            self._msg_parts.append(payload)
+            if fin:
+                events.append(("binary", b"".join(self._msg_parts)))
+        if fin:
+            self._msg_parts = []
+            self._msg_opcode = 0
+            self._msg_rsv = 0
+
+    def _check_partial_text(self, events: list[Event]) -> None:
+        """Decode the part of a text frame received so far, to fail fast."""
+        if self.error is not None or self.close_received is not None:
+            return
+        header = self._parser.pending_header()
+        if header is None:
+            return
+        opcode, rsv = header
+        if rsv:
+            return  # compressed: validated after decompression
+        if opcode == OP_TEXT:
+            self._msg_opcode = OP_TEXT
+        elif opcode != OP_CONTINUATION or self._msg_opcode != OP_TEXT or self._msg_rsv:
+            # A continuation of a message whose first frame had RSV bits
+            # (e.g. permessage-deflate sets RSV1 on the first frame only):
+            # its bytes are transformed, validated after decoding.
+            return
+        data = self._parser.pending_bytes(self._validated)
+        if not data:
+            return
+        decoder = self._decoder
+        if decoder is None:
+            decoder = self._decoder = Utf8Decoder()
+        try:
+            self._msg_parts.append(decoder.decode(data))
+        except UnicodeDecodeError as exc:
+            self._fail(_invalid_utf8(exc), events)
+            return
+        self._validated += len(data)
+
+
+def _invalid_utf8(exc: UnicodeDecodeError) -> FrameError:
+    bad = exc.object[exc.start : exc.start + 4]
+    return FrameError(
+        CloseCode.INVALID_DATA, f"text message is not valid UTF-8: {exc.reason} ({bytes(bad)!r})"
+    )

@@ -1,0 +1,29 @@
+# C fields and C-level methods of wsx.io.transport.Transport when that source
+# is compiled as wsx.io._transport (see wsx/_twins.py). The compiled read path
+# (wsx/process/_reader.pyx) and dispatcher read these fields and call these
+# methods without attribute lookups.
+
+cdef class Transport:
+    cdef public object loop
+    cdef public object on_lost
+    cdef public object note
+    cdef public object stats
+    cdef public object sock
+    cdef public bint secure
+    cdef public bytearray wbuf
+    cdef public object lock
+    cdef public object corked
+    cdef public object write_limit
+    cdef public bint read_paused
+    cdef public bint reading
+    cdef public object reader
+    cdef public bint activity
+    cdef public object waiters
+
+    cpdef bint write(self, data) except -1
+    cpdef bint write_frame(self, protocol, frame) except -1
+    cdef bint _put(self, data) except -1
+    cdef Py_ssize_t _push(self, sock, data) except -1
+    cpdef bint cork(self) except -1
+    cpdef uncork(self)
+    cpdef bint over_limit(self) except -1

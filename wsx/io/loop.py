@@ -1,0 +1,490 @@
+"""A small event loop: I/O readiness (``epoll`` on Linux, else ``selectors``), timers, wake-ups.
+
+The loop knows nothing about WebSocket: it watches file descriptors, runs
+timers and runs callbacks posted from other threads. Every wsx client lives
+on one loop and all of its callbacks run on the loop's thread, one at a time.
+
+By default all clients share one loop, started in a daemon thread on first
+use (:func:`get_default_loop`). An application may create its own
+:class:`Loop`, pass it as ``loop=`` to :func:`wsx.start_link`, and run it with
+:meth:`Loop.run` in a thread of its choosing.
+
+A callback that raises is logged and the loop goes on: no client can stop the
+loop or the other clients on it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import select
+import selectors
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .._twins import compiled
+
+__all__ = ["Loop", "Timer", "get_default_loop"]
+
+logger = logging.getLogger("wsx.io.loop")
+
+_EVENT_READ = selectors.EVENT_READ
+_EVENT_WRITE = selectors.EVENT_WRITE
+_HAVE_EPOLL = hasattr(select, "epoll")
+_MAX_WAIT = 86400.0  # seconds: the longest wait for a timer in one poll
+
+# The compiled epoll loop (wsx/_loop.pyx), unless disabled or not built.
+_run_epoll: Callable[[Any, Callable[[Any], None]], None] | None = None
+_compiled_loop: Any = compiled("wsx.io._loop") if _HAVE_EPOLL else None
+if _compiled_loop is not None:
+    _run_epoll = _compiled_loop.run_epoll
+
+
+def _fileno(fileobj: Any) -> int:
+    return fileobj if isinstance(fileobj, int) else int(fileobj.fileno())
+
+
+class Timer:
+    """A callback scheduled with :meth:`Loop.call_later`; :meth:`cancel` it to drop it.
+
+    Cancelling is O(1): the entry stays in the loop's heap, marked, until it
+    reaches the top or the loop compacts the heap (when cancelled entries make
+    up more than half of it), so that many cancelled timers cost neither
+    memory nor wake-ups.
+    """
+
+    __slots__ = ("when", "callback", "args", "cancelled", "_loop")
+
+    def __init__(self, when: float, callback: Callable[..., Any], args: tuple[Any, ...],
+                 loop: Loop | None = None) -> None:
+        self.when = when
+        self.callback = callback
+        self.args = args
+        self.cancelled = False
+        # The loop whose heap holds this timer; None once it left the heap.
+        self._loop = loop
+
+    def cancel(self) -> None:
+        """Prevent the callback from running (a no-op once it ran). Loop thread only."""
+        if self.cancelled:
+            return
+        self.cancelled = True
+        self.callback = _noop
+        self.args = ()
+        loop = self._loop
+        if loop is not None:
+            self._loop = None
+            loop._timer_cancelled()
+
+
+def _noop(*_args: Any) -> None:
+    return None
+
+
+def _fire(timer: Timer) -> None:
+    if not timer.cancelled:
+        timer.callback(*timer.args)
+
+
+class Loop:
+    """A selector-based event loop: I/O readiness, timers and thread-safe wake-ups."""
+
+    def __init__(self, name: str = "wsx-loop", resolver_threads: int = 4) -> None:
+        self.name = name
+        # fd -> [fileobj, reader callback, writer callback]
+        self._handlers: dict[int, list[Any]] = {}
+        # The readiness backend: epoll used directly where there is one (the
+        # selectors module adds a Python layer per call), else selectors.
+        # ``_poll(timeout)`` returns ``[(fd, events)]``; an event is readable
+        # when ``events & _rbits`` and writable when ``events & _wbits``
+        # (epoll: an error or hang-up wakes both, as selectors does).
+        self._epoll: Any = None
+        self._selector: selectors.BaseSelector | None = None
+        if _HAVE_EPOLL:
+            self._epoll = select.epoll()
+            self._in, self._out = select.EPOLLIN, select.EPOLLOUT
+            self._rbits, self._wbits = ~select.EPOLLOUT, ~select.EPOLLIN
+            self._poll: Callable[[float | None], list[tuple[int, int]]] = self._epoll_poll
+        else:
+            self._selector = selectors.DefaultSelector()
+            self._in, self._out = _EVENT_READ, _EVENT_WRITE
+            self._rbits, self._wbits = _EVENT_READ, _EVENT_WRITE
+            self._poll = self._selector_poll
+        self._ready: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._timers: list[tuple[float, int, Timer]] = []
+        self._cancelled_timers = 0  # cancelled entries still in self._timers
+        self._seq = itertools.count()
+        self._running = False
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._thread_id: int | None = None
+        self._resolver_threads = resolver_threads
+        self._executor: ThreadPoolExecutor | None = None
+        self._closed = False
+        #: One receive buffer shared by every connection on this loop: reads
+        #: happen one at a time on the loop thread and the data is consumed
+        #: (copied into the parser) before the next read.
+        self.read_buffer = memoryview(bytearray(256 * 1024))
+        # Self-pipe to wake the selector from other threads.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._wake_pending = False
+        self.add_reader(self._wake_r, self._drain_wakeup)
+
+    # ------------------------------------------------------------ properties
+    @property
+    def running(self) -> bool:
+        """True while :meth:`run` is executing."""
+        return self._running
+
+    def in_loop_thread(self) -> bool:
+        """True when called from the thread that runs this loop."""
+        return self._thread_id == threading.get_ident()
+
+    def time(self) -> float:
+        """The loop's clock (``time.monotonic``)."""
+        return time.monotonic()
+
+    # ------------------------------------------------------------- callbacks
+    def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Run ``callback(*args)`` on the next iteration (loop thread only)."""
+        self._ready.append((callback, args))
+
+    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Run ``callback(*args)`` on the loop thread; callable from any thread.
+
+        Callbacks posted from one thread run in the order they were posted.
+        """
+        self._ready.append((callback, args))
+        if not self._wake_pending and not self.in_loop_thread():
+            self._wake()
+
+    def _wake(self) -> None:
+        """End the loop's current (or next) wait for readiness."""
+        self._wake_pending = True
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, InterruptedError):
+            pass  # a wake-up byte is already waiting
+        except OSError:
+            if not self._closed:
+                raise
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Timer:
+        """Run ``callback(*args)`` after ``delay`` seconds (loop thread only)."""
+        return self.call_at(time.monotonic() + delay, callback, *args)
+
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> Timer:
+        """Run ``callback(*args)`` at loop time ``when`` (loop thread only)."""
+        timer = Timer(when, callback, args, self)
+        heapq.heappush(self._timers, (when, next(self._seq), timer))
+        return timer
+
+    @property
+    def timer_count(self) -> int:
+        """Timers scheduled and not cancelled (a diagnostic; loop thread only)."""
+        return len(self._timers) - self._cancelled_timers
+
+    def _timer_cancelled(self) -> None:
+        """Count a cancelled heap entry; compact the heap when they are the majority."""
+        self._cancelled_timers += 1
+        timers = self._timers
+        if self._cancelled_timers > 32 and 2 * self._cancelled_timers > len(timers):
+            # In place: run() holds a reference to this list.
+            timers[:] = [entry for entry in timers if not entry[2].cancelled]
+            heapq.heapify(timers)
+            self._cancelled_timers = 0
+
+    def _next_timeout(self) -> float | None:
+        """Seconds until the next live timer (dropping cancelled ones on top), or None."""
+        timers = self._timers
+        while timers:
+            when, _, timer = timers[0]
+            if not timer.cancelled:
+                # At most a day: the wait must fit epoll's and select's int
+                # milliseconds (a timer weeks away wakes the loop daily).
+                return min(max(0.0, when - time.monotonic()), _MAX_WAIT)
+            heapq.heappop(timers)
+            self._cancelled_timers -= 1
+        return None
+
+    def _drain_wakeup(self) -> None:
+        # Drain first, then clear the flag: clearing it first lets a poster
+        # set it and send its byte in between, the byte is drained here and
+        # the flag stays set with an empty pipe, so every later post skips
+        # the wake-up and an idle loop sleeps forever (lost wake-up).
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        self._wake_pending = False
+
+    # ------------------------------------------------------------------- I/O
+    def add_reader(self, fileobj: Any, callback: Callable[[], Any]) -> None:
+        """Call ``callback()`` whenever ``fileobj`` is readable."""
+        self._update(fileobj, _EVENT_READ, callback)
+
+    def remove_reader(self, fileobj: Any) -> None:
+        """Stop watching ``fileobj`` for reading."""
+        self._update(fileobj, _EVENT_READ, None)
+
+    def add_writer(self, fileobj: Any, callback: Callable[[], Any]) -> None:
+        """Call ``callback()`` whenever ``fileobj`` is writable."""
+        self._update(fileobj, _EVENT_WRITE, callback)
+
+    def remove_writer(self, fileobj: Any) -> None:
+        """Stop watching ``fileobj`` for writing."""
+        self._update(fileobj, _EVENT_WRITE, None)
+
+    def remove_all(self, fileobj: Any) -> None:
+        """Stop watching ``fileobj`` (before closing it)."""
+        try:
+            fd = _fileno(fileobj)
+        except (OSError, ValueError):
+            fd = -1
+        handlers = self._handlers
+        entry = handlers.get(fd)
+        if entry is None or entry[0] is not fileobj:
+            # Closed already (fileno() is -1): find it by identity.
+            fd = next((k for k, v in handlers.items() if v[0] is fileobj), -1)
+            entry = handlers.get(fd)
+            if entry is None:
+                return
+        del handlers[fd]
+        self._unregister(fd)
+
+    def _update(self, fileobj: Any, event: int, callback: Callable[[], Any] | None) -> None:
+        fd = _fileno(fileobj)
+        entry = self._handlers.get(fd)
+        if entry is not None and entry[0] is not fileobj:
+            # The fd of a file closed without remove_all(), now reused.
+            del self._handlers[fd]
+            self._unregister(fd)
+            entry = None
+        if entry is None:
+            if callback is None:
+                return
+            entry = [fileobj, None, None]
+            entry[1 if event == _EVENT_READ else 2] = callback
+            self._handlers[fd] = entry
+            self._register(fd, self._in if event == _EVENT_READ else self._out)
+            return
+        entry[1 if event == _EVENT_READ else 2] = callback
+        mask = (self._in if entry[1] else 0) | (self._out if entry[2] else 0)
+        if mask:
+            self._modify(fd, mask)
+        else:
+            del self._handlers[fd]
+            self._unregister(fd)
+
+    # The readiness backend.
+    def _register(self, fd: int, mask: int) -> None:
+        if self._epoll is not None:
+            self._epoll.register(fd, mask)
+        else:
+            assert self._selector is not None
+            self._selector.register(fd, mask)
+
+    def _modify(self, fd: int, mask: int) -> None:
+        if self._epoll is not None:
+            self._epoll.modify(fd, mask)
+        else:
+            assert self._selector is not None
+            self._selector.modify(fd, mask)
+
+    def _unregister(self, fd: int) -> None:
+        try:
+            if self._epoll is not None:
+                self._epoll.unregister(fd)
+            else:
+                assert self._selector is not None
+                self._selector.unregister(fd)
+        except (KeyError, ValueError, OSError):
+            pass  # closed already (epoll forgets a closed fd by itself)
+
+    def _epoll_poll(self, timeout: float | None) -> list[tuple[int, int]]:
+        return self._epoll.poll(-1 if timeout is None else timeout)  # type: ignore[no-any-return]
+
+    def _selector_poll(self, timeout: float | None) -> list[tuple[int, int]]:
+        assert self._selector is not None
+        return [(key.fd, events) for key, events in self._selector.select(timeout)]
+
+    # -------------------------------------------------------------------- DNS
+    def resolve(
+        self,
+        host: str,
+        port: int,
+        callback: Callable[[list[Any] | None, BaseException | None], Any],
+    ) -> None:
+        """Resolve ``host:port`` off the loop thread; ``callback(addrinfos, error)`` runs on it."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self._resolver_threads, thread_name_prefix=f"{self.name}-dns"
+            )
+
+        def work() -> None:
+            try:
+                infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except BaseException as exc:  # noqa: BLE001 - handed to the callback
+                self.call_soon_threadsafe(callback, None, exc)
+            else:
+                self.call_soon_threadsafe(callback, infos, None)
+
+        self._executor.submit(work)
+
+    # ------------------------------------------------------------------- run
+    def run(self) -> None:
+        """Run the loop in the calling thread until :meth:`stop` is called."""
+        if self._running:
+            raise RuntimeError(f"loop {self.name!r} is already running")
+        self._running = True
+        self._stopping = False
+        self._thread_id = threading.get_ident()
+        try:
+            if self._epoll is not None and _run_epoll is not None:
+                _run_epoll(self, _fire)  # the same loop, compiled (wsx/_loop.pyx)
+            else:
+                self._run()
+        finally:
+            self._running = False
+            self._thread_id = None
+
+    def _run(self) -> None:
+        poll = self._poll
+        handlers = self._handlers
+        rbits, wbits = self._rbits, self._wbits
+        ready = self._ready
+        timers = self._timers
+        monotonic = time.monotonic
+        while not self._stopping:
+            if ready:
+                timeout: float | None = 0
+            elif timers:
+                # The next *live* deadline: a cancelled timer wakes nobody.
+                timeout = self._next_timeout()
+            else:
+                timeout = None
+            for fd, events in poll(timeout):
+                entry = handlers.get(fd)
+                if entry is None:
+                    continue
+                if events & rbits:
+                    callback = entry[1]
+                    if callback is not None:
+                        try:
+                            callback()
+                        except (Exception, SystemExit):
+                            self._callback_failed(callback, ())
+                if events & wbits:
+                    # The reader may have unregistered the file: look again.
+                    entry = handlers.get(fd)
+                    callback = entry[2] if entry is not None else None
+                    if callback is not None:
+                        try:
+                            callback()
+                        except (Exception, SystemExit):
+                            self._callback_failed(callback, ())
+            if timers:
+                now = monotonic()
+                while timers and timers[0][0] <= now:
+                    timer = heapq.heappop(timers)[2]
+                    if timer.cancelled:
+                        self._cancelled_timers -= 1
+                    else:
+                        timer._loop = None  # out of the heap: cancel() counts nothing
+                        # Queue the timer, not its callback: cancel() must
+                        # still work until it runs (a callback ahead of it
+                        # in this iteration may cancel it).
+                        ready.append((_fire, (timer,)))
+            for _ in range(len(ready)):
+                callback, args = ready.popleft()
+                try:
+                    callback(*args)
+                except (Exception, SystemExit):  # SystemExit would end the loop thread
+                    self._callback_failed(callback, args)
+
+    def _callback_failed(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        """Log the exception being handled; the loop goes on."""
+        if callback is _fire:
+            callback = args[0].callback
+        logger.exception("wsx loop %r: callback %r raised", self.name, callback)
+
+    def stop(self) -> None:
+        """Ask the loop to return from :meth:`run` (callable from any thread)."""
+
+        def _stop() -> None:
+            self._stopping = True
+
+        self.call_soon_threadsafe(_stop)
+        if self.in_loop_thread() and not self._wake_pending:
+            # E.g. from a signal handler, run by the loop thread inside its
+            # wait: the wait must end for the loop to see the request.
+            self._wake()
+
+    def start_thread(self) -> threading.Thread:
+        """Run the loop in a new daemon thread; return the thread."""
+        if self._thread is not None and self._thread.is_alive():
+            return self._thread
+        started = threading.Event()
+
+        def target() -> None:
+            self._thread_id = threading.get_ident()
+            started.set()
+            self.run()
+
+        thread = threading.Thread(target=target, name=self.name, daemon=True)
+        self._thread = thread
+        thread.start()
+        started.wait()
+        return thread
+
+    def close(self) -> None:
+        """Release the loop's resources (after it stopped)."""
+        if self._running:
+            raise RuntimeError("cannot close a running loop")
+        self._closed = True
+        self.remove_all(self._wake_r)
+        self._wake_r.close()
+        self._wake_w.close()
+        if self._epoll is not None:
+            self._epoll.close()
+        if self._selector is not None:
+            self._selector.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+
+
+_default_loop: Loop | None = None
+_default_lock = threading.Lock()
+
+
+def get_default_loop() -> Loop:
+    """The loop shared by clients started without ``loop=``; started on first use."""
+    global _default_loop
+    loop = _default_loop
+    if loop is not None and loop.running:
+        return loop
+    with _default_lock:
+        if _default_loop is None or (_default_loop._thread is not None
+                                     and not _default_loop._thread.is_alive()):
+            _default_loop = Loop("wsx-default-loop")
+            _default_loop.start_thread()
+        return _default_loop
+
+
+def _reset_after_fork() -> None:
+    global _default_loop
+    _default_loop = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)

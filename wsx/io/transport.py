@@ -1,0 +1,331 @@
+"""The connected socket of one client: the only code that writes to it.
+
+A :class:`Transport` holds the socket of the current connection (plain TCP or
+an ``SSLSocket``) and everything about moving bytes through it:
+
+* **writing**: :meth:`Transport.write` (bytes) and :meth:`Transport.write_frame`
+  (a frame encoded by the protocol and written under one hold of the write
+  lock) send at once what the socket takes and queue the rest in the write
+  buffer, which :meth:`Transport.on_writable` drains. :meth:`Transport._push`
+  is the one call in wsx that writes to a connected client's socket;
+* **corking**: between :meth:`Transport.cork` and :meth:`Transport.uncork`
+  writes are gathered and go out as one (the replies to one read);
+* **backpressure**: while the write buffer holds more than ``write_limit``
+  bytes, reading stops (so replies and pongs cannot grow it) and senders from
+  other threads are parked (:meth:`Transport.park`) until it drains;
+* **writes from other threads**: :meth:`Transport.send_direct` encodes and
+  writes a frame on the calling thread when nothing is pending, under the
+  same write lock, so frames never interleave;
+* **reading**: whether the socket is watched for reading (the owner wants to
+  read and backpressure allows it), and :meth:`Transport.recv_into`.
+
+It knows nothing about callback modules: what a frame is, it asks the
+protocol (``protocol.send``); what to do when the connection breaks, it tells
+its owner (``on_lost(sock, reason)``). When wsx is built, this very source is
+compiled by Cython into ``wsx.io._transport`` (C fields declared in
+``_transport.pxd``), used unless ``WSX_NO_EXTENSIONS`` is set.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import ConnError
+
+__all__ = ["Transport", "WOULD_BLOCK"]
+
+#: What a non-blocking socket raises when it cannot go on now.
+WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+class Transport:
+    """The socket of one client's current connection; see the module documentation.
+
+    ``on_lost(sock, reason)`` is called on the loop thread when a write finds
+    the connection broken; ``note(kind, pending)`` (optional) hears about
+    backpressure (``"read_paused"``, ``"read_resumed"``). Loop thread only,
+    except :meth:`send_direct`.
+    """
+
+    def __init__(self, loop: Any, on_lost: Callable[[Any, Any], None]) -> None:
+        self.loop = loop
+        self.on_lost = on_lost
+        self.note: Callable[[str, int], None] | None = None
+        #: Debug statistics (``bytes_in``, ``bytes_out``) to count into, or None.
+        self.stats: dict[str, Any] | None = None
+        self.sock: Any = None
+        self.secure = False
+        self.wbuf = bytearray()
+        # Held while writing to the socket or to wbuf: on the loop thread, and
+        # by send_direct on other threads.
+        self.lock = threading.Lock()
+        #: Writes gathered between cork() and uncork(), else None.
+        self.corked: list[Any] | None = None
+        #: Pending output over which reading pauses; None: no backpressure
+        #: (during the handshake).
+        self.write_limit: int | None = None
+        self.read_paused = False
+        #: The owner wants to read (the connection is up and not suspended).
+        self.reading = False
+        self.reader: Callable[[], Any] | None = None
+        #: Bytes moved (received, or a backlog written) since the keepalive
+        #: last looked: a sign of life from the peer.
+        self.activity = False
+        #: Parked senders (objects with run() and fail()), in order.
+        self.waiters: deque[Any] = deque()
+
+    # ------------------------------------------------------------ the socket
+    def attach(self, sock: Any) -> None:
+        """Take the socket of a new connection (``write_limit`` off until :meth:`limit`)."""
+        self.sock = sock
+        self.secure = isinstance(sock, ssl.SSLSocket)
+        self.wbuf = bytearray()
+        self.write_limit = None
+        self.read_paused = False
+        self.activity = False
+
+    def limit(self, write_limit: int) -> None:
+        """Apply backpressure from now on (the connection is open)."""
+        self.write_limit = write_limit
+
+    def close(self) -> None:
+        """Write what is corked, then drop and close the socket; parked senders fail."""
+        self.uncork()
+        self.reading = False
+        self.read_paused = False
+        self.reader = None
+        self.fail_waiters()
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            self.loop.remove_all(sock)
+            try:
+                sock.close()
+            except OSError:
+                pass
+        self.wbuf = bytearray()
+
+    def recv_into(self, buf: Any) -> int | None:
+        """Read into ``buf``: the byte count (0: the peer closed), None if nothing is there.
+
+        Raises ``OSError`` when the connection is broken.
+        """
+        try:
+            n: int = self.sock.recv_into(buf)
+        except WOULD_BLOCK:
+            return None
+        if self.stats is not None:
+            self.stats["bytes_in"] += n
+        return n
+
+    # --------------------------------------------------------------- reading
+    def start_reading(self, reader: Callable[[], Any]) -> None:
+        """Call ``reader`` whenever the socket is readable (and backpressure allows)."""
+        self.reader = reader
+        self.reading = True
+        self._watch()
+
+    def stop_reading(self) -> None:
+        """Stop watching the socket for reading (e.g. while suspended)."""
+        self.reading = False
+        if self.sock is not None:
+            self.loop.remove_reader(self.sock)
+
+    def _watch(self) -> None:
+        sock = self.sock
+        if sock is None or not self.reading or self.read_paused or self.reader is None:
+            return
+        self.loop.add_reader(sock, self.reader)
+        if self.secure and sock.pending():
+            # Bytes TLS already decrypted do not wake the selector.
+            self.loop.call_soon(self.read_now, sock)
+
+    def read_now(self, sock: Any) -> None:
+        """Call the reader now if ``sock`` is still the socket and reading is on."""
+        if sock is self.sock and self.reading and not self.read_paused and self.reader is not None:
+            self.reader()
+
+    # --------------------------------------------------------------- writing
+    def write(self, data: Any) -> bool:
+        """Write now, or queue behind what is pending; False if there is no connection."""
+        with self.lock:
+            return self._put(data)
+
+    def write_frame(self, protocol: Any, frame: Any) -> bool:
+        """Encode ``frame`` with ``protocol.send`` and write it, under one hold of the lock.
+
+        A frame another thread writes meanwhile (:meth:`send_direct`) goes
+        out before or after it, never between its encoding and its write:
+        that would put a message inside the other thread's fragmented one.
+        Raises what ``protocol.send`` raises for a bad frame.
+        """
+        with self.lock:
+            return self._put(protocol.send(frame))
+
+    def _put(self, data: Any) -> bool:
+        # The lock is held; loop thread.
+        sock = self.sock
+        if sock is None:
+            return False
+        corked = self.corked
+        if corked is not None:
+            corked.append(data)
+            return True
+        wbuf = self.wbuf
+        if wbuf:
+            wbuf += data
+        else:
+            try:
+                n = self._push(sock, data)
+            except OSError as exc:
+                self.loop.call_soon(self.on_lost, sock,
+                                    ("error", ConnError("connection broken", exc)))
+                return False
+            if n < len(data):
+                wbuf += memoryview(data)[n:]
+                self.loop.add_writer(sock, self.on_writable)
+        limit = self.write_limit
+        if limit is not None and len(wbuf) > limit and not self.read_paused:
+            self._pause()
+        return True
+
+    def _push(self, sock: Any, data: Any) -> int:
+        """The one call that writes to the socket: the bytes it took (0: it would block).
+
+        Raises ``OSError`` when the connection is broken.
+        """
+        try:
+            n: int = sock.send(data)
+        except WOULD_BLOCK:
+            return 0
+        if self.stats is not None:
+            self.stats["bytes_out"] += n
+        return n
+
+    def cork(self) -> bool:
+        """Gather writes until :meth:`uncork`; False if already corked (nothing to undo)."""
+        if self.corked is not None:
+            return False
+        self.corked = []
+        return True
+
+    def uncork(self) -> None:
+        """Write what was gathered since :meth:`cork`, as one."""
+        if self.corked is None:
+            return
+        with self.lock:
+            gathered = self.corked
+            self.corked = None
+            if gathered:
+                self._put(gathered[0] if len(gathered) == 1 else b"".join(gathered))
+
+    def on_writable(self) -> None:
+        """The socket takes data again: write the backlog; below the limit, resume."""
+        sock = self.sock
+        if sock is None:
+            return
+        with self.lock:
+            wbuf = self.wbuf
+            try:
+                n = self._push(sock, wbuf)
+            except OSError as exc:
+                error: BaseException | None = exc
+            else:
+                error = None
+                if n:
+                    del wbuf[:n]
+        if error is not None:
+            self.on_lost(sock, ("error", ConnError("connection broken", error)))
+            return
+        if n:
+            self.activity = True  # the peer is taking our data: a sign of life
+        if not wbuf:
+            self.loop.remove_writer(sock)
+        if not self.over_limit():
+            if self.waiters:
+                self.release_waiters()
+            if self.read_paused and not self.over_limit():
+                self.read_paused = False
+                if self.note is not None:
+                    self.note("read_resumed", len(self.wbuf))
+                self._watch()
+
+    def _pause(self) -> None:
+        """Backpressure: the output is over ``write_limit``, stop reading until it drains."""
+        self.read_paused = True
+        self.loop.remove_reader(self.sock)
+        if self.note is not None:
+            self.note("read_paused", len(self.wbuf))
+
+    def over_limit(self) -> bool:
+        """True while the pending output is over ``write_limit``."""
+        limit = self.write_limit
+        return limit is not None and len(self.wbuf) > limit
+
+    # ------------------------------------------------- other threads' sends
+    def send_direct(self, protocol: Any, frame: Any) -> bool:
+        """Encode and write ``frame`` on the calling thread; False if it must go via the loop.
+
+        Only for plain TCP with nothing pending, parked or corked (the loop
+        writes those first); TLS never (an ``SSLSocket`` must not write on
+        one thread while the loop reads on another). What the socket does not
+        take at once waits in the write buffer, written by the loop. Raises
+        what ``protocol.send`` raises, and ``OSError`` for a broken
+        connection (its owner is told too).
+        """
+        if self.secure:
+            return False
+        with self.lock:
+            sock = self.sock
+            if sock is None or self.wbuf or self.waiters or self.corked is not None:
+                return False
+            data = protocol.send(frame)
+            try:
+                n = self._push(sock, data)
+            except OSError as exc:
+                self.loop.call_soon_threadsafe(
+                    self.on_lost, sock, ("error", ConnError("connection broken", exc)))
+                raise
+            if n < len(data):
+                self.wbuf += memoryview(data)[n:]
+                self.loop.call_soon_threadsafe(self._arm_writer, sock)
+        return True
+
+    def _arm_writer(self, sock: Any) -> None:
+        """Loop side of :meth:`send_direct`: write what the socket did not take at once."""
+        if sock is not self.sock or not self.wbuf:
+            return
+        self.loop.add_writer(sock, self.on_writable)
+        if self.over_limit() and not self.read_paused:
+            self._pause()
+
+    def park(self, waiter: Any) -> None:
+        """Hold a sender (``waiter.run()`` later) until the output drains to the limit."""
+        self.waiters.append(waiter)
+
+    def must_park(self) -> bool:
+        """True when a new sender must wait: over the limit, or others wait before it."""
+        return bool(self.waiters) or self.over_limit()
+
+    def release_waiters(self, all_: bool = False) -> None:
+        """Run parked senders while the output is within the limit (``all_``: every one)."""
+        waiters = self.waiters
+        while waiters and (all_ or not self.over_limit()):
+            waiters.popleft().run()
+
+    def fail_waiters(self) -> None:
+        """The connection ended: every parked sender fails (``waiter.fail()``)."""
+        waiters = self.waiters
+        while waiters:
+            waiters.popleft().fail()
+
+    def unpark(self, waiter: Any) -> bool:
+        """Drop a parked sender; False if it is not parked (it ran or failed already)."""
+        try:
+            self.waiters.remove(waiter)
+        except ValueError:
+            return False
+        return True

@@ -1,0 +1,31 @@
+# C fields and C-level methods of wsx.process.dispatcher.Dispatcher when that
+# source is compiled as wsx.process._dispatcher (see wsx/_twins.py). The
+# compiled read path (wsx/process/_reader.pyx) reads these fields and calls
+# frame(), dispatch() and flush() without attribute lookups.
+
+from wsx.io._transport cimport Transport
+
+
+cdef class Dispatcher:
+    cdef public object client
+    cdef public object cb
+    cdef public object state
+    cdef public Transport transport
+    cdef public object protocol
+    cdef public object dbg
+    cdef public object keepalive
+    cdef public object inbox
+    cdef public bint in_callback
+    cdef public bint open
+    cdef public bint hold
+    cdef object _frame_cb
+    cdef object _handle_frame
+
+    cpdef dispatch(self, protocol, list events)
+    cpdef flush(self, protocol)
+    cpdef handle_event(self, event)
+    cpdef bint frame(self, event) except -1
+    cpdef bint call(self, str name, arg) except -1
+    cdef bint _run(self, str name, fn, arg) except -1
+    cpdef bint apply(self, str name, result) except -1
+    cpdef reply(self, str name, frame)

@@ -1,0 +1,290 @@
+"""The public functions on clients, safe to call from any thread, and :class:`WebSocket`.
+
+``start_link`` / ``start`` create a :class:`~wsx.process.client.Client` and
+wait for its first connection; ``send_frame``, ``cast``, ``send`` and
+``stop`` post to the client's loop and, for the synchronous ones, wait for
+the answer. A ``send_frame`` from a thread other than the loop's is written
+by that thread when nothing is pending (``Transport.send_direct``), else
+handed to the loop, which writes it or parks it while the output is over
+``write_limit`` (at most ``send_timeout``).
+"""
+
+from __future__ import annotations
+
+import _thread
+import inspect
+import time
+from typing import Any
+
+from .. import telemetry
+from ..core.conn import Conn
+from ..errors import CallingSelfError, ConnError, NotConnectedError, TimeoutExpired
+from ..io.loop import get_default_loop
+from .base import current_process, resolve
+from .callbacks import Callbacks
+from .client import Client
+from .dispatcher import short
+
+__all__ = ["WebSocket", "start_link", "start", "send_frame", "cast", "send", "stop"]
+
+
+class WebSocket(Callbacks):
+    """Base class of callback modules; every callback has WebSockex's default.
+
+    Subclasses are instantiated once per client process; ``self`` can hold
+    helpers, while the connection's evolving data belongs in ``state``.
+    """
+
+    @classmethod
+    def start_link(cls, state: Any = None, **opts: Any) -> Any:
+        """Start a client of this module linked to the caller.
+
+        Uses the class attribute ``url`` (define it, or override
+        ``start_link`` as in WebSockex: ``return wsx.start_link(URL, cls, state)``).
+        """
+        url = getattr(cls, "url", None)
+        if url is None:
+            raise TypeError(
+                f"{cls.__qualname__}.start_link needs a class attribute 'url', or override "
+                "start_link to call wsx.start_link(url, cls, state)"
+            )
+        return start_link(url, cls, state, **opts)
+
+    @classmethod
+    def child_spec(cls, arg: Any = None) -> dict[str, Any]:
+        """The default supervisor child spec: start with ``cls.start_link(arg)``, permanent."""
+        return {"id": cls, "start": (cls.start_link, (arg,)), "restart": "permanent"}
+
+
+# Every keyword of wsx.Conn is a connection option of start_link / start.
+_CONN_OPTIONS = tuple(
+    name for name, p in inspect.signature(Conn.__init__).parameters.items()
+    if p.kind is inspect.Parameter.KEYWORD_ONLY
+)
+
+
+def _start(url_or_conn: Any, module: Any, state: Any, link: bool, opts: dict[str, Any]) -> Client:
+    opts = dict(opts)
+    conn_opts = {k: opts.pop(k) for k in _CONN_OPTIONS if k in opts}
+    if isinstance(url_or_conn, Conn):
+        if conn_opts:
+            raise TypeError(
+                f"connection options {sorted(conn_opts)} cannot be combined with a Conn: "
+                "give them to wsx.Conn(...)"
+            )
+        conn = url_or_conn
+    else:
+        conn = Conn(url_or_conn, **conn_opts)
+    loop = opts.pop("loop", None) or get_default_loop()
+    name = opts.pop("name", None)
+    async_connect = bool(opts.pop("async_connect", False))
+    handle_failure = bool(opts.pop("handle_initial_conn_failure", False))
+    debug = opts.pop("debug", ())
+    if opts:
+        raise TypeError(f"unknown option(s) {', '.join(sorted(opts))}")
+    if not async_connect and loop.in_loop_thread():
+        raise CallingSelfError(
+            "start_link/start without async_connect=True on the loop's own thread "
+            "(waiting for the connection would block the loop)"
+        )
+    client = Client(conn, module, state, loop=loop, name=name, debug=debug,
+                    handle_initial_conn_failure=handle_failure)
+    parent = current_process() if link else None
+    if parent is not None:
+        client.link(parent)
+    loop.call_soon_threadsafe(client.begin)
+    if not async_connect:
+        while not client.started.wait(1.0):
+            if not loop.running:
+                error = ConnError(f"the loop {loop.name!r} is not running")
+                # Do not leave a client behind (holding its name) that would
+                # connect if the loop ran later: it ends now, for everyone.
+                client._exit(("error", error))
+                loop.call_soon_threadsafe(client.abandon)
+                raise error
+        if client.start_error is not None and not client.lifecycle.connections:
+            raise client.start_error
+    return client
+
+
+def start_link(url_or_conn: str | Conn, module: Any, state: Any = None, **opts: Any) -> Client:
+    """Start a client linked to the current process; return its handle.
+
+    Waits until the connection is open and ``handle_connect`` has run, and
+    raises the connection error (:class:`ConnError`, :class:`RequestError`,
+    :class:`HandshakeError`...) if the first attempt fails, unless
+    ``async_connect=True`` (return at once) or
+    ``handle_initial_conn_failure=True`` (call ``handle_disconnect`` instead).
+
+    Options: ``name``, ``async_connect``, ``handle_initial_conn_failure``,
+    ``debug`` (``["trace"]``, ``["log"]``, ``["statistics"]``), ``loop``, and
+    the connection options of :class:`wsx.Conn` when ``url_or_conn`` is a URL.
+
+    The client is linked to the *current process*: the supervisor starting
+    it, or the wsx client whose callback called ``start_link`` (see
+    :mod:`wsx.process.client`). Called from a plain thread (no current
+    process), it links to nothing and behaves like :func:`start`.
+    """
+    return _start(url_or_conn, module, state, True, opts)
+
+
+def start(url_or_conn: str | Conn, module: Any, state: Any = None, **opts: Any) -> Client:
+    """Like :func:`start_link`, without a link: the client's end never affects the caller."""
+    return _start(url_or_conn, module, state, False, opts)
+
+
+def client_of(target: Client | str) -> Client:
+    """The client of a handle or a registered name (TypeError for another process)."""
+    proc = resolve(target)
+    if not isinstance(proc, Client):
+        raise TypeError(f"{proc!r} is not a wsx client")
+    return proc
+
+
+def send_frame(client: Client | str, frame: Any) -> None:
+    """Send a frame and return once it is written to the socket (buffer).
+
+    Backpressure: while the connection's pending output is over its
+    ``write_limit`` (the server reads slower than we write), a call from a
+    thread other than the loop's waits for it to drain, at most
+    ``send_timeout`` seconds, then raises :class:`TimeoutExpired` (the frame
+    is not sent; the connection stays open). Called on the loop's thread
+    (e.g. from another client's callback) it never waits: the frame is queued.
+
+    Raises :class:`NotConnectedError` while connecting or closing,
+    :class:`ConnError` on a broken connection, :class:`InvalidFrameError` /
+    :class:`FrameEncodeError` for a bad frame, and :class:`CallingSelfError`
+    when called from the client's own callback (return ``("reply", frame,
+    state)`` there instead).
+    """
+    c = client_of(client)
+    if c.loop.in_loop_thread():
+        if c.dispatcher.in_callback:
+            raise CallingSelfError("send_frame")
+        c.dispatcher.send(frame)
+        return
+    if not c.alive:
+        raise NotConnectedError("terminated")
+    if not _send_direct(c, frame):
+        _send_via_loop(c, frame)
+
+
+def _send_direct(c: Client, frame: Any) -> bool:
+    """The usual case, written by the calling thread: no round trip through the loop.
+
+    An open connection with no trace or telemetry to report and no
+    extension (permessage-deflate's shared compression context needs frames
+    on the wire in the order they were encoded: the loop encodes and writes
+    them in one go); the transport adds its own conditions.
+    """
+    dispatcher = c.dispatcher
+    protocol = dispatcher.protocol
+    if (not dispatcher.open or protocol is None or protocol.extensions
+            or dispatcher.dbg is not None or telemetry._handlers):
+        return False
+    try:
+        return c.transport.send_direct(protocol, frame)
+    except OSError as exc:
+        raise ConnError(f"cannot send {short(frame)}: the connection is broken", exc) from None
+
+
+class _SendWaiter:
+    """A :func:`send_frame` from another thread, waiting for the loop's answer."""
+
+    __slots__ = ("client", "frame", "done", "error")
+
+    def __init__(self, client: Client, frame: Any) -> None:
+        self.client = client
+        self.frame = frame
+        self.done = _thread.allocate_lock()
+        self.done.acquire()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        """Send the frame now (on the loop thread); its error goes to the waiting thread."""
+        try:
+            self.client.dispatcher.send(self.frame)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            self.error = exc
+        self.done.release()
+
+    def fail(self) -> None:
+        """The connection ended while the frame was parked."""
+        self.error = ConnError(
+            f"cannot send {short(self.frame)}: the connection ended while the frame "
+            "waited for the write buffer to drain")
+        self.done.release()
+
+    def send_or_park(self) -> None:
+        """Loop side: send, or park while the output is over ``write_limit`` (in order)."""
+        c = self.client
+        if c.dispatcher.open and c.transport.must_park():
+            c.transport.park(self)
+            return
+        self.run()
+
+    def expire(self, timeout: float) -> None:
+        """Loop side: ``send_timeout`` passed; drop the frame unless it went out meanwhile."""
+        c = self.client
+        if not c.transport.unpark(self):
+            return  # already sent or failed: its thread has the answer
+        self.error = TimeoutExpired(
+            "send_timeout", timeout,
+            f"send_frame({short(self.frame)}) not sent: the write buffer of {c!r} "
+            f"stayed over write_limit={c.transport.write_limit} bytes "
+            f"({len(c.transport.wbuf)} bytes pending; the server is not reading)",
+        )
+        self.done.release()
+
+
+def _send_via_loop(c: Client, frame: Any) -> None:
+    """Hand the frame to the loop and wait, at most ``send_timeout`` for the buffer to drain."""
+    waiter = _SendWaiter(c, frame)
+    loop = c.loop
+    loop.call_soon_threadsafe(waiter.send_or_park)
+    timeout = c.conn.send_timeout
+    deadline = None if timeout is None else time.monotonic() + timeout
+    done = waiter.done
+    while True:
+        wait = 1.0
+        if deadline is not None:
+            wait = min(wait, deadline - time.monotonic())
+            if wait <= 0:
+                # Ask the loop to drop the frame; it answers either way.
+                loop.call_soon_threadsafe(waiter.expire, timeout)
+                deadline = None
+                continue
+        if done.acquire(timeout=wait):
+            break
+        if not loop.running:
+            raise NotConnectedError("gone (its loop is not running)")
+    if waiter.error is not None:
+        raise waiter.error
+
+
+def cast(client: Client | str, msg: Any) -> None:
+    """Send ``msg`` to the client's ``handle_cast``; returns at once."""
+    c = client_of(client)
+    c.loop.call_soon_threadsafe(c.deliver, "cast", msg)
+
+
+def send(client: Client | str, msg: Any) -> None:
+    """Send ``msg`` to the client's ``handle_info``; returns at once."""
+    c = client_of(client)
+    c.loop.call_soon_threadsafe(c.deliver, "info", msg)
+
+
+def stop(client: Client | str, reason: Any = "normal", timeout: float | None = 10.0) -> bool:
+    """Close the connection (close handshake), terminate the client and wait for its end.
+
+    ``terminate(reason, state)`` is called (``handle_disconnect`` is not).
+    Returns True when the client has ended within ``timeout`` seconds. From
+    a callback on the client's loop, it only starts the stop (no waiting).
+    """
+    c = client_of(client)
+    if not c.alive:
+        return True
+    c.loop.call_soon_threadsafe(c.request_stop, reason)
+    if c.loop.in_loop_thread():
+        return not c.alive
+    return c.join(timeout)

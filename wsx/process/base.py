@@ -1,0 +1,154 @@
+"""Processes: identity, names, links and exits shared by clients and supervisors.
+
+A wsx *process* is an object with a life: it starts, it may be registered
+under a name, it is linked to other processes, and it exits once with a
+reason. When it exits, every linked process is told; what a process does with
+that news is its own business (a supervisor restarts children, a client
+terminates unless it traps exits).
+
+Exit reasons follow Erlang: ``"normal"`` and ``"shutdown"`` are normal, as
+are the WebSockex close reasons ``("local"|"remote", "normal")`` and
+``("local"|"remote", 1000, reason)``; anything else is abnormal.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from typing import Any
+
+from ..errors import WSXError
+
+__all__ = ["Process", "whereis", "resolve", "current_process", "is_normal_exit"]
+
+_ids = itertools.count(1)
+_registry: dict[str, Process] = {}
+_registry_lock = threading.Lock()
+_current = threading.local()
+
+
+def is_normal_exit(reason: Any) -> bool:
+    """True for exit reasons that do not call for a restart or propagate to links."""
+    if reason in ("normal", "shutdown"):
+        return True
+    if type(reason) is tuple and reason:
+        if reason[0] == "shutdown":
+            return True
+        if reason[0] in ("local", "remote") and len(reason) >= 2:
+            return bool(reason[1] == "normal" or reason[1] == 1000)
+    return False
+
+
+class Process:
+    """Base class of :class:`wsx.Client` and :class:`wsx.Supervisor` handles."""
+
+    def __init__(self, name: str | None = None) -> None:
+        self.id = next(_ids)
+        self.name = name
+        self._links: set[Process] = set()
+        self._links_lock = threading.Lock()
+        self._exited = threading.Event()
+        self._exit_reason: Any = None
+        if name is not None:
+            with _registry_lock:
+                other = _registry.get(name)
+                if other is not None and other.alive:
+                    raise ValueError(f"name {name!r} is already registered to {other!r}")
+                _registry[name] = self
+
+    # ----------------------------------------------------------------- state
+    @property
+    def alive(self) -> bool:
+        """True until the process has exited."""
+        return not self._exited.is_set()
+
+    @property
+    def exit_reason(self) -> Any:
+        """Why the process exited (``None`` while it is alive)."""
+        return self._exit_reason
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until the process exits; return True if it did within ``timeout``."""
+        return self._exited.wait(timeout)
+
+    def __repr__(self) -> str:
+        label = f" {self.name!r}" if self.name is not None else ""
+        return f"<{type(self).__name__} #{self.id}{label}>"
+
+    # ----------------------------------------------------------------- links
+    def link(self, other: Process) -> None:
+        """Link two processes: each is told when the other exits."""
+        if other is self:
+            return
+        with self._links_lock:
+            self._links.add(other)
+        with other._links_lock:
+            other._links.add(self)
+        if not other.alive:
+            self._on_linked_exit(other, other.exit_reason)
+
+    def unlink(self, other: Process) -> None:
+        """Undo :meth:`link`."""
+        with self._links_lock:
+            self._links.discard(other)
+        with other._links_lock:
+            other._links.discard(self)
+
+    def _on_linked_exit(self, other: Process, reason: Any) -> None:
+        """A linked process exited (may be called from any thread). Override."""
+
+    def _exit(self, reason: Any) -> None:
+        """Mark the process as exited and tell the linked ones (once)."""
+        if self._exited.is_set():
+            return
+        self._exit_reason = reason
+        if self.name is not None:
+            with _registry_lock:
+                if _registry.get(self.name) is self:
+                    del _registry[self.name]
+        with self._links_lock:
+            links = list(self._links)
+            self._links.clear()
+        self._exited.set()
+        for other in links:
+            with other._links_lock:
+                other._links.discard(self)
+            other._on_linked_exit(self, reason)
+
+
+def whereis(name: str) -> Process | None:
+    """The live process registered under ``name``, or ``None``."""
+    with _registry_lock:
+        proc = _registry.get(name)
+    return proc if proc is not None and proc.alive else None
+
+
+def resolve(target: Process | str) -> Process:
+    """A process handle from a handle or a registered name; raises for unknown names."""
+    if isinstance(target, Process):
+        return target
+    if isinstance(target, str):
+        proc = whereis(target)
+        if proc is None:
+            raise NoProcessError(target)
+        return proc
+    raise TypeError(f"expected a wsx client handle or a registered name, got {target!r}")
+
+
+class NoProcessError(WSXError, LookupError):
+    """No live process is registered under the given name."""
+
+    def __init__(self, name: str) -> None:
+        self.process_name = name
+        super().__init__(f"no live wsx process is registered as {name!r}")
+
+
+def current_process() -> Process | None:
+    """The process whose code runs in this thread right now (a callback or a supervisor)."""
+    return getattr(_current, "process", None)
+
+
+def _set_current(proc: Process | None) -> Process | None:
+    previous = getattr(_current, "process", None)
+    _current.process = proc
+    return previous

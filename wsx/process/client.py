@@ -1,0 +1,534 @@
+"""The client process: a WebSocket connection driven by a callback module.
+
+A :class:`Client` lives on a :class:`~wsx.io.loop.Loop` and owns the objects
+of its connection, each with one concern:
+
+* its :class:`~wsx.process.lifecycle.Lifecycle` (the state, and the one
+  place it changes);
+* a :class:`~wsx.io.connector.Connector` (opening the socket), then an
+  :class:`~wsx.process.upgrade.Upgrade` (the handshake);
+* its :class:`~wsx.io.transport.Transport` (the socket, writes,
+  backpressure), :class:`~wsx.process.dispatcher.Dispatcher` (callbacks and
+  their results), read path (:class:`~wsx.process.reader.Reader`, behind the
+  compiled ``FastReader`` when built) and, with ``ping_interval``, its
+  :class:`~wsx.process.keepalive.Keepalive`.
+
+The client itself runs the lifecycle: connecting, opening, the close
+handshake (bounded by ``close_timeout``), disconnects and reconnects,
+termination, the mailbox of casts and infos, and links. Everything here runs
+on the loop's thread; :mod:`wsx.process.api` is the thread-safe front
+(``start_link``, ``send_frame``, ``cast``, ``stop``...).
+
+Linking: ``start_link`` links the new client to the *current process* (the
+supervisor starting it, or the wsx client whose callback called it). When one
+of two linked processes exits abnormally, the other is told: a supervisor
+applies its restart strategy; a client terminates with reason
+``("linked_exit", process, reason)`` unless its module sets
+``trap_exit = True``, in which case ``handle_info`` receives
+``("EXIT", process, reason)``.
+"""
+
+from __future__ import annotations
+
+import _thread
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .._twins import compiled
+from ..core.conn import Conn
+from ..core.handshake import HandshakeResponse
+from ..core.protocol import Protocol
+from ..errors import (
+    CloseCode,
+    ConnError,
+    FrameEncodeError,
+    HandshakeError,
+    NotConnectedError,
+    WSXError,
+)
+from ..io.connector import Connector
+from ..io.loop import Loop
+from .base import Process, is_normal_exit
+from .callbacks import DisconnectStatus, resolve_module
+from .debug import DebugState
+from .keepalive import Keepalive
+from .lifecycle import CLOSING, CONNECTING, DISCONNECTED, OPEN, RECONNECTING, TERMINATED, Lifecycle
+from .reader import Reader
+from .upgrade import Upgrade
+
+if TYPE_CHECKING:
+    from ..io.transport import Transport
+    from .dispatcher import Dispatcher
+else:
+    _transport = compiled("wsx.io._transport")
+    _dispatcher = compiled("wsx.process._dispatcher")
+    if _transport is None or _dispatcher is None:
+        from ..io.transport import Transport
+        from .dispatcher import Dispatcher
+    else:
+        Transport, Dispatcher = _transport.Transport, _dispatcher.Dispatcher
+
+_reader = compiled("wsx.process._reader")
+#: The compiled read path, or None (the Python Reader only).
+FastReader: Any = None if _reader is None else _reader.FastReader
+
+__all__ = ["Client"]
+
+logger = logging.getLogger("wsx")
+
+
+class Client(Process):
+    """Handle of a running WebSocket client process.
+
+    Create clients with :func:`wsx.start_link` or :func:`wsx.start`. The
+    handle is what the other functions take (or the registered ``name``).
+    Attributes: :attr:`alive`, :meth:`join`, :attr:`exit_reason`,
+    :attr:`connection_state`, :attr:`conn`, :attr:`module`.
+    """
+
+    def __init__(self, conn: Conn, module: Any, state: Any, *, loop: Loop,
+                 name: str | None = None, debug: Any = (),
+                 handle_initial_conn_failure: bool = False) -> None:
+        cb = resolve_module(module)
+        dbg = DebugState(debug)
+        super().__init__(name)
+        self.module = module
+        self.conn = conn
+        self.loop = loop
+        self.transport: Transport = Transport(loop, self.connection_lost)
+        self.dispatcher: Dispatcher = Dispatcher(self, cb, state, self.transport)
+        self.lifecycle = Lifecycle(self)
+        self.reader = Reader(self)
+        self._fast = None if FastReader is None else FastReader(self.reader)
+        # What the loop calls when the socket of an open connection is readable.
+        self.read_path: Callable[[], None] = self._fast or self.reader
+        self.connector: Connector | None = None
+        self.upgrade: Upgrade | None = None
+        self.keepalive: Keepalive | None = None
+        self._timer: Any = None  # close or reconnect timer
+        self._mailbox: deque[tuple[str, Any]] = deque()
+        self._handle_initial_conn_failure = handle_initial_conn_failure
+        self._attempt = 0
+        self._close_reason: Any = None
+        self._stop: tuple[Any] | None = None  # (reason,) once a stop is asked for
+        #: Released once the first connection is up, or the start failed.
+        self.started = StartGate()
+        self.start_error: BaseException | None = None
+        self.set_debug(dbg if dbg.active else None)
+
+    # ------------------------------------------------- internal interface
+    @property
+    def connection_state(self) -> str:
+        """``"connecting"``, ``"open"``, ``"closing"``, ``"disconnected"`` or ``"terminated"``."""
+        return self.lifecycle.public_name
+
+    @property
+    def state_name(self) -> str:
+        """Alias of :attr:`connection_state`."""
+        return self.lifecycle.public_name
+
+    @property
+    def terminated(self) -> bool:
+        """True once the process ended (its last state)."""
+        return self.lifecycle.state is TERMINATED
+
+    @property
+    def suspended(self) -> bool:
+        """True while :func:`wsx.sys.suspend` holds its frames and messages."""
+        return self.lifecycle.suspended
+
+    @property
+    def debug(self) -> DebugState | None:
+        """The debug state (trace, log, statistics), None when all are off."""
+        dbg: DebugState | None = self.dispatcher.dbg
+        return dbg
+
+    def set_debug(self, dbg: DebugState | None) -> None:
+        """Switch the debug state (:mod:`wsx.sys`); ``None`` turns all debug work off."""
+        self.dispatcher.dbg = dbg
+        self.transport.stats = None if dbg is None else dbg.stats
+        self.transport.note = None if dbg is None else self.event
+
+    def event(self, kind: str, *args: Any) -> None:
+        """Record a debug event (trace line, log entry) when debugging is on."""
+        dbg = self.dispatcher.dbg
+        if dbg is not None:
+            dbg.event(self, kind, *args)
+
+    @property
+    def pending_messages(self) -> int:
+        """Casts and infos waiting in the mailbox."""
+        return len(self._mailbox)
+
+    # ------------------------------------------------------------ connecting
+    def begin(self) -> None:
+        """Start the first connection attempt (posted to the loop by ``start_link``)."""
+        if not self.alive:  # abandoned by start(): its loop was not running
+            self.abandon()
+            return
+        self._connect()
+
+    def abandon(self) -> None:
+        """End without callbacks: ``start`` gave up and already marked the exit."""
+        if self.terminated:
+            return
+        self._teardown()
+        self.dispatcher.protocol = None
+        self.lifecycle.to(TERMINATED)
+        self._mailbox.clear()
+        self.dispatcher.inbox.clear()
+
+    def _connect(self) -> None:
+        if self.lifecycle.state is CONNECTING:
+            self.event("connect")  # the first attempt
+        else:
+            self.lifecycle.to(CONNECTING, "connect")
+        self._close_reason = None
+        self.connector = Connector(self.loop, self.conn, self._on_socket)
+        self.connector.start()
+
+    def _on_socket(self, sock: Any, error: ConnError | None) -> None:
+        self.connector = None
+        if error is not None:
+            self.connect_failed(error)
+            return
+        self.transport.attach(sock)
+        try:
+            self.upgrade = Upgrade(self)
+        except ValueError as exc:
+            self.connect_failed(HandshakeError(str(exc)))
+            return
+        self.upgrade.start()
+
+    def upgraded(self, response: HandshakeResponse, extensions: list[Any]) -> None:
+        """The handshake succeeded: open the connection and call ``handle_connect``."""
+        conn = self.conn
+        self.upgrade = None
+        conn.resp_headers = response.headers
+        conn.subprotocol = response.subprotocol
+        conn.extensions = response.extensions
+        protocol = Protocol(max_message_size=conn.max_message_size, extensions=extensions)
+        self.dispatcher.protocol = protocol
+        self.transport.limit(conn.write_limit)
+        self._attempt = 0
+        dbg = self.debug
+        if dbg is not None and dbg.stats is not None:
+            if self.lifecycle.connections:
+                dbg.stats["reconnects"] += 1
+            dbg.stats["connected_since"] = time.monotonic()
+        self.lifecycle.to(OPEN, "connected", report={"conn": conn})
+        self.transport.start_reading(self.read_path)
+        if conn.ping_interval is not None and conn.ping_timeout is not None:
+            self.keepalive = Keepalive(self, conn.ping_interval, conn.ping_timeout)
+            self.dispatcher.keepalive = self.keepalive
+            self.keepalive.start()
+        if not self.dispatcher.call("handle_connect", conn):
+            return
+        self.lifecycle.connections += 1
+        self.started.release()
+        if response.leftover:
+            self.dispatcher.receive(response.leftover)
+        self._drain()
+
+    def connect_failed(self, error: WSXError) -> None:
+        """The attempt failed: end (first attempt, unless handled) or ask handle_disconnect."""
+        self._teardown()
+        self.event("connect_failed", error)
+        if (not self.lifecycle.connections and self._attempt == 0
+                and not self._handle_initial_conn_failure):
+            self.start_error = error
+            self.lifecycle.to(TERMINATED)
+            self.started.release()
+            self._exit(("error", error))
+            return
+        self._disconnected(("error", error))
+
+    # --------------------------------------------------------------- closing
+    def local_close(self, code: Any, text: Any, reason: Any) -> None:
+        """Start the close handshake (a callback's ``("close", ...)``, or a stop)."""
+        protocol = self.dispatcher.protocol
+        if self.lifecycle.state is not OPEN or protocol is None:
+            return
+        if not isinstance(text, str):
+            raise FrameEncodeError(f"close reason must be a str, not {text!r}")
+        data = protocol.send_close(code, text)  # validates code and reason
+        self._close_reason = reason
+        self.event("close", reason)
+        self.lifecycle.to(CLOSING, "close_frame", reason)
+        self.transport.write(data)
+        self._start_close_timer()
+
+    def remote_close(self, code: int | None, text: str) -> None:
+        """The server's close frame arrived (the protocol queued the answer)."""
+        if self._close_reason is None:
+            self._close_reason = ("remote", "normal") if code is None else ("remote", code, text)
+        self._closing("remote_close", (code, text))
+
+    def protocol_error(self, error: Any) -> None:
+        """The server broke the protocol (the protocol queued the close frame)."""
+        logger.info("%r: server broke the protocol: %s", self, error)
+        if self._close_reason is None:
+            self._close_reason = ("error", error)
+        self._closing(None)
+
+    def _closing(self, event: str | None, *args: Any) -> None:
+        if self.lifecycle.state is OPEN:
+            self.lifecycle.to(CLOSING, event, *args)
+        elif event is not None:
+            self.event(event, *args)
+        self._start_close_timer()
+
+    def _start_close_timer(self) -> None:
+        if self.transport.waiters:
+            self.transport.release_waiters(all_=True)  # they fail: the connection is closing
+        if self._timer is None:
+            self._timer = self.loop.call_later(self.conn.close_timeout, self._force_close)
+
+    def _force_close(self) -> None:
+        self._timer = None
+        self.event("force_close")
+        self.connection_lost(self.transport.sock, self._close_reason or ("local", "normal"))
+
+    def eof_reason(self) -> Any:
+        """The disconnect reason when the server closes TCP."""
+        return self._close_reason or ("remote", "closed")
+
+    def drop(self, reason: Any) -> None:
+        """End the connection now with ``reason`` (the keepalive found it dead)."""
+        self._close_reason = reason
+        self.connection_lost(self.transport.sock, reason)
+
+    # ------------------------------------------------------- disconnecting
+    def _teardown(self) -> None:
+        """Drop the socket, connector, upgrade, timers and keepalive of the current attempt."""
+        self.transport.uncork()  # e.g. the close frame of a crash, gathered with replies
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.keepalive is not None:
+            self.keepalive.stop()
+            self.keepalive = self.dispatcher.keepalive = None
+        if self.connector is not None:
+            self.connector.cancel()
+            self.connector = None
+        if self.upgrade is not None:
+            self.upgrade.cancel()
+            self.upgrade = None
+        self.transport.close()
+        if self._fast is not None:
+            self._fast.forget()  # it lets go of the socket and protocol
+        protocol = self.dispatcher.protocol
+        if protocol is not None:
+            protocol.receive_eof()
+        dbg = self.debug
+        if dbg is not None and dbg.stats is not None and dbg.stats["connected_since"] is not None:
+            dbg.stats["connected_time"] += time.monotonic() - dbg.stats["connected_since"]
+            dbg.stats["connected_since"] = None
+
+    def connection_lost(self, sock: Any, reason: Any) -> None:
+        """The connection ``sock`` ended with ``reason`` (ignored if it is not current)."""
+        if sock is None or sock is not self.transport.sock or self.terminated:
+            return
+        was_connecting = self.lifecycle.state is CONNECTING
+        self._teardown()
+        if was_connecting:
+            error = reason[1] if type(reason) is tuple and reason[0] == "error" else ConnError(
+                "connection closed during the handshake")
+            self.connect_failed(error)
+            return
+        self._disconnected(reason)
+
+    def _disconnected(self, reason: Any) -> None:
+        self.dispatcher.protocol = None
+        self.lifecycle.to(DISCONNECTED, "disconnected", reason, report={"reason": reason})
+        if self._stop is not None:
+            self.terminate(self._stop[0])
+            return
+        self._attempt += 1
+        decision = self.dispatcher.disconnect(DisconnectStatus(reason, self._attempt, self.conn))
+        if decision[0] == "terminate":
+            self.terminate(decision[1])
+            return
+        delay, conn = decision[1], decision[2]
+        if conn is not None:
+            self.conn = conn
+        if delay > 0:
+            self.lifecycle.to(RECONNECTING, "reconnect_after", delay, self._attempt)
+            self._timer = self.loop.call_later(delay, self._reconnect_now)
+        else:
+            self.event("reconnect", self._attempt)
+            self._connect()
+
+    def _reconnect_now(self) -> None:
+        self._timer = None
+        self._connect()
+
+    def terminate(self, reason: Any) -> None:
+        """End the process: ``terminate(reason, state)``, then the exit (links told)."""
+        if self.terminated:
+            return
+        self.abandon_connection()
+        reason = self.dispatcher.terminate(reason)
+        if not is_normal_exit(reason):
+            logger.debug("%r terminated: %r", self, reason)
+        self.lifecycle.to(TERMINATED, "terminate", reason, report={"reason": reason})
+        self._mailbox.clear()
+        self.dispatcher.inbox.clear()
+        if not self.lifecycle.connections:
+            self.start_error = _reason_error(reason)
+        self.started.release()
+        self._exit(reason)
+
+    def abandon_connection(self) -> None:
+        """Drop the connection and its protocol (the process is about to end)."""
+        self._teardown()
+        self.dispatcher.protocol = None
+
+    # -------------------------------------------------------------- messages
+    def deliver(self, kind: str, msg: Any) -> None:
+        """A cast or info: handled now when open and idle, else queued in the mailbox."""
+        if self.terminated:
+            logger.debug("%r: %s %r dropped: the client has terminated", self, kind, msg)
+            return
+        if self.lifecycle.state is OPEN and not self.suspended and not self._mailbox:
+            self._handle_message(kind, msg)
+        else:
+            self._mailbox.append((kind, msg))
+
+    def _handle_message(self, kind: str, msg: Any) -> None:
+        dbg = self.debug
+        if dbg is not None:
+            dbg.event(self, kind, msg)
+            if dbg.stats is not None:
+                dbg.stats["messages_in"] += 1
+        self.dispatcher.call("handle_cast" if kind == "cast" else "handle_info", msg)
+
+    def _drain(self) -> None:
+        """Handle frames and messages held while suspended or not connected."""
+        dispatcher = self.dispatcher
+        dispatcher.drain()
+        if dispatcher.protocol is not None:
+            dispatcher.flush(dispatcher.protocol)
+        while (self._mailbox and self.lifecycle.state is OPEN and not self.suspended
+               and not self.terminated):
+            kind, msg = self._mailbox.popleft()
+            self._handle_message(kind, msg)
+
+    def _on_linked_exit(self, other: Process, reason: Any) -> None:
+        def handle() -> None:
+            if self.terminated:
+                return
+            if getattr(self.dispatcher.cb, "trap_exit", False):
+                self.deliver("info", ("EXIT", other, reason))
+            elif not is_normal_exit(reason):
+                self._stop = (("linked_exit", other, reason),)
+                self._stop_now()
+
+        self.loop.call_soon_threadsafe(handle)
+
+    def request_stop(self, reason: Any) -> None:
+        """:func:`wsx.stop`: close (handshake) if open, then terminate with ``reason``."""
+        self._stop = (reason,)
+        self.resume()  # the close handshake needs the socket read again
+        self._stop_now()
+
+    def _stop_now(self) -> None:
+        if self.terminated or self._stop is None:
+            return
+        state = self.lifecycle.state
+        if state is OPEN:
+            try:
+                self.local_close(CloseCode.NORMAL, "", ("local", "normal"))
+            except WSXError:
+                self.terminate(self._stop[0])
+        elif state is not CLOSING:
+            self.terminate(self._stop[0])
+
+    # ------------------------------------------------------ wsx.sys support
+    def suspend(self) -> None:
+        """Hold frames and messages (:func:`wsx.sys.suspend`)."""
+        self.lifecycle.suspend()
+        if self.transport.sock is not None and self.lifecycle.state is OPEN:
+            self.transport.stop_reading()
+
+    def resume(self) -> None:
+        """Handle what was held, in order, and read again (:func:`wsx.sys.resume`)."""
+        if not self.suspended:
+            return
+        self.lifecycle.resume()
+        self.dispatcher.drain()
+        transport = self.transport
+        sock = transport.sock
+        if sock is not None and self.lifecycle.state in (OPEN, CLOSING):
+            transport.start_reading(self.read_path)
+            if not transport.read_paused:
+                # Frames that arrived while suspended come before later messages.
+                if self.dispatcher.in_callback:
+                    # resume() from a callback of this client: the read it is
+                    # part of is not finished, so read once that callback returned.
+                    self.loop.call_soon(transport.read_now, sock)
+                else:
+                    self.read_path()
+        self._drain()
+
+
+def run_on_loop(client: Client, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn(*args)`` on the loop thread of ``client``; its result (or raise what it raised)."""
+    if client.loop.in_loop_thread():
+        return fn(*args)
+    done = _thread.allocate_lock()
+    done.acquire()
+    box: list[Any] = []
+
+    def run() -> None:
+        try:
+            box.append((True, fn(*args)))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            box.append((False, exc))
+        finally:
+            done.release()
+
+    client.loop.call_soon_threadsafe(run)
+    while not done.acquire(timeout=1.0):
+        if not client.loop.running:
+            raise NotConnectedError("gone (its loop is not running)")
+    ok, value = box[0]
+    if ok:
+        return value
+    raise value
+
+
+class StartGate:
+    """Released once (the first connection is up, or the start failed); starters wait on it."""
+
+    __slots__ = ("_lock", "_released")
+
+    def __init__(self) -> None:
+        self._lock = _thread.allocate_lock()
+        self._lock.acquire()
+        self._released = False
+
+    def release(self) -> None:
+        """Open the gate (once: later calls do nothing)."""
+        # Testing locked() is not enough: once released, a waiting thread
+        # acquires and releases the lock, and a second release in between
+        # would make its release() raise RuntimeError.
+        if not self._released:
+            self._released = True
+            self._lock.release()
+
+    def wait(self, timeout: float) -> bool:
+        """True once the gate is open; False if ``timeout`` passed first."""
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        self._lock.release()
+        return True
+
+
+def _reason_error(reason: Any) -> BaseException:
+    if type(reason) is tuple and len(reason) == 2 and isinstance(reason[1], BaseException):
+        return reason[1]
+    return ConnError(f"the client ended before connecting: {reason!r}")

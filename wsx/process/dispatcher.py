@@ -1,0 +1,326 @@
+"""Calling a client's callback module: the one definition of results, replies and crashes.
+
+The :class:`Dispatcher` of a client turns the protocol's events into
+callbacks (frames to ``handle_frame``, ``handle_ping``, ``handle_pong``; the
+peer's close and protocol errors to the client's lifecycle), runs each
+callback as the current process, reads the shape of its result, writes its
+reply through the transport, and crashes the client (close 1011,
+``terminate(("error", exc))``) when a callback raises or returns something
+else. Both read paths use it: the Python one (:mod:`wsx.process.reader`) and
+the compiled one (``wsx/process/_reader.pyx``), which calls :meth:`frame`,
+:meth:`dispatch` and :meth:`flush`.
+
+When wsx is built, this very source is compiled by Cython into
+``wsx.process._dispatcher`` (C fields declared in ``_dispatcher.pxd``), used
+unless ``WSX_NO_EXTENSIONS`` is set.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections import deque
+from typing import Any
+
+from .. import telemetry
+from ..core.conn import Conn
+from ..core.protocol import OPEN
+from ..core.url import parse_url
+from ..errors import BadResponseError, CloseCode, ConnError, NotConnectedError, WSXError
+from .base import _current
+
+__all__ = ["Dispatcher", "frame_size"]
+
+logger = logging.getLogger("wsx")
+
+_FRAME_CALLBACKS = {"text": "handle_frame", "binary": "handle_frame",
+                    "ping": "handle_ping", "pong": "handle_pong"}
+_EV_RECEIVED = ("wsx", "frame", "received")
+_EV_SENT = ("wsx", "frame", "sent")
+_handlers = telemetry._handlers  # changed in place, never rebound
+
+
+def frame_size(frame: Any) -> int:
+    """Payload size of a public frame (the same measure for frames in and out)."""
+    return 0 if type(frame) is not tuple else len(frame[-1])
+
+
+class Dispatcher:
+    """Runs the callbacks of one client (see the module documentation).
+
+    ``open`` and ``hold`` mirror the client's lifecycle (written only by
+    :class:`wsx.process.lifecycle.Lifecycle`): the connection is open; frames
+    must wait (suspended) or be dropped (terminated).
+    """
+
+    def __init__(self, client: Any, cb: Any, state: Any, transport: Any) -> None:
+        self.client = client
+        self.cb = cb
+        self.state = state
+        self.transport = transport
+        self.protocol: Any = None
+        self.dbg: Any = None
+        self.keepalive: Any = None
+        self.inbox: deque[Any] = deque()  # events held while suspended
+        self.in_callback = False
+        self.open = False
+        self.hold = False
+        self._frame_cb: Any = None  # the module whose handle_frame is _handle_frame
+        self._handle_frame: Any = None
+
+    # --------------------------------------------------------------- events
+    def receive(self, data: Any) -> None:
+        """Bytes read from the socket (the Python read path)."""
+        protocol = self.protocol
+        if protocol is not None:
+            self.dispatch(protocol, protocol.receive_data(data))
+
+    def dispatch(self, protocol: Any, events: list[Any]) -> None:
+        """Handle the events of one read, then write what the protocol owes the peer."""
+        if events:
+            if len(events) > 1 and self.transport.cork():
+                # Several messages in one read: their replies go out in one
+                # send (the server gets them in one segment, one system call).
+                try:
+                    self.handle_events(events)
+                finally:
+                    self.transport.uncork()
+            elif len(events) == 1 and not self.hold:
+                self.handle_event(events[0])
+            else:
+                self.handle_events(events)
+        self.flush(protocol)
+
+    def flush(self, protocol: Any) -> None:
+        """Write what the protocol owes the peer (the close answering its close or error).
+
+        Called once the events before it are handled, so that their replies
+        (a pong, a ``("reply", ...)``) go out before that close frame.
+        """
+        if protocol is self.protocol and not self.inbox:
+            out = protocol.data_to_send()
+            if out:
+                self.transport.write(out)
+
+    def handle_events(self, events: Any) -> None:
+        """Handle events in order; from the first one that must wait, hold the rest."""
+        for i, event in enumerate(events):
+            if self.hold:
+                if not self.client.terminated:
+                    self.inbox.extend(events[i:])
+                return
+            self.handle_event(event)
+
+    def drain(self) -> None:
+        """Handle the events held while suspended."""
+        inbox = self.inbox
+        while inbox and not self.hold:
+            self.handle_event(inbox.popleft())
+
+    def handle_event(self, event: Any) -> None:
+        """One event of the protocol: a callback, or the peer's close or error."""
+        kind = event if type(event) is str else event[0]
+        name = _FRAME_CALLBACKS.get(kind)
+        if name is not None:
+            if kind == "pong" and self.keepalive is not None and self.keepalive.claim(event):
+                return  # the answer to a keepalive ping, not the module's
+            dbg = self.dbg
+            if dbg is not None:
+                dbg.event(self.client, "in", event)
+                if dbg.stats is not None:
+                    dbg.stats["frames_in"] += 1
+            if _handlers:
+                telemetry.execute(_EV_RECEIVED, {"size": frame_size(event)},
+                                  {"client": self.client, "frame": event})
+            self.call(name, event)
+        elif kind == "close":
+            self.client.remote_close(event[1], event[2])
+        elif kind == "error":
+            self.client.protocol_error(event[1])
+
+    # ------------------------------------------------------------ callbacks
+    def frame(self, event: Any) -> bool:
+        """``handle_frame(event)`` (the compiled read path's usual case); False if it crashed."""
+        cb = self.cb
+        if cb is not self._frame_cb:  # a new module (wsx.sys.change_code): look it up again
+            self._handle_frame = cb.handle_frame
+            self._frame_cb = cb
+        return self._run("handle_frame", self._handle_frame, event)
+
+    def call(self, name: str, arg: Any) -> bool:
+        """Run the callback ``name`` with ``arg`` and apply its result; False if it crashed."""
+        return self._run(name, getattr(self.cb, name), arg)
+
+    def _run(self, name: str, fn: Any, arg: Any) -> bool:
+        self.in_callback = True
+        previous = getattr(_current, "process", None)
+        _current.process = self.client
+        error: BaseException | None = None
+        try:
+            result = fn(arg, self.state)
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - sys.exit() must not end the loop
+            error = exc
+        finally:
+            self.in_callback = False
+            _current.process = previous
+        if error is not None:
+            self.crash(name, error)
+            return False
+        return self.apply(name, result)
+
+    def run_plain(self, name: str, arg: Any) -> Any:
+        """Run ``handle_disconnect`` or ``terminate`` as the current process; its raw result."""
+        self.in_callback = True
+        previous = getattr(_current, "process", None)
+        _current.process = self.client
+        try:
+            return getattr(self.cb, name)(arg, self.state)
+        finally:
+            self.in_callback = False
+            _current.process = previous
+
+    def apply(self, name: str, result: Any) -> bool:
+        """Apply a callback's result: new state, reply, close; a bad shape crashes."""
+        if type(result) is tuple and result:
+            tag = result[0]
+            n = len(result)
+            if tag == "ok" and n == 2:
+                self.state = result[1]
+                return True
+            if name != "handle_connect":
+                if tag == "reply" and n == 3:
+                    self.state = result[2]
+                    try:
+                        self.reply(name, result[1])
+                    except Exception as exc:  # noqa: BLE001 - e.g. UnicodeEncodeError too
+                        self.crash(name, exc)
+                        return False
+                    return True
+                if tag == "close" and n == 2:
+                    self.state = result[1]
+                    return self._close(name, CloseCode.NORMAL, "", ("local", "normal"))
+                if tag == "close" and n == 3 and type(result[1]) is tuple and len(result[1]) == 2:
+                    code, text = result[1]
+                    self.state = result[2]
+                    return self._close(name, code, text, ("local", code, text))
+        self.crash(name, BadResponseError(self.client.module, name, result))
+        return False
+
+    def reply(self, name: str, frame: Any) -> None:
+        """Write a ``("reply", frame, state)`` frame (dropped unless the connection is open)."""
+        protocol = self.protocol
+        if not self.open or protocol is None or protocol.state is not OPEN:
+            logger.debug("%r: reply %r from %s not sent: the connection is %s",
+                         self.client, frame, name, self.client.connection_state)
+            return
+        self.transport.write_frame(protocol, frame)
+        if self.dbg is not None or _handlers:
+            self.sent(frame, "reply", name)
+
+    def send(self, frame: Any) -> None:
+        """:func:`wsx.send_frame` on the loop thread: write ``frame`` now (or queue it)."""
+        protocol = self.protocol
+        if not self.open or protocol is None:
+            raise NotConnectedError(self.client.connection_state)
+        written = self.transport.write_frame(protocol, frame)
+        self.sent(frame, "send")
+        if not written:
+            raise ConnError(f"cannot send {short(frame)}: the connection is broken")
+
+    def sent(self, frame: Any, kind: str, *args: Any) -> None:
+        """Trace, count and report a frame written for the module."""
+        dbg = self.dbg
+        if dbg is not None:
+            dbg.event(self.client, kind, *args, frame)
+            if dbg.stats is not None:
+                dbg.stats["frames_out"] += 1
+        if _handlers:
+            telemetry.execute(_EV_SENT, {"size": frame_size(frame)},
+                              {"client": self.client, "frame": frame})
+
+    def disconnect(self, status: Any) -> tuple[Any, ...]:
+        """Run ``handle_disconnect``: ``("terminate", reason)`` or ``("reconnect", delay, conn)``.
+
+        ``conn`` is the :class:`wsx.Conn` to reconnect with, or None to keep
+        the current one. A raise or a bad shape terminates with the error.
+        """
+        try:
+            result = self.run_plain("handle_disconnect", status)
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - sys.exit() must not end the loop
+            logger.error("%r: callback handle_disconnect raised", self.client, exc_info=exc)
+            return ("terminate", ("error", exc))
+        if type(result) is tuple and result:
+            tag = result[0]
+            n = len(result)
+            if tag == "ok" and n == 2:
+                self.state = result[1]
+                return ("terminate", status.reason)
+            if tag == "reconnect" and n == 2:
+                self.state = result[1]
+                return ("reconnect", 0.0, None)
+            if tag == "reconnect" and n == 3 and isinstance(result[1], (Conn, str)):
+                try:
+                    conn = as_conn(result[1], status.conn)
+                except WSXError as exc:
+                    error = BadResponseError(self.client.module, "handle_disconnect", result)
+                    error.__cause__ = exc
+                    logger.error("%r: %s (%s)", self.client, error, exc)
+                    return ("terminate", ("error", error))
+                self.state = result[2]
+                return ("reconnect", 0.0, conn)
+            if (tag == "reconnect_after" and n == 3 and isinstance(result[1], (int, float))
+                    and result[1] >= 0):
+                self.state = result[2]
+                return ("reconnect", float(result[1]), None)
+        error = BadResponseError(self.client.module, "handle_disconnect", result)
+        logger.error("%r: %s", self.client, error)
+        return ("terminate", ("error", error))
+
+    def terminate(self, reason: Any) -> Any:
+        """Run ``terminate(reason, state)``; the exit reason (``sys.exit()`` there changes it)."""
+        try:
+            self.run_plain("terminate", reason)
+        except SystemExit as exc:
+            # WebSockex's tip: exit(:normal) from terminate makes the exit normal.
+            return "normal" if exc.code in (None, 0, "normal") else ("exit", exc.code)
+        except Exception:  # noqa: BLE001 - the process ends anyway
+            logger.exception("%r: callback terminate raised", self.client)
+        return reason
+
+    def _close(self, name: str, code: Any, text: Any, reason: Any) -> bool:
+        try:
+            self.client.local_close(code, text, reason)
+        except Exception as exc:  # noqa: BLE001 - e.g. UnicodeEncodeError too
+            self.crash(name, exc)
+            return False
+        return True
+
+    def crash(self, name: str, exc: BaseException) -> None:
+        """A callback raised or returned a bad value: close 1011, terminate abnormally."""
+        if not isinstance(exc, BadResponseError):
+            logger.error("%r: callback %s raised", self.client, name, exc_info=exc)
+        else:
+            logger.error("%r: %s", self.client, exc)
+        protocol = self.protocol
+        if self.transport.sock is not None and protocol is not None and protocol.state is OPEN:
+            try:
+                self.transport.write(protocol.send_close(CloseCode.INTERNAL_ERROR, ""))
+            except WSXError:
+                pass
+        self.client.terminate(("error", exc))
+
+
+def as_conn(target: Any, current: Any) -> Any:
+    """A ``Conn`` from a ``("reconnect", conn_or_url, state)`` return: a URL keeps the options."""
+    if isinstance(target, Conn):
+        return target
+    conn = copy.copy(current)
+    conn.url = parse_url(target)
+    conn.resp_headers, conn.subprotocol, conn.extensions = None, None, []
+    return conn
+
+
+def short(frame: Any) -> str:
+    """A frame's repr for error messages, at most 80 characters."""
+    text = repr(frame)
+    return text if len(text) <= 80 else text[:77] + "..."

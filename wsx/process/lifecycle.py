@@ -1,0 +1,133 @@
+"""The lifecycle of a client process: its states, and the one place they change.
+
+::
+
+    CONNECTING ──> OPEN ──> CLOSING ──> DISCONNECTED ──> CONNECTING (reconnect)
+        │            │          │             │    └───> RECONNECTING ──> CONNECTING
+        │            │          │             │          (reconnect_after: waiting)
+        └────────────┴──────────┴─────────────┴──> TERMINATED
+
+* ``CONNECTING``: opening the socket and upgrading (the first attempt or a
+  reconnect);
+* ``OPEN``: the handshake succeeded and ``handle_connect`` accepted;
+* ``CLOSING``: a close frame was sent or received, or the server broke the
+  protocol; the close handshake runs, bounded by ``close_timeout``;
+* ``DISCONNECTED``: the connection ended, ``handle_disconnect`` decides;
+* ``RECONNECTING``: waiting the delay of a ``("reconnect_after", ...)``
+  (shown as ``"connecting"`` in :attr:`wsx.Client.connection_state`, as
+  before this state had a name of its own);
+* ``TERMINATED``: the process ended; nothing follows.
+
+Suspension (:func:`wsx.sys.suspend`) is orthogonal to these states, as in
+OTP: a suspended client stays in its state (its timers run, a close timeout
+still ends the connection) but handles no frame or message until resumed.
+:meth:`Lifecycle.suspend` and :meth:`Lifecycle.resume` change it, next to
+:meth:`Lifecycle.to`, which changes the state: those three are the only
+writers. :meth:`Lifecycle.to` reports each change to the debug state (trace,
+log) and to telemetry. A transition not in :data:`TRANSITIONS` raises
+:class:`IllegalTransition`: a bug in wsx, never the peer's or the user's.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from typing import TYPE_CHECKING, Any
+
+from .. import telemetry
+
+if TYPE_CHECKING:
+    from .client import Client
+
+__all__ = ["State", "TRANSITIONS", "IllegalTransition", "Lifecycle"]
+
+
+class State(enum.Enum):
+    """A client's lifecycle state (see the module documentation)."""
+
+    CONNECTING = "connecting"
+    OPEN = "open"
+    CLOSING = "closing"
+    DISCONNECTED = "disconnected"
+    RECONNECTING = "reconnecting"
+    TERMINATED = "terminated"
+
+
+CONNECTING, OPEN, CLOSING = State.CONNECTING, State.OPEN, State.CLOSING
+DISCONNECTED, RECONNECTING, TERMINATED = State.DISCONNECTED, State.RECONNECTING, State.TERMINATED
+
+#: The allowed transitions: state -> the states it may go to.
+TRANSITIONS: dict[State, frozenset[State]] = {
+    CONNECTING: frozenset({OPEN, DISCONNECTED, TERMINATED}),
+    OPEN: frozenset({CLOSING, DISCONNECTED, TERMINATED}),
+    CLOSING: frozenset({DISCONNECTED, TERMINATED}),
+    DISCONNECTED: frozenset({CONNECTING, RECONNECTING, TERMINATED}),
+    RECONNECTING: frozenset({CONNECTING, TERMINATED}),
+    TERMINATED: frozenset(),
+}
+
+# What connection_state shows of each state.
+_PUBLIC = {s: s.value for s in State}
+_PUBLIC[RECONNECTING] = "connecting"
+
+# Telemetry events of the transitions into these states (wsx.telemetry).
+_TELEMETRY = {OPEN: ("wsx", "connected"), DISCONNECTED: ("wsx", "disconnected"),
+              TERMINATED: ("wsx", "terminate")}
+
+
+class IllegalTransition(RuntimeError):
+    """A lifecycle transition that :data:`TRANSITIONS` does not allow (a bug in wsx)."""
+
+
+class Lifecycle:
+    """The state of one client, and the one place it changes."""
+
+    __slots__ = ("client", "state", "suspended", "connections")
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.state = CONNECTING
+        self.suspended = False
+        #: Connections ``handle_connect`` accepted so far (0: never connected;
+        #: counted by the client).
+        self.connections = 0
+
+    @property
+    def public_name(self) -> str:
+        """The state as :attr:`wsx.Client.connection_state` shows it."""
+        return _PUBLIC[self.state]
+
+    def to(self, new: State, event: str | None = None, *args: Any, report: Any = None) -> None:
+        """Change the state to ``new``; trace ``event`` (with ``args``) if given.
+
+        ``report``: the metadata of the telemetry event of ``new`` (connected,
+        disconnected, terminate), or None to send none.
+        """
+        old = self.state
+        if new not in TRANSITIONS[old]:
+            raise IllegalTransition(f"{self.client!r}: {old.value} -> {new.value}")
+        self.state = new
+        self._mirror()
+        client = self.client
+        if event is not None:
+            client.event(event, *args)
+        if report is not None and telemetry._handlers:
+            telemetry.execute(_TELEMETRY[new], {"system_time": time.time()},
+                              {"client": client, **report})
+
+    def suspend(self) -> None:
+        """Hold frames and messages until :meth:`resume` (:func:`wsx.sys.suspend`)."""
+        self.suspended = True
+        self._mirror()
+
+    def resume(self) -> None:
+        """Handle frames and messages again (:func:`wsx.sys.resume`)."""
+        self.suspended = False
+        self._mirror()
+
+    def _mirror(self) -> None:
+        # What the dispatcher (and the compiled read path) reads of the state.
+        dispatcher = self.client.dispatcher
+        state = self.state
+        dispatcher.open = state is OPEN
+        dispatcher.hold = self.suspended or state is TERMINATED

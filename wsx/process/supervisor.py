@@ -1,0 +1,302 @@
+"""Supervision trees, after OTP's ``Supervisor``.
+
+A :class:`Supervisor` starts its children in order, links to them, and when
+one exits it applies its strategy:
+
+* ``"one_for_one"``: restart only the child that exited;
+* ``"one_for_all"``: stop the others (in reverse start order), restart all;
+* ``"rest_for_one"``: stop the children started after it, restart it and them.
+
+Each child has a restart value: ``"permanent"`` (always restarted),
+``"transient"`` (restarted after an abnormal exit only) or ``"temporary"``
+(never restarted). More than ``max_restarts`` restarts within ``max_seconds``
+stop the supervisor with reason ``("shutdown", "reached_max_restart_intensity")``
+(after stopping its children); a parent supervisor sees that exit like any
+other child's.
+
+Child specs:
+
+* ``(Module, arg)``: ``Module.child_spec(arg)`` if it exists, else start with
+  ``Module.start_link(arg)`` (the seed's ``{MyApp.Client, [...]}``);
+* ``Module``: the same with ``arg = []``;
+* a dict with ``id``, ``start`` (a callable, or ``(callable, args)``),
+  optional ``restart`` (default ``"permanent"``), ``shutdown`` (seconds to
+  wait for the child to stop, default 5) and ``type`` (``"worker"`` or
+  ``"supervisor"``).
+
+The start function must return a process handle (a :class:`wsx.Client` or a
+:class:`Supervisor`). Supervisors run their restarts in a thread of their
+own, so a child's ``start_link`` may wait for its connection without blocking
+any event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..errors import WSXError
+from .api import stop as stop_client
+from .base import Process, _set_current, current_process, is_normal_exit
+from .client import Client
+
+__all__ = ["Supervisor", "SupervisorError"]
+
+logger = logging.getLogger("wsx.process.supervisor")
+
+STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
+RESTARTS = ("permanent", "transient", "temporary")
+
+
+class SupervisorError(WSXError):
+    """A supervisor could not start, or a child spec is invalid."""
+
+
+class _Child:
+    __slots__ = ("id", "start", "args", "restart", "shutdown", "type", "proc")
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.id = spec["id"]
+        start = spec["start"]
+        if isinstance(start, tuple):
+            if len(start) != 2 or not callable(start[0]):
+                raise SupervisorError(f"child {self.id!r}: start must be a callable or "
+                                      f"(callable, args), not {start!r}")
+            self.start, args = start
+            self.args = tuple(args) if isinstance(args, (list, tuple)) else (args,)
+        elif callable(start):
+            self.start, self.args = start, ()
+        else:
+            raise SupervisorError(f"child {self.id!r}: start must be callable, not {start!r}")
+        self.restart = spec.get("restart", "permanent")
+        if self.restart not in RESTARTS:
+            raise SupervisorError(f"child {self.id!r}: restart must be one of {RESTARTS}, "
+                                  f"not {self.restart!r}")
+        self.shutdown = float(spec.get("shutdown", 5.0))
+        self.type = spec.get("type", "worker")
+        self.proc: Process | None = None
+
+
+def _normalize(spec: Any) -> dict[str, Any]:
+    if isinstance(spec, dict):
+        if "id" not in spec or "start" not in spec:
+            raise SupervisorError(f"a dict child spec needs 'id' and 'start': {spec!r}")
+        return spec
+    if isinstance(spec, tuple) and len(spec) == 2:
+        module, arg = spec
+    elif isinstance(spec, type) or hasattr(spec, "start_link"):
+        module, arg = spec, []
+    else:
+        raise SupervisorError(f"invalid child spec {spec!r}: use (Module, arg), Module or a dict")
+    child_spec = getattr(module, "child_spec", None)
+    if callable(child_spec):
+        out = child_spec(arg)
+        if not isinstance(out, dict):
+            raise SupervisorError(f"{module!r}.child_spec({arg!r}) returned {out!r}, not a dict")
+        return out
+    start_link = getattr(module, "start_link", None)
+    if not callable(start_link):
+        raise SupervisorError(f"{module!r} has neither child_spec nor start_link")
+    return {"id": module, "start": (start_link, (arg,))}
+
+
+class Supervisor(Process):
+    """A running supervisor; create it with :meth:`Supervisor.start_link`."""
+
+    def __init__(self, children: Sequence[Any], strategy: str, max_restarts: int,
+                 max_seconds: float, name: str | None) -> None:
+        if strategy not in STRATEGIES:
+            raise SupervisorError(f"strategy must be one of {STRATEGIES}, not {strategy!r}")
+        if max_restarts < 0 or max_seconds <= 0:
+            raise SupervisorError(
+                f"max_restarts must be >= 0 and max_seconds > 0 "
+                f"({max_restarts!r}, {max_seconds!r})")
+        specs = [_Child(_normalize(spec)) for spec in children]
+        ids = [c.id for c in specs]
+        for i, child_id in enumerate(ids):
+            if child_id in ids[:i]:
+                raise SupervisorError(f"duplicate child id {child_id!r}")
+        super().__init__(name)
+        self.strategy = strategy
+        self.max_restarts = max_restarts
+        self.max_seconds = max_seconds
+        self._children = specs
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        self._restarts: deque[float] = deque()
+        self._thread: threading.Thread | None = None
+        self._parent: Process | None = None
+
+    # ----------------------------------------------------------------- API
+    @classmethod
+    def start_link(cls, children: Sequence[Any], strategy: str = "one_for_one",
+                   max_restarts: int = 3, max_seconds: float = 5, name: str | None = None
+                   ) -> Supervisor:
+        """Start a supervisor and its children (in order); return when all are started.
+
+        Linked to the current process (a parent supervisor). Raises
+        :class:`SupervisorError` if a child fails to start (the children
+        already started are stopped first).
+        """
+        sup = cls(children, strategy, max_restarts, max_seconds, name)
+        parent = current_process()
+        ready = threading.Event()
+        error: list[BaseException] = []
+        sup._thread = threading.Thread(target=sup._run, args=(ready, error),
+                                       name=f"wsx-supervisor-{sup.id}", daemon=True)
+        sup._thread.start()
+        ready.wait()
+        if error:
+            raise SupervisorError(f"{sup!r} could not start its children: {error[0]}") from error[0]
+        if parent is not None:
+            sup._parent = parent
+            sup.link(parent)
+        return sup
+
+    @classmethod
+    def child_spec(cls, children: Sequence[Any], *, id: Any = None, restart: str = "permanent",
+                   **opts: Any) -> dict[str, Any]:
+        """A spec to nest a supervisor of ``children`` under another supervisor."""
+        return {"id": id if id is not None else cls, "type": "supervisor", "restart": restart,
+                "start": lambda: cls.start_link(children, **opts), "shutdown": 30.0}
+
+    def which_children(self) -> list[tuple[Any, Process | None, str, str]]:
+        """``(id, process or None, type, restart)`` for each child, in start order."""
+        with self._lock:
+            return [(c.id, c.proc if c.proc is not None and c.proc.alive else None,
+                     c.type, c.restart) for c in self._children]
+
+    def count_children(self) -> dict[str, int]:
+        """Counts of specs, live children, workers and supervisors."""
+        kids = self.which_children()
+        return {"specs": len(kids), "active": sum(1 for k in kids if k[1] is not None),
+                "workers": sum(1 for k in kids if k[2] == "worker"),
+                "supervisors": sum(1 for k in kids if k[2] == "supervisor")}
+
+    def stop(self, reason: Any = "normal", timeout: float | None = 30.0) -> bool:
+        """Stop the children (in reverse order), then the supervisor; wait for it."""
+        if self.alive:
+            self._queue.put(("stop", reason))
+        return self.join(timeout)
+
+    # ------------------------------------------------------------ internals
+    def _on_linked_exit(self, other: Process, reason: Any) -> None:
+        self._queue.put(("exit", other, reason))
+
+    def _run(self, ready: threading.Event, error: list[BaseException]) -> None:
+        _set_current(self)
+        try:
+            for child in self._children:
+                self._start_child(child)
+        except BaseException as exc:  # noqa: BLE001 - reported to the starter
+            error.append(exc)
+            self._stop_children(self._children)
+            ready.set()
+            self._exit(("shutdown", "failed_to_start_child"))
+            return
+        ready.set()
+        while True:
+            msg = self._queue.get()
+            if msg[0] == "stop":
+                self._stop_children(self._children)
+                self._exit(msg[1])
+                return
+            _, proc, reason = msg
+            found = next((c for c in self._children if c.proc is proc), None)
+            if found is None:
+                if proc is self._parent and not is_normal_exit(reason):
+                    self._stop_children(self._children)
+                    self._exit(("shutdown", ("linked_exit", proc, reason)))
+                    return
+                # A child already replaced or stopped (its exit was queued
+                # before the supervisor unlinked it), or a start that failed:
+                # not a reason to act (OTP ignores such exits too).
+                logger.debug("%r: ignoring the exit of %r (not a current child): %r",
+                             self, proc, reason)
+                continue
+            if not self._child_exited(found, reason):
+                return
+
+    def _start_child(self, child: _Child) -> None:
+        proc = child.start(*child.args)
+        if not isinstance(proc, Process):
+            raise SupervisorError(f"child {child.id!r}: start returned {proc!r}, not a process")
+        child.proc = proc
+        self.link(proc)
+
+    def _stop_children(self, children: Sequence[_Child]) -> None:
+        for child in reversed(children):
+            proc, child.proc = child.proc, None
+            if proc is None:
+                continue
+            self.unlink(proc)
+            if proc.alive:
+                _stop_process(proc, child.shutdown)
+
+    def _child_exited(self, child: _Child, reason: Any) -> bool:
+        """Apply the strategy; False when the supervisor gave up and exited."""
+        child.proc = None
+        logger.info("%r: child %r exited: %r", self, child.id, reason)
+        if child.restart == "temporary":
+            with self._lock:
+                self._children.remove(child)
+            return True
+        if child.restart == "transient" and is_normal_exit(reason):
+            return True
+        index = self._children.index(child)
+        if self.strategy == "one_for_one":
+            group = [child]
+        elif self.strategy == "one_for_all":
+            group = list(self._children)
+        else:
+            group = self._children[index:]
+        others = [c for c in group if c is not child]
+        self._stop_children(others)
+        # Temporary siblings stopped by the strategy are not restarted either.
+        dropped = [c for c in others if c.restart == "temporary"]
+        if dropped:
+            with self._lock:
+                for c in dropped:
+                    self._children.remove(c)
+            group = [c for c in group if c.restart != "temporary"]
+        return self._restart(group)
+
+    def _restart(self, group: list[_Child]) -> bool:
+        while True:
+            if not self._count_restart():
+                logger.error("%r: reached the restart intensity (%d in %g s); shutting down",
+                             self, self.max_restarts, self.max_seconds)
+                self._stop_children(self._children)
+                self._exit(("shutdown", "reached_max_restart_intensity"))
+                return False
+            try:
+                for c in group:
+                    if c.proc is None or not c.proc.alive:
+                        self._start_child(c)
+                return True
+            except Exception as exc:
+                logger.error("%r: restarting %r failed: %s", self,
+                             [c.id for c in group], exc)
+
+    def _count_restart(self) -> bool:
+        now = time.monotonic()
+        self._restarts.append(now)
+        while self._restarts and now - self._restarts[0] > self.max_seconds:
+            self._restarts.popleft()
+        return len(self._restarts) <= self.max_restarts
+
+
+def _stop_process(proc: Process, timeout: float) -> None:
+    stop: Callable[..., Any] | None = getattr(proc, "stop", None)
+    if isinstance(proc, Supervisor):
+        proc.stop("shutdown", timeout)
+        return
+    if isinstance(proc, Client):
+        stop_client(proc, "shutdown", timeout)
+    elif stop is not None:
+        stop()

@@ -1,0 +1,1 @@
+"""Tools built on the library: the command line (``python -m wsx``) and the echo server."""
