@@ -78,6 +78,7 @@ def _extensions_disabled() -> bool:
 
 # Python modules compiled as they are (their .pxd gives their classes C fields).
 COMPILED_PY = {
+    "wsx.core._protocol": "wsx/core/protocol.py",
     "wsx.io._transport": "wsx/io/transport.py",
     "wsx.process._dispatcher": "wsx/process/dispatcher.py",
 }

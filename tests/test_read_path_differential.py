@@ -23,9 +23,8 @@ from conftest import server_frame
 
 import wsx
 from wsx.core.conn import Conn
-from wsx.core.protocol import Protocol
 from wsx.io.loop import Loop
-from wsx.process.client import FastReader
+from wsx.process.client import FastReader, Protocol
 from wsx.process.lifecycle import OPEN
 
 pytestmark = pytest.mark.skipif(FastReader is None, reason="the compiled read path is not built")

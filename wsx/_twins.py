@@ -6,10 +6,11 @@ Some modules of wsx have a compiled twin that speeds the same rules up:
 * ``wsx.core._codec`` (``wsx/core/_codec.pyx``) for the parser and encoder
   of ``wsx.core.frames``;
 * ``wsx.io._loop`` (``wsx/io/_loop.pyx``) for ``Loop._run`` on epoll;
-* ``wsx.io._transport`` and ``wsx.process._dispatcher``: the very sources
+* ``wsx.core._protocol``, ``wsx.io._transport`` and
+  ``wsx.process._dispatcher``: the very sources ``wsx/core/protocol.py``,
   ``wsx/io/transport.py`` and ``wsx/process/dispatcher.py`` compiled by
-  Cython, their classes given C fields by ``_transport.pxd`` and
-  ``_dispatcher.pxd``;
+  Cython, their classes given C fields by ``_protocol.pxd``,
+  ``_transport.pxd`` and ``_dispatcher.pxd``;
 * ``wsx.process._reader`` (``wsx/process/_reader.pyx``): the compiled read
   path, in front of ``wsx.process.reader``.
 
@@ -42,6 +43,7 @@ TWINS = {
     "wsx._mask": "wsx._mask_py",
     "wsx.core._codec": "wsx.core.frames (Python parser and encoder)",
     "wsx.io._loop": "wsx.io.loop (Loop._run)",
+    "wsx.core._protocol": "wsx.core.protocol",
     "wsx.io._transport": "wsx.io.transport",
     "wsx.process._dispatcher": "wsx.process.dispatcher",
     "wsx.process._reader": "wsx.process.reader",

@@ -32,17 +32,3 @@ cdef class FrameParser:
 
 
 cdef bytes encode_data(int opcode, bytes payload)
-
-
-# The attributes of wsx.core.protocol.Protocol read on every message by the
-# compiled read path (Protocol derives from this class when it is built).
-cdef class ProtocolFields:
-    cdef public object state
-    cdef public object error
-    cdef public object close_received
-    cdef public object _parser
-    cdef public object _out
-    cdef public object _close_to_send
-    cdef public Py_ssize_t _validated
-    cdef public int _send_opcode
-    cdef public bint _plain

@@ -33,14 +33,3 @@ def encode_frame(
     mask_key: bytes | None = None,
     masked: bool = True,
 ) -> bytes: ...
-
-class ProtocolFields:
-    state: Any
-    error: Any
-    close_received: Any
-    _parser: Any
-    _out: Any
-    _close_to_send: Any
-    _validated: int
-    _send_opcode: int
-    _plain: bool

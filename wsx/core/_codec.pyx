@@ -380,15 +380,3 @@ cdef bytes encode_data(int opcode, bytes payload):
     """A client data frame (``opcode`` 1 or 2, fin, no RSV) carrying ``payload``: masked."""
     return _encode(opcode, <const unsigned char*>PyBytes_AS_STRING(payload),
                    PyBytes_GET_SIZE(payload), True, 0, None, True)
-
-
-cdef class ProtocolFields:
-    """The attributes of :class:`wsx.core.protocol.Protocol` read on every message, as C fields.
-
-    ``Protocol`` derives from it when this module is built (else from a plain
-    twin in ``protocol.py``): its code reads and writes them as usual
-    attributes; the compiled read path (``wsx.process._reader``) reads them as
-    fields of a struct instead of looking each one up in the instance
-    dictionary. Declared in ``_codec.pxd``; what they mean is documented in
-    ``Protocol.__init__``.
-    """

@@ -24,12 +24,11 @@ failed). After ``"closed"``, the client waits for the server to close TCP.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import CloseCode, FrameEncodeError, FrameError, InvalidFrameError, NotConnectedError
 from .extensions import Extension
 from .frames import (
-    CODEC_IMPLEMENTATION,
     DEFAULT_MAX_SIZE,
     OP_BINARY,
     OP_CLOSE,
@@ -130,16 +129,7 @@ def _to_wire(frame: Any) -> tuple[int, bool, bytes | bytearray | memoryview, str
     raise InvalidFrameError(frame, "unknown frame type")
 
 
-class _ProtocolFields:
-    """Pure-Python twin of ``wsx.core._codec.ProtocolFields``: no fields of its own,
-    :class:`Protocol`'s attributes live in its instance dictionary."""
-
-
-if not TYPE_CHECKING and CODEC_IMPLEMENTATION == "cython":
-    from ._codec import ProtocolFields as _ProtocolFields  # noqa: F811
-
-
-class Protocol(_ProtocolFields):
+class Protocol:
     """The state of one WebSocket connection after a successful handshake.
 
     ``max_message_size`` bounds a received message (and, unless

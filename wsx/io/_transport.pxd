@@ -12,6 +12,7 @@ cdef class Transport:
     cdef public bint secure
     cdef public bytearray wbuf
     cdef public object lock
+    cdef object _acquire, _release  # the lock's methods, looked up once
     cdef public object corked
     cdef public object write_limit
     cdef public bint read_paused

@@ -63,6 +63,8 @@ class Transport:
         # Held while writing to the socket or to wbuf: on the loop thread, and
         # by send_direct on other threads.
         self.lock = threading.Lock()
+        self._acquire = self.lock.acquire
+        self._release = self.lock.release
         #: Writes gathered between cork() and uncork(), else None.
         self.corked: list[Any] | None = None
         #: Pending output over which reading pauses; None: no backpressure
@@ -151,8 +153,11 @@ class Transport:
     # --------------------------------------------------------------- writing
     def write(self, data: Any) -> bool:
         """Write now, or queue behind what is pending; False if there is no connection."""
-        with self.lock:
+        self._acquire()
+        try:
             return self._put(data)
+        finally:
+            self._release()
 
     def write_frame(self, protocol: Any, frame: Any) -> bool:
         """Encode ``frame`` with ``protocol.send`` and write it, under one hold of the lock.
@@ -162,8 +167,11 @@ class Transport:
         that would put a message inside the other thread's fragmented one.
         Raises what ``protocol.send`` raises for a bad frame.
         """
-        with self.lock:
+        self._acquire()
+        try:
             return self._put(protocol.send(frame))
+        finally:
+            self._release()
 
     def _put(self, data: Any) -> bool:
         # The lock is held; loop thread.

@@ -15,9 +15,10 @@ in one compiled function:
   one definition, compiled).
 
 It talks to three declared interfaces only: the transport's C fields
-(``wsx/io/_transport.pxd``), the dispatcher's (``_dispatcher.pxd``) and the
-protocol's fast entry points (``wsx/core/_codec.pxd``: ``ProtocolFields``,
-``FrameParser._feed``, ``Protocol.receive_frames`` / ``receive_failed``).
+(``wsx/io/_transport.pxd``), the dispatcher's (``_dispatcher.pxd``), the
+protocol's (``wsx/core/_protocol.pxd``: its fields, ``receive_frames``,
+``receive_failed``) and the parser's ``FrameParser._feed``
+(``wsx/core/_codec.pxd``).
 Anything else goes back to the Python code, which stays the one definition
 of the behaviour: the whole read when the connection is not in the usual
 state (the Python ``Reader``); from the first frame that is not a whole text
@@ -32,7 +33,8 @@ from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from libc.errno cimport EAGAIN, EINTR, errno
 from libc.string cimport strerror
 
-from wsx.core._codec cimport FrameParser, ProtocolFields
+from wsx.core._codec cimport FrameParser
+from wsx.core._protocol cimport Protocol
 from wsx.io._transport cimport Transport
 from wsx.process._dispatcher cimport Dispatcher
 
@@ -79,7 +81,7 @@ cdef class FastReader:
     cdef int fd
     # Per protocol.
     cdef object protocol
-    cdef ProtocolFields p  # the protocol (None: not one this path knows)
+    cdef Protocol p  # the protocol (None: not one this path knows)
     cdef FrameParser parser  # None: the pure-Python parser, not for this path
 
     def __init__(self, reader):
@@ -104,7 +106,7 @@ cdef class FastReader:
     def __call__(self):
         cdef Transport transport = self.transport
         cdef Dispatcher dispatcher = self.dispatcher
-        cdef ProtocolFields p
+        cdef Protocol p
         cdef char* data
         cdef Py_ssize_t n
         while True:
@@ -116,7 +118,7 @@ cdef class FastReader:
                 self.fd = sock.fileno()
                 self.sock = sock
             if protocol is not self.protocol:
-                self.p = protocol if isinstance(protocol, ProtocolFields) else None
+                self.p = protocol if isinstance(protocol, Protocol) else None
                 parser = None if self.p is None else self.p._parser
                 self.parser = parser if type(parser) is FrameParser else None
                 self.protocol = protocol
@@ -198,7 +200,7 @@ cdef class FastReader:
         cdef Py_ssize_t i
         cdef tuple frame
         cdef int opcode
-        cdef ProtocolFields p = self.p
+        cdef Protocol p = self.p
         for i in range(count):
             frame = <tuple>frames[i]
             opcode = frame[0]

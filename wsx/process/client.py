@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING, Any
 from .._twins import compiled
 from ..core.conn import Conn
 from ..core.handshake import HandshakeResponse
-from ..core.protocol import Protocol
 from ..errors import (
     CloseCode,
     ConnError,
@@ -60,15 +59,21 @@ from .reader import Reader
 from .upgrade import Upgrade
 
 if TYPE_CHECKING:
+    from ..core.protocol import Protocol
     from ..io.transport import Transport
     from .dispatcher import Dispatcher
 else:
+    # Built together: the compiled dispatcher and reader take the compiled
+    # transport and protocol.
+    _protocol = compiled("wsx.core._protocol")
     _transport = compiled("wsx.io._transport")
     _dispatcher = compiled("wsx.process._dispatcher")
-    if _transport is None or _dispatcher is None:
+    if _protocol is None or _transport is None or _dispatcher is None:
+        from ..core.protocol import Protocol
         from ..io.transport import Transport
         from .dispatcher import Dispatcher
     else:
+        Protocol = _protocol.Protocol
         Transport, Dispatcher = _transport.Transport, _dispatcher.Dispatcher
 
 _reader = compiled("wsx.process._reader")

@@ -1,0 +1,29 @@
+# C fields and C-level methods of wsx.core.protocol.Protocol when that source
+# is compiled as wsx.core._protocol (see wsx/_twins.py). The compiled read
+# path (wsx/process/_reader.pyx) reads these fields and calls
+# receive_frames / receive_failed / data_to_send without attribute lookups;
+# the transport's write_frame calls send.
+
+cdef class Protocol:
+    cdef public object state
+    cdef public object max_message_size
+    cdef public object extensions
+    cdef public bint _plain
+    cdef public object _parser
+    cdef public list _out
+    cdef public object _close_to_send
+    cdef public object close_received
+    cdef public object close_sent
+    cdef public object error
+    cdef public int _msg_opcode
+    cdef public int _msg_rsv
+    cdef public list _msg_parts
+    cdef public object _decoder
+    cdef public Py_ssize_t _validated
+    cdef public int _send_opcode
+
+    cpdef bytes data_to_send(self)
+    cpdef bytes send(self, frame)
+    cpdef list receive_data(self, data)
+    cpdef list receive_frames(self, list frames)
+    cpdef list receive_failed(self, exc)
