@@ -200,6 +200,7 @@ def _cythonize(sources: list[tuple[str, str]]) -> list[Any] | None:
 PLATFORM_ONLY = {
     "wsx.io._loop": ("epoll", lambda: sys.platform.startswith("linux")),
     "wsx.process._reader": ("POSIX sockets", lambda: os.name == "posix"),
+    "wsx.io._syscalls": ("POSIX sockets", lambda: os.name == "posix"),
 }
 
 

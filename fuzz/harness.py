@@ -50,14 +50,14 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from wsx.process.upgrade import negotiate as _negotiate
 from wsx.core.conn import Conn
-from wsx.errors import FrameError, HandshakeError, RequestError
 from wsx.core.extensions.permessage_deflate import Deflate, PerMessageDeflate
 from wsx.core.frames import RSV1, FrameParser, PyFrameParser, py_encode_frame
 from wsx.core.handshake import ClientHandshake, accept_key
 from wsx.core.protocol import CLOSED, Protocol
 from wsx.core.url import parse_url
+from wsx.errors import FrameError, HandshakeError, RequestError
+from wsx.process.upgrade import negotiate as _negotiate
 
 __all__ = [
     "Finding",

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import wsx.core.frames
-from wsx.errors import FrameEncodeError, FrameError
 from wsx.core.frames import py_encode_frame
+from wsx.errors import FrameEncodeError, FrameError
 
 if wsx.core.frames.CODEC_IMPLEMENTATION != "cython":
     if os.environ.get("WSX_REQUIRE_EXTENSIONS", "") not in ("", "0"):

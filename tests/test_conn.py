@@ -15,8 +15,8 @@ import pytest
 
 import wsx
 from wsx.core.conn import Conn
-from wsx.io.connector import Connector
 from wsx.core.frames import DEFAULT_MAX_SIZE
+from wsx.io.connector import Connector
 from wsx.io.loop import Loop
 
 

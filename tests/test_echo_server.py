@@ -14,7 +14,6 @@ from websockets.sync.client import connect
 
 import wsx
 from conftest import wait_until
-from wsx.tools.echo_server import EchoServer
 from wsx.core.frames import (
     OP_BINARY,
     OP_CLOSE,
@@ -27,6 +26,7 @@ from wsx.core.frames import (
     encode_frame,
     parse_close,
 )
+from wsx.tools.echo_server import EchoServer
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import wsx.core.frames
-from wsx.errors import FrameEncodeError, FrameError
 from wsx.core.frames import (
     DEFAULT_MAX_SIZE,
     OP_BINARY,
@@ -30,6 +29,7 @@ from wsx.core.frames import (
     is_valid_close_code,
     parse_close,
 )
+from wsx.errors import FrameEncodeError, FrameError
 
 # Every test here runs against each codec built: the pure-Python one and, when
 # the extension is compiled, wsx/_codec.pyx (bound by wsx.core.frames).

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from wsx.errors import RequestError
 from wsx.core.handshake import ClientHandshake
 from wsx.core.url import parse_url
+from wsx.errors import RequestError
 
 FUZZ_DIR = Path(__file__).resolve().parent.parent / "fuzz"
 if not (FUZZ_DIR / "harness.py").exists():  # pragma: no cover - a packaging mistake

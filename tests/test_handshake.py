@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wsx.errors import HandshakeError, RequestError
 from wsx.core.handshake import (
     DEFAULT_USER_AGENT,
     ClientHandshake,
@@ -20,6 +19,7 @@ from wsx.core.handshake import (
     parse_header_list,
 )
 from wsx.core.url import parse_url
+from wsx.errors import HandshakeError, RequestError
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="

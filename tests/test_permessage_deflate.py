@@ -23,10 +23,10 @@ from hypothesis import strategies as st
 
 import wsx
 from conftest import accept_response, read_request, server_frame
-from wsx.errors import CloseCode, FrameError, HandshakeError
 from wsx.core.extensions.permessage_deflate import Deflate, PerMessageDeflate
 from wsx.core.frames import OP_BINARY, OP_CONTINUATION, OP_PING, OP_TEXT, RSV1, RSV2
 from wsx.core.protocol import Protocol
+from wsx.errors import CloseCode, FrameError, HandshakeError
 
 TAIL = b"\x00\x00\xff\xff"
 MiB = 1024 * 1024

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wsx.errors import FrameEncodeError, FrameError, InvalidFrameError, NotConnectedError
 from wsx.core.frames import (
     OP_BINARY,
     OP_CLOSE,
@@ -21,6 +20,7 @@ from wsx.core.frames import (
     encode_frame,
 )
 from wsx.core.protocol import CLOSED, CLOSING, OPEN, Protocol, frame_to_wire
+from wsx.errors import FrameEncodeError, FrameError, InvalidFrameError, NotConnectedError
 
 
 def srv(opcode: int, payload: bytes = b"", fin: bool = True) -> bytes:

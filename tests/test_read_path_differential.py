@@ -19,9 +19,9 @@ import socket
 from typing import Any
 
 import pytest
-from conftest import server_frame
 
 import wsx
+from conftest import server_frame
 from wsx.core.conn import Conn
 from wsx.io.loop import Loop
 from wsx.process.client import FastReader, Protocol

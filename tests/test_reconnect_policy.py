@@ -16,8 +16,8 @@ import pytest
 
 import wsx
 from conftest import accept_response, read_request, server_frame, wait_until
-from wsx.errors import TimeoutExpired
 from wsx.core.frames import OP_BINARY
+from wsx.errors import TimeoutExpired
 
 TIMEOUT = 5.0
 

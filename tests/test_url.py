@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from wsx.errors import URLError
 from wsx.core.url import WSURL, parse_url
+from wsx.errors import URLError
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,8 @@ Some modules of wsx have a compiled twin that speeds the same rules up:
 * ``wsx.core._codec`` (``wsx/core/_codec.pyx``) for the parser and encoder
   of ``wsx.core.frames``;
 * ``wsx.io._loop`` (``wsx/io/_loop.pyx``) for ``Loop._run`` on epoll;
+* ``wsx.io._syscalls`` (``wsx/io/_syscalls.pyx``): ``send(2)`` for the
+  transport's plain TCP sockets, in place of ``socket.send``;
 * ``wsx.core._protocol``, ``wsx.io._transport`` and
   ``wsx.process._dispatcher``: the very sources ``wsx/core/protocol.py``,
   ``wsx/io/transport.py`` and ``wsx/process/dispatcher.py`` compiled by
@@ -43,6 +45,7 @@ TWINS = {
     "wsx._mask": "wsx._mask_py",
     "wsx.core._codec": "wsx.core.frames (Python parser and encoder)",
     "wsx.io._loop": "wsx.io.loop (Loop._run)",
+    "wsx.io._syscalls": "socket.socket.send",
     "wsx.core._protocol": "wsx.core.protocol",
     "wsx.io._transport": "wsx.io.transport",
     "wsx.process._dispatcher": "wsx.process.dispatcher",

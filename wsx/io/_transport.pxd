@@ -3,12 +3,16 @@
 # (wsx/process/_reader.pyx) and dispatcher read these fields and call these
 # methods without attribute lookups.
 
+from wsx.core._protocol cimport Protocol
+
+
 cdef class Transport:
     cdef public object loop
     cdef public object on_lost
     cdef public object note
     cdef public object stats
     cdef public object sock
+    cdef object _send  # sock.send, or wsx.io._syscalls.Sender(sock)
     cdef public bint secure
     cdef public bytearray wbuf
     cdef public object lock
@@ -22,9 +26,9 @@ cdef class Transport:
     cdef public object waiters
 
     cpdef bint write(self, data) except -1
-    cpdef bint write_frame(self, protocol, frame) except -1
+    cpdef bint write_frame(self, Protocol protocol, frame) except -1
     cdef bint _put(self, data) except -1
-    cdef Py_ssize_t _push(self, sock, data) except -1
+    cdef Py_ssize_t _push(self, data) except -1
     cpdef bint cork(self) except -1
     cpdef uncork(self)
     cpdef bint over_limit(self) except -1

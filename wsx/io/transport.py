@@ -34,7 +34,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from .._twins import compiled
 from ..errors import ConnError
+
+# send(2) without Python's socket layer, for plain TCP (see _syscalls.pyx).
+_syscalls: Any = compiled("wsx.io._syscalls")
 
 __all__ = ["Transport", "WOULD_BLOCK"]
 
@@ -58,6 +62,7 @@ class Transport:
         #: Debug statistics (``bytes_in``, ``bytes_out``) to count into, or None.
         self.stats: dict[str, Any] | None = None
         self.sock: Any = None
+        self._send: Callable[[Any], int] | None = None  # sock.send, or its compiled twin
         self.secure = False
         self.wbuf = bytearray()
         # Held while writing to the socket or to wbuf: on the loop thread, and
@@ -85,6 +90,7 @@ class Transport:
         """Take the socket of a new connection (``write_limit`` off until :meth:`limit`)."""
         self.sock = sock
         self.secure = isinstance(sock, ssl.SSLSocket)
+        self._send = sock.send if self.secure or _syscalls is None else _syscalls.Sender(sock)
         self.wbuf = bytearray()
         self.write_limit = None
         self.read_paused = False
@@ -102,6 +108,7 @@ class Transport:
         self.reader = None
         self.fail_waiters()
         sock, self.sock = self.sock, None
+        self._send = None
         if sock is not None:
             self.loop.remove_all(sock)
             try:
@@ -187,7 +194,7 @@ class Transport:
             wbuf += data
         else:
             try:
-                n = self._push(sock, data)
+                n = self._push(data)
             except OSError as exc:
                 self.loop.call_soon(self.on_lost, sock,
                                     ("error", ConnError("connection broken", exc)))
@@ -200,13 +207,13 @@ class Transport:
             self._pause()
         return True
 
-    def _push(self, sock: Any, data: Any) -> int:
+    def _push(self, data: Any) -> int:
         """The one call that writes to the socket: the bytes it took (0: it would block).
 
         Raises ``OSError`` when the connection is broken.
         """
         try:
-            n: int = sock.send(data)
+            n: int = self._send(data)  # type: ignore[misc]
         except WOULD_BLOCK:
             return 0
         if self.stats is not None:
@@ -238,7 +245,7 @@ class Transport:
         with self.lock:
             wbuf = self.wbuf
             try:
-                n = self._push(sock, wbuf)
+                n = self._push(wbuf)
             except OSError as exc:
                 error: BaseException | None = exc
             else:
@@ -292,7 +299,7 @@ class Transport:
                 return False
             data = protocol.send(frame)
             try:
-                n = self._push(sock, data)
+                n = self._push(data)
             except OSError as exc:
                 self.loop.call_soon_threadsafe(
                     self.on_lost, sock, ("error", ConnError("connection broken", exc)))

@@ -3,6 +3,7 @@
 # compiled read path (wsx/process/_reader.pyx) reads these fields and calls
 # frame(), dispatch() and flush() without attribute lookups.
 
+from wsx.core._protocol cimport Protocol
 from wsx.io._transport cimport Transport
 
 
@@ -11,7 +12,7 @@ cdef class Dispatcher:
     cdef public object cb
     cdef public object state
     cdef public Transport transport
-    cdef public object protocol
+    cdef public Protocol protocol
     cdef public object dbg
     cdef public object keepalive
     cdef public object inbox

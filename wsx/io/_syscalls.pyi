@@ -1,0 +1,6 @@
+# Type stub for the compiled wsx.io._syscalls extension (source: _syscalls.pyx).
+from typing import Any
+
+class Sender:
+    def __init__(self, sock: Any) -> None: ...
+    def __call__(self, data: Any) -> int: ...
