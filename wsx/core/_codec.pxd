@@ -31,4 +31,4 @@ cdef class FrameParser:
     cdef int _header(self, unsigned int b0, unsigned int b1, uint64_t length) except -1
 
 
-cdef bytes encode_data(int opcode, bytes payload)
+cpdef bytes encode_data(int opcode, bytes payload)

@@ -376,7 +376,11 @@ cdef bytes _encode(int opcode, const unsigned char* data, Py_ssize_t n, bint fin
     return out
 
 
-cdef bytes encode_data(int opcode, bytes payload):
-    """A client data frame (``opcode`` 1 or 2, fin, no RSV) carrying ``payload``: masked."""
+cpdef bytes encode_data(int opcode, bytes payload):
+    """A client data frame (``opcode`` 1 or 2, fin, no RSV) carrying ``payload``: masked.
+
+    ``wsx.core.frames.encode_data``: ``encode_frame(opcode, payload)`` without
+    the optional arguments (no keyword handling on the send path).
+    """
     return _encode(opcode, <const unsigned char*>PyBytes_AS_STRING(payload),
                    PyBytes_GET_SIZE(payload), True, 0, None, True)

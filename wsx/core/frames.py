@@ -37,6 +37,7 @@ __all__ = [
     "FrameParser",
     "MaskKeySource",
     "encode_frame",
+    "encode_data",
     "encode_close",
     "parse_close",
     "is_valid_close_code",
@@ -145,6 +146,15 @@ def encode_frame(
         return header + payload
     key = mask_key if mask_key is not None else _default_keys()
     return frame_masked(header + key, payload, key)
+
+
+def encode_data(opcode: int, payload: bytes) -> bytes:
+    """A whole client data frame (``opcode`` text or binary, masked): the send path's usual case.
+
+    The same bytes as ``encode_frame(opcode, payload)``; the compiled twin
+    takes its two arguments without keyword handling.
+    """
+    return encode_frame(opcode, payload)
 
 
 def is_valid_close_code(code: int) -> bool:
@@ -448,4 +458,5 @@ if _codec is not None:
     _codec._bind(Frame, check_header, py_encode_frame, DEFAULT_MAX_SIZE)
     FrameParser = _codec.FrameParser  # type: ignore[misc]
     encode_frame = _codec.encode_frame
+    encode_data = _codec.encode_data
     CODEC_IMPLEMENTATION = "cython"

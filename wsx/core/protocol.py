@@ -38,6 +38,7 @@ from .frames import (
     OP_TEXT,
     FrameParser,
     encode_close,
+    encode_data,
     encode_frame,
     parse_close,
 )
@@ -216,10 +217,10 @@ class Protocol:
             kind, payload_ = frame
             if kind == "binary":
                 if type(payload_) is bytes:
-                    return encode_frame(OP_BINARY, payload_)
+                    return encode_data(OP_BINARY, payload_)
             elif kind == "text" and type(payload_) is str:
                 try:
-                    return encode_frame(OP_TEXT, payload_.encode("utf-8"))
+                    return encode_data(OP_TEXT, payload_.encode("utf-8"))
                 except UnicodeEncodeError:
                     pass
         opcode, fin, payload, piece = frame_to_wire(frame)

@@ -30,14 +30,20 @@ cdef extern from *:
 
 
 cdef class Sender:
-    """``Sender(sock)(data)``: ``sock.send(data)`` through ``send(2)`` on its descriptor."""
+    """``Sender(sock).send(data)``: ``sock.send(data)`` through ``send(2)`` on its descriptor.
 
-    cdef int fd
+    Declared in ``_syscalls.pxd``: the compiled transport calls :meth:`send`
+    at C level.
+    """
 
     def __init__(self, sock):
         self.fd = sock.fileno()
 
     def __call__(self, data):
+        return self.send(data)
+
+    cpdef Py_ssize_t send(self, data) except -1:
+        """Write ``data``; the bytes written. Raises as ``socket.send`` does."""
         cdef Py_buffer view
         cdef ssize_t n
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
@@ -50,4 +56,5 @@ cdef class Sender:
             PyBuffer_Release(&view)
         if n < 0:
             PyErr_SetFromErrno(OSError)
+            return -1
         return n

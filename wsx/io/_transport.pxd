@@ -4,6 +4,7 @@
 # methods without attribute lookups.
 
 from wsx.core._protocol cimport Protocol
+from wsx.io._syscalls cimport Sender
 
 
 cdef class Transport:
@@ -12,7 +13,8 @@ cdef class Transport:
     cdef public object note
     cdef public object stats
     cdef public object sock
-    cdef object _send  # sock.send, or wsx.io._syscalls.Sender(sock)
+    cdef object _send  # sock.send
+    cdef Sender _sender  # send(2) for plain TCP (None: use _send)
     cdef public bint secure
     cdef public bytearray wbuf
     cdef public object lock

@@ -62,7 +62,8 @@ class Transport:
         #: Debug statistics (``bytes_in``, ``bytes_out``) to count into, or None.
         self.stats: dict[str, Any] | None = None
         self.sock: Any = None
-        self._send: Callable[[Any], int] | None = None  # sock.send, or its compiled twin
+        self._send: Callable[[Any], int] | None = None  # sock.send
+        self._sender: Any = None  # its compiled twin for plain TCP, when built
         self.secure = False
         self.wbuf = bytearray()
         # Held while writing to the socket or to wbuf: on the loop thread, and
@@ -90,7 +91,8 @@ class Transport:
         """Take the socket of a new connection (``write_limit`` off until :meth:`limit`)."""
         self.sock = sock
         self.secure = isinstance(sock, ssl.SSLSocket)
-        self._send = sock.send if self.secure or _syscalls is None else _syscalls.Sender(sock)
+        self._send = sock.send
+        self._sender = None if self.secure or _syscalls is None else _syscalls.Sender(sock)
         self.wbuf = bytearray()
         self.write_limit = None
         self.read_paused = False
@@ -108,7 +110,7 @@ class Transport:
         self.reader = None
         self.fail_waiters()
         sock, self.sock = self.sock, None
-        self._send = None
+        self._send = self._sender = None
         if sock is not None:
             self.loop.remove_all(sock)
             try:
@@ -213,7 +215,10 @@ class Transport:
         Raises ``OSError`` when the connection is broken.
         """
         try:
-            n: int = self._send(data)  # type: ignore[misc]
+            if self._sender is not None:
+                n: int = self._sender.send(data)
+            else:
+                n = self._send(data)  # type: ignore[misc]
         except WOULD_BLOCK:
             return 0
         if self.stats is not None:

@@ -187,15 +187,15 @@ class Dispatcher:
             if tag == "ok" and n == 2:
                 self.state = result[1]
                 return True
+            if tag == "reply" and n == 3 and name != "handle_connect":
+                self.state = result[2]
+                try:
+                    self.reply(name, result[1])
+                except Exception as exc:  # noqa: BLE001 - e.g. UnicodeEncodeError too
+                    self.crash(name, exc)
+                    return False
+                return True
             if name != "handle_connect":
-                if tag == "reply" and n == 3:
-                    self.state = result[2]
-                    try:
-                        self.reply(name, result[1])
-                    except Exception as exc:  # noqa: BLE001 - e.g. UnicodeEncodeError too
-                        self.crash(name, exc)
-                        return False
-                    return True
                 if tag == "close" and n == 2:
                     self.state = result[1]
                     return self._close(name, CloseCode.NORMAL, "", ("local", "normal"))
