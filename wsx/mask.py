@@ -7,10 +7,11 @@ Two implementations share one API:
   when wsx is installed, if a C compiler is there.
 * ``wsx._mask_py`` -- the pure-Python twin, with the same results and errors.
 
-At import, this module takes the extension unless it cannot be imported or the
-environment variable ``WSX_NO_EXTENSIONS`` is set to a non-empty value other
-than ``"0"``; then it falls back to pure Python.  ``IMPLEMENTATION`` says which
-one was chosen: ``"cython"`` or ``"python"``.
+At import, this module takes the extension unless :mod:`wsx._twins` says
+otherwise (it was not built, or the environment variable ``WSX_NO_EXTENSIONS``
+is set to a non-empty value other than ``"0"``); then it falls back to pure
+Python.  ``IMPLEMENTATION`` says which one was chosen: ``"cython"`` or
+``"python"``.
 
 Exported functions:
 

@@ -1,6 +1,5 @@
-# Declarations of wsx/_codec.pyx shared with other compiled wsx modules: the
-# read and reply paths of wsx/_fastpath.pyx call the parser and the encoder
-# at C level.
+# Declarations of wsx/core/_codec.pyx shared with other compiled wsx modules:
+# the compiled read path (wsx/process/_reader.pyx) calls the parser at C level.
 
 from libc.stdint cimport uint64_t
 
