@@ -5,7 +5,8 @@ callback contract and its defaults), ``client`` (the client process and its
 lifecycle), ``lifecycle`` (its states and transitions), ``upgrade`` (the
 handshake phase of a connection), ``dispatcher`` (calling callbacks and
 applying their results; compiled twin ``_dispatcher``), ``reader`` (the read
-path; compiled twin ``_reader``), ``keepalive``, ``api`` (``start_link``,
+path; compiled twin ``_reader``), ``keepalive``, ``owner`` (what those parts
+see of their client), ``api`` (``start_link``,
 ``send_frame``, ``cast``... and ``WebSocket``), ``supervisor``, ``debug``
 and ``backoff``.
 """

@@ -20,7 +20,7 @@ from ..core.protocol import OPEN
 from ..errors import CloseCode, TimeoutExpired, WSXError
 
 if TYPE_CHECKING:
-    from .client import Client
+    from .owner import ClientParts
 
 __all__ = ["Keepalive"]
 
@@ -35,7 +35,7 @@ class _Phase(enum.Enum):
 class Keepalive:
     """The keepalive of one open connection of ``client`` (see the module documentation)."""
 
-    def __init__(self, client: Client, interval: float, timeout: float) -> None:
+    def __init__(self, client: ClientParts, interval: float, timeout: float) -> None:
         self.client = client
         self.interval = interval
         self.timeout = timeout

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from .. import telemetry
 
 if TYPE_CHECKING:
-    from .client import Client
+    from .owner import ClientParts
 
 __all__ = ["State", "TRANSITIONS", "IllegalTransition", "Lifecycle"]
 
@@ -84,7 +84,7 @@ class Lifecycle:
 
     __slots__ = ("client", "state", "suspended", "connections")
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: ClientParts) -> None:
         self.client = client
         self.state = CONNECTING
         self.suspended = False

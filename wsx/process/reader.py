@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from ..errors import ConnError
 
 if TYPE_CHECKING:
-    from .client import Client
+    from .owner import ClientParts
 
 __all__ = ["Reader"]
 
@@ -30,7 +30,7 @@ class Reader:
 
     __slots__ = ("client", "transport", "dispatcher", "buffer")
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: ClientParts) -> None:
         self.client = client
         self.transport = client.transport
         self.dispatcher = client.dispatcher

@@ -17,7 +17,7 @@ from ..core.handshake import ClientHandshake, HandshakeResponse
 from ..errors import ConnError, HandshakeError, WSXError
 
 if TYPE_CHECKING:
-    from .client import Client
+    from .owner import ClientParts
 
 __all__ = ["Upgrade", "negotiate"]
 
@@ -25,7 +25,7 @@ __all__ = ["Upgrade", "negotiate"]
 class Upgrade:
     """The upgrade of one connection attempt of ``client`` (see the module documentation)."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: ClientParts) -> None:
         conn = client.conn
         self.client = client
         # Raises ValueError for options the request cannot carry.
