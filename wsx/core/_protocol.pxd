@@ -4,6 +4,11 @@
 # receive_frames / receive_failed / data_to_send without attribute lookups;
 # the transport's write_frame calls send.
 
+cimport cython
+
+from wsx.core._codec cimport encode_data
+
+
 cdef class Protocol:
     cdef public object state
     cdef public object max_message_size
@@ -23,6 +28,7 @@ cdef class Protocol:
     cdef public int _send_opcode
 
     cpdef bytes data_to_send(self)
+    @cython.locals(shape=tuple)
     cpdef bytes send(self, frame)
     cpdef list receive_data(self, data)
     cpdef list receive_frames(self, list frames)

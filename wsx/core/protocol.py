@@ -210,19 +210,22 @@ class Protocol:
         """
         if self.state is not OPEN:
             raise NotConnectedError(self.state)
-        if self._plain and not self._send_opcode and type(frame) is tuple and len(frame) == 2:
+        if self._plain and not self._send_opcode and type(frame) is tuple:
             # Fast path for the usual ("binary", bytes) / ("text", str) frames;
             # anything else (or a str that cannot be encoded) takes the full
             # path below, which explains the problem.
-            kind, payload_ = frame
-            if kind == "binary":
-                if type(payload_) is bytes:
-                    return encode_data(OP_BINARY, payload_)
-            elif kind == "text" and type(payload_) is str:
-                try:
-                    return encode_data(OP_TEXT, payload_.encode("utf-8"))
-                except UnicodeEncodeError:
-                    pass
+            shape = frame
+            if len(shape) == 2:
+                kind = shape[0]
+                payload_ = shape[1]
+                if kind == "binary":
+                    if type(payload_) is bytes:
+                        return encode_data(OP_BINARY, payload_)
+                elif kind == "text" and type(payload_) is str:
+                    try:
+                        return encode_data(OP_TEXT, payload_.encode("utf-8"))
+                    except UnicodeEncodeError:
+                        pass
         opcode, fin, payload, piece = frame_to_wire(frame)
         if opcode < 8:
             if piece is None or piece == "fragment":

@@ -14,6 +14,7 @@ that writes.
 """
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.exc cimport PyErr_SetFromErrno
 from libc.errno cimport EINTR, errno
 
@@ -45,16 +46,20 @@ cdef class Sender:
     cpdef Py_ssize_t send(self, data) except -1:
         """Write ``data``; the bytes written. Raises as ``socket.send`` does."""
         cdef Py_buffer view
-        cdef ssize_t n
+        if type(data) is bytes:  # the usual case: an encoded frame, no buffer to take
+            return self._send(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
-            while True:
-                n = c_send(self.fd, view.buf, <size_t>view.len, MSG_NOSIGNAL)
-                if n >= 0 or errno != EINTR:
-                    break
+            return self._send(<const char*>view.buf, view.len)
         finally:
             PyBuffer_Release(&view)
-        if n < 0:
-            PyErr_SetFromErrno(OSError)
-            return -1
-        return n
+
+    cdef Py_ssize_t _send(self, const char* buf, Py_ssize_t size) except -1:
+        cdef ssize_t n
+        while True:
+            n = c_send(self.fd, buf, <size_t>size, MSG_NOSIGNAL)
+            if n >= 0:
+                return n
+            if errno != EINTR:
+                PyErr_SetFromErrno(OSError)
+                return -1

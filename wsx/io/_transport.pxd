@@ -3,6 +3,8 @@
 # (wsx/process/_reader.pyx) and dispatcher read these fields and call these
 # methods without attribute lookups.
 
+cimport cython
+
 from wsx.core._protocol cimport Protocol
 from wsx.io._syscalls cimport Sender
 
@@ -29,7 +31,9 @@ cdef class Transport:
 
     cpdef bint write(self, data) except -1
     cpdef bint write_frame(self, Protocol protocol, frame) except -1
+    @cython.locals(n=Py_ssize_t)
     cdef bint _put(self, data) except -1
+    @cython.locals(n=Py_ssize_t)
     cdef Py_ssize_t _push(self, data) except -1
     cpdef bint cork(self) except -1
     cpdef uncork(self)

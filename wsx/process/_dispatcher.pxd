@@ -3,6 +3,8 @@
 # compiled read path (wsx/process/_reader.pyx) reads these fields and calls
 # frame(), dispatch() and flush() without attribute lookups.
 
+cimport cython
+
 from wsx.core._protocol cimport Protocol
 from wsx.io._transport cimport Transport
 
@@ -27,6 +29,7 @@ cdef class Dispatcher:
     cpdef handle_event(self, event)
     cpdef bint frame(self, event) except -1
     cpdef bint call(self, str name, arg) except -1
-    cdef bint _run(self, str name, fn, arg) except -1
-    cpdef bint apply(self, str name, result) except -1
+    cdef bint _run(self, str name, fn, arg, bint acts=*) except -1
+    @cython.locals(shape=tuple, n=Py_ssize_t)
+    cpdef bint apply(self, str name, result, bint acts=*) except -1
     cpdef reply(self, str name, frame)

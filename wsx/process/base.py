@@ -24,7 +24,31 @@ __all__ = ["Process", "whereis", "resolve", "current_process", "is_normal_exit"]
 _ids = itertools.count(1)
 _registry: dict[str, Process] = {}
 _registry_lock = threading.Lock()
-_current = threading.local()
+
+
+class _Running:
+    """What runs on one thread: ``process`` is the process whose code runs (None: none)."""
+
+    __slots__ = ("process",)
+
+    def __init__(self) -> None:
+        self.process: Process | None = None
+
+
+class _PerThread(threading.local):
+    # One _Running per thread, made on the thread's first use: code that
+    # switches the running process (every callback) reads the thread-local
+    # once and then sets a slot.
+    def __init__(self) -> None:
+        self.running = _Running()
+
+
+_per_thread = _PerThread()
+
+
+def running() -> _Running:
+    """This thread's :class:`_Running`."""
+    return _per_thread.running
 
 
 def is_normal_exit(reason: Any) -> bool:
@@ -145,10 +169,11 @@ class NoProcessError(WSXError, LookupError):
 
 def current_process() -> Process | None:
     """The process whose code runs in this thread right now (a callback or a supervisor)."""
-    return getattr(_current, "process", None)
+    return _per_thread.running.process
 
 
 def _set_current(proc: Process | None) -> Process | None:
-    previous = getattr(_current, "process", None)
-    _current.process = proc
+    state = _per_thread.running
+    previous = state.process
+    state.process = proc
     return previous

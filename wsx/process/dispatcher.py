@@ -27,7 +27,7 @@ from ..core.conn import Conn
 from ..core.protocol import OPEN
 from ..core.url import parse_url
 from ..errors import BadResponseError, CloseCode, ConnError, NotConnectedError, WSXError
-from .base import _current
+from .base import _per_thread
 
 __all__ = ["Dispatcher", "frame_size"]
 
@@ -149,12 +149,14 @@ class Dispatcher:
 
     def call(self, name: str, arg: Any) -> bool:
         """Run the callback ``name`` with ``arg`` and apply its result; False if it crashed."""
-        return self._run(name, getattr(self.cb, name), arg)
+        # handle_connect returns ("ok", state) only: it may neither reply nor close.
+        return self._run(name, getattr(self.cb, name), arg, name != "handle_connect")
 
-    def _run(self, name: str, fn: Any, arg: Any) -> bool:
+    def _run(self, name: str, fn: Any, arg: Any, acts: bool = True) -> bool:
         self.in_callback = True
-        previous = getattr(_current, "process", None)
-        _current.process = self.client
+        running = _per_thread.running
+        previous = running.process
+        running.process = self.client
         error: BaseException | None = None
         try:
             result = fn(arg, self.state)
@@ -162,46 +164,49 @@ class Dispatcher:
             error = exc
         finally:
             self.in_callback = False
-            _current.process = previous
+            running.process = previous
         if error is not None:
             self.crash(name, error)
             return False
-        return self.apply(name, result)
+        return self.apply(name, result, acts)
 
     def run_plain(self, name: str, arg: Any) -> Any:
         """Run ``handle_disconnect`` or ``terminate`` as the current process; its raw result."""
         self.in_callback = True
-        previous = getattr(_current, "process", None)
-        _current.process = self.client
+        running = _per_thread.running
+        previous = running.process
+        running.process = self.client
         try:
             return getattr(self.cb, name)(arg, self.state)
         finally:
             self.in_callback = False
-            _current.process = previous
+            running.process = previous
 
-    def apply(self, name: str, result: Any) -> bool:
-        """Apply a callback's result: new state, reply, close; a bad shape crashes."""
-        if type(result) is tuple and result:
-            tag = result[0]
-            n = len(result)
-            if tag == "ok" and n == 2:
-                self.state = result[1]
+    def apply(self, name: str, result: Any, acts: bool = True) -> bool:
+        """Apply a callback's result: a new state; a reply or a close unless ``acts`` is
+        False; a bad shape crashes."""
+        if type(result) is tuple:
+            shape = result
+            n = len(shape)
+            if n == 2 and shape[0] == "ok":
+                self.state = shape[1]
                 return True
-            if tag == "reply" and n == 3 and name != "handle_connect":
-                self.state = result[2]
-                try:
-                    self.reply(name, result[1])
-                except Exception as exc:  # noqa: BLE001 - e.g. UnicodeEncodeError too
-                    self.crash(name, exc)
-                    return False
-                return True
-            if name != "handle_connect":
+            if acts and n >= 2:
+                tag = shape[0]
+                if n == 3 and tag == "reply":
+                    self.state = shape[2]
+                    try:
+                        self.reply(name, shape[1])
+                    except Exception as exc:  # noqa: BLE001 - e.g. UnicodeEncodeError too
+                        self.crash(name, exc)
+                        return False
+                    return True
                 if tag == "close" and n == 2:
-                    self.state = result[1]
+                    self.state = shape[1]
                     return self._close(name, CloseCode.NORMAL, "", ("local", "normal"))
-                if tag == "close" and n == 3 and type(result[1]) is tuple and len(result[1]) == 2:
-                    code, text = result[1]
-                    self.state = result[2]
+                if tag == "close" and n == 3 and type(shape[1]) is tuple and len(shape[1]) == 2:
+                    code, text = shape[1]
+                    self.state = shape[2]
                     return self._close(name, code, text, ("local", code, text))
         self.crash(name, BadResponseError(self.client.module, name, result))
         return False
