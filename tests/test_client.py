@@ -2017,10 +2017,12 @@ def test_handle_connect_crash_on_reconnect(closing_server: ClosingServer) -> Non
 
 
 def test_invalid_extra_header_fails_start(echo_server: Any) -> None:
-    with pytest.raises(wsx.HandshakeError, match="header"):
+    # Checked when the Conn is made, before any socket is opened.
+    with pytest.raises(ValueError, match="header"):
         wsx.start(echo_server.url, Rec, Probe(), extra_headers={"Bad Name": "x"})
-    with pytest.raises(wsx.HandshakeError):
+    with pytest.raises(ValueError, match="Sec-WebSocket-Key"):
         wsx.start(echo_server.url, Rec, Probe(), extra_headers={"Sec-WebSocket-Key": "x"})
+    assert echo_server.connections == 0
 
 
 def test_close_with_1000_and_reason_is_a_normal_exit(closing_server: ClosingServer) -> None:

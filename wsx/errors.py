@@ -165,11 +165,11 @@ class NotConnectedError(WSXError):
 class CallingSelfError(WSXError):
     """A blocking wsx function was called from the client's own callback."""
 
-    def __init__(self, function: str) -> None:
+    def __init__(self, function: str, instead: str | None = None) -> None:
         self.function = function
         super().__init__(
             f"{function} called from the client's own callback would deadlock; "
-            'return ("reply", frame, state) from the callback instead'
+            + (instead or 'return ("reply", frame, state) from the callback instead')
         )
 
 

@@ -23,6 +23,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ._guard import must_propagate
+
 __all__ = ["attach", "attach_many", "detach", "execute", "list_handlers", "EVENTS"]
 
 logger = logging.getLogger("wsx.telemetry")
@@ -93,9 +95,12 @@ def execute(event: tuple[str, ...], measurements: dict[str, Any], metadata: dict
     for handler_id, handler, config in entries:
         try:
             handler(event, measurements, metadata, config)
-        except Exception:
-            logger.exception("telemetry handler %r failed on %r; detaching it", handler_id, event)
+        except BaseException as exc:  # noqa: BLE001 - the handler failed (see wsx._guard)
+            logger.error("telemetry handler %r failed on %r; detaching it", handler_id, event,
+                         exc_info=exc)
             detach(handler_id)
+            if must_propagate(exc):
+                raise
 
 
 def has_handlers(event: tuple[str, ...]) -> bool:

@@ -40,6 +40,7 @@ from wsx.errors import FrameError
 cdef object _Frame = tuple
 cdef object _check_header = None
 cdef object _encode_py = None
+cdef object _byte_payload = None
 cdef object _default_max = 16 * 1024 * 1024
 cdef object _tuple_new = tuple.__new__
 
@@ -59,9 +60,10 @@ DEF PREALLOC_MAX = 4 * 1024 * 1024
 _DEFAULT = object()
 
 
-def _bind(frame_type, check_header, encode_py, default_max):
+def _bind(frame_type, check_header, encode_py, default_max, byte_payload):
     """Connect this module to ``wsx.core.frames`` (called once, by that module)."""
-    global _Frame, _check_header, _encode_py, _default_max
+    global _Frame, _check_header, _encode_py, _default_max, _byte_payload
+    _byte_payload = byte_payload
     _Frame = frame_type
     _check_header = check_header
     _encode_py = encode_py
@@ -319,6 +321,8 @@ def encode_frame(int opcode, payload=b"", bint fin=True, int rsv=0, mask_key=Non
     cdef Py_buffer view
     if mask_key is not None and not (type(mask_key) is bytes and PyBytes_GET_SIZE(mask_key) == 4):
         return _encode_py(opcode, payload, fin, rsv, mask_key, masked)
+    if type(payload) is not bytes and type(payload) is not bytearray:
+        payload = _byte_payload(payload)  # the rule for other buffers (frames.byte_payload)
     PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
     try:
         if opcode >= 8 and (view.len > 125 or not fin):

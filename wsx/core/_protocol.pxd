@@ -22,7 +22,8 @@ cdef class Protocol:
     cdef public object error
     cdef public int _msg_opcode
     cdef public int _msg_rsv
-    cdef public list _msg_parts
+    cdef public bytearray _msg_data
+    cdef public Py_ssize_t _msg_frames
     cdef public object _decoder
     cdef public Py_ssize_t _validated
     cdef public int _send_opcode
@@ -33,3 +34,4 @@ cdef class Protocol:
     cpdef list receive_data(self, data)
     cpdef list receive_frames(self, list frames)
     cpdef list receive_failed(self, exc)
+    cdef _check_size(self, Py_ssize_t size)

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from .extensions.permessage_deflate import Deflate
 from .frames import DEFAULT_MAX_SIZE
-from .handshake import Headers
+from .handshake import ClientHandshake, Headers
 from .proxy import ProxyURL, parse_proxy_url, proxy_from_environment
 from .url import WSURL, parse_url
 
@@ -86,6 +86,19 @@ class Conn:
         before raising :class:`wsx.TimeoutExpired` (the frame is then not
         sent; the connection stays open). Default 30; ``None`` waits as
         long as the connection is open.
+    :param min_reconnect_interval: the least time, in seconds, between the
+        starts of two connection attempts when ``handle_disconnect`` asks
+        for an immediate reconnect (``("reconnect", state)``) after an
+        attempt that failed to connect: a server that is down is then tried
+        at most ``1 / min_reconnect_interval`` times a second, not as fast
+        as the CPU allows. A reconnect after a connection that was open is
+        immediate, as in WebSockex. Default 0.1; 0 turns the floor off. For
+        longer waits, return ``("reconnect_after", seconds, state)`` or use
+        :class:`wsx.Backoff`.
+
+    Every option is checked here, before any socket is opened: a bad value
+    raises ``ValueError`` or ``TypeError`` naming it (``extra_headers``,
+    ``origin`` and ``subprotocols`` by the rules of the upgrade request).
     """
 
     def __init__(
@@ -107,6 +120,7 @@ class Conn:
         ping_timeout: float | None = None,
         write_limit: int = DEFAULT_WRITE_LIMIT,
         send_timeout: float | None = 30.0,
+        min_reconnect_interval: float = 0.1,
     ) -> None:
         self.url: WSURL = parse_url(url)
         self.extra_headers: list[tuple[str, str]] = list(
@@ -166,6 +180,11 @@ class Conn:
             raise ValueError(f"write_limit must be a non-negative int (bytes), not {write_limit!r}")
         self.write_limit = write_limit
         self.send_timeout = None if send_timeout is None else float(send_timeout)
+        if (not isinstance(min_reconnect_interval, (int, float))
+                or isinstance(min_reconnect_interval, bool) or not min_reconnect_interval >= 0):
+            raise ValueError("min_reconnect_interval must be a non-negative number of seconds, "
+                             f"not {min_reconnect_interval!r}")
+        self.min_reconnect_interval = float(min_reconnect_interval)
         if compress is True:
             compress = Deflate()
         elif compress is not False and not isinstance(compress, Deflate):
@@ -178,6 +197,20 @@ class Conn:
         self.subprotocol: str | None = None
         #: Extensions the server accepted: ``[(name, [(param, value), ...]), ...]``.
         self.extensions: list[tuple[str, list[tuple[str, str | None]]]] = []
+        self.handshake()  # a header, origin or subprotocol the request cannot carry fails now
+
+    def handshake(self) -> ClientHandshake:
+        """The upgrade request of one connection attempt with these options (a new key).
+
+        Raises ``ValueError`` for an option the request cannot carry.
+        """
+        return ClientHandshake(
+            self.url,
+            origin=self.origin,
+            subprotocols=self.subprotocols,
+            extra_headers=self.extra_headers,
+            extensions=[self.compress.offer()] if self.compress is not None else None,
+        )
 
     # WebSockex.Conn field names, for readers coming from Elixir.
     @property

@@ -17,7 +17,7 @@ import struct
 from typing import Any, NamedTuple
 
 from .._twins import compiled
-from ..errors import CloseCode, FrameEncodeError, FrameError
+from ..errors import CloseCode, FrameEncodeError, FrameError, InvalidFrameError
 from ..mask import frame_masked, mask
 from .utf8 import is_valid_utf8
 
@@ -38,6 +38,7 @@ __all__ = [
     "MaskKeySource",
     "encode_frame",
     "encode_data",
+    "byte_payload",
     "encode_close",
     "parse_close",
     "is_valid_close_code",
@@ -123,6 +124,7 @@ def encode_frame(
     (used by tests and the embedded echo server). Control frames longer than
     125 bytes or not final raise :class:`FrameEncodeError`.
     """
+    payload = byte_payload(payload)
     length = len(payload)
     if opcode >= 0x8:
         if length > _MAX_CONTROL_PAYLOAD:
@@ -146,6 +148,28 @@ def encode_frame(
         return header + payload
     key = mask_key if mask_key is not None else _default_keys()
     return frame_masked(header + key, payload, key)
+
+
+def byte_payload(payload: Any, frame: Any = None) -> bytes | bytearray | memoryview:
+    """A frame payload as bytes: ``len()`` of it is its size on the wire.
+
+    bytes and bytearray are returned as they are; a memoryview of items
+    larger than one byte (``array('i')``, numpy data) is cast to bytes.
+    Raises :class:`InvalidFrameError` for a memoryview that is not
+    contiguous (its bytes are not one run of memory), naming ``frame`` if
+    given, and ``TypeError`` for an object that is not a buffer.
+    """
+    if type(payload) is bytes or type(payload) is bytearray:
+        return payload
+    view = payload if isinstance(payload, memoryview) else memoryview(payload)
+    if not view.c_contiguous:
+        raise InvalidFrameError(
+            payload if frame is None else frame,
+            "a memoryview payload must be contiguous (use bytes(view) to copy it)",
+        )
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    return view
 
 
 def encode_data(opcode: int, payload: bytes) -> bytes:
@@ -455,7 +479,7 @@ py_encode_frame = encode_frame
 CODEC_IMPLEMENTATION = "python"
 _codec: Any = compiled("wsx.core._codec")
 if _codec is not None:
-    _codec._bind(Frame, check_header, py_encode_frame, DEFAULT_MAX_SIZE)
+    _codec._bind(Frame, check_header, py_encode_frame, DEFAULT_MAX_SIZE, byte_payload)
     FrameParser = _codec.FrameParser  # type: ignore[misc]
     encode_frame = _codec.encode_frame
     encode_data = _codec.encode_data

@@ -33,6 +33,7 @@ from .headers import (
     is_token,
     parse_extensions,
     parse_header_list,
+    parse_status_line,
 )
 from .url import WSURL
 
@@ -62,7 +63,6 @@ def _version() -> str:
 DEFAULT_USER_AGENT = f"wsx/{_version()}"
 """The ``User-Agent`` sent unless the extra headers give one."""
 
-_STATUS_RE = re.compile(rb"(HTTP/1\.[01]) ([0-9]{3})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?")
 _BAD_VALUE_BYTES_RE = re.compile(rb"[\x00\r]")
 _DECIMAL_RE = re.compile(r"[0-9]+")
 _HEX_RE = re.compile(rb"[0-9A-Fa-f]+")
@@ -295,11 +295,10 @@ class ClientHandshake:
 
     @staticmethod
     def _parse_status(line: bytes) -> tuple[int, str, str]:
-        match = _STATUS_RE.fullmatch(line)
-        if match is None:
+        status = parse_status_line(line)
+        if status is None:
             raise HandshakeError(f"invalid HTTP status line {line[:200]!r}")
-        version, code, reason = match.groups()
-        return int(code), (reason or b"").decode("latin-1"), version.decode("ascii")
+        return status
 
     def _parse_header(self, line: bytes) -> None:
         if line[:1] in (b" ", b"\t"):

@@ -23,6 +23,7 @@ __all__ = [
     "build_extension_offer",
     "check_header",
     "is_token",
+    "parse_status_line",
 ]
 
 Extension = tuple[str, list[tuple[str, str | None]]]
@@ -34,6 +35,25 @@ _OWS_RE = re.compile(r"[ \t]*")
 # qdtext and quoted-pair from RFC 7230 section 3.2.6.
 _QUOTED_RE = re.compile(r'"((?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*)"')
 _UNESCAPE_RE = re.compile(r"\\(.)")
+# Control characters (C0 but tab, DEL, C1) that no header value may carry.
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+# An HTTP/1.0 or 1.1 status line: three ASCII digits, a reason without controls.
+_STATUS_RE = re.compile(rb"(HTTP/1\.[01]) ([0-9]{3})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?")
+
+
+def parse_status_line(line: bytes) -> tuple[int, str, str] | None:
+    """``(code, reason, version)`` of an HTTP/1.x status line; None if it is not one.
+
+    Only ``HTTP/1.0`` and ``HTTP/1.1`` with a status of three ASCII digits
+    are status lines (``"HTTP/1.9 200"`` and ``"HTTP/1.1 2\u00b2\u00b2"`` are not).
+    """
+    match = _STATUS_RE.fullmatch(line)
+    if match is None:
+        return None
+    version, code, reason = match.groups()
+    return int(code), (reason or b"").decode("latin-1"), version.decode("ascii")
 
 
 def is_token(text: str) -> bool:
@@ -44,8 +64,14 @@ def check_header(name: object, value: object) -> None:
     """Raise ValueError unless ``name: value`` can be sent as a request header line."""
     if not isinstance(name, str) or not is_token(name):
         raise ValueError(f"invalid header name {name!r}")
-    if not isinstance(value, str) or any(c in value for c in "\r\n\x00"):
-        raise ValueError(f"invalid value {value!r} for header {name!r}")
+    if not isinstance(value, str):
+        raise ValueError(f"invalid value {value!r} for header {name!r}: not a str")
+    bad = _CONTROL_RE.search(value)
+    if bad is not None:
+        raise ValueError(
+            f"invalid value {value!r} for header {name!r}: control character "
+            f"{bad.group()!r} at index {bad.start()}"
+        )
     try:
         value.encode("latin-1")
     except UnicodeEncodeError:

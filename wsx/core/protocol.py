@@ -37,6 +37,7 @@ from .frames import (
     OP_PONG,
     OP_TEXT,
     FrameParser,
+    byte_payload,
     encode_close,
     encode_data,
     encode_frame,
@@ -53,6 +54,9 @@ CLOSED = "closed"
 Event = str | tuple[Any, ...]
 
 _BYTES_TYPES = (bytes, bytearray, memoryview)
+#: A fragmented message may have one frame per FRAME_COST bytes of
+#: ``max_message_size``: a message of endless empty fragments fails with 1009.
+FRAME_COST = 16
 _DATA_OPCODES = {"text": OP_TEXT, "binary": OP_BINARY}
 _CONTROL_OPCODES = {"ping": OP_PING, "pong": OP_PONG}
 
@@ -69,10 +73,10 @@ def _payload_bytes(frame: Any, kind: str, payload: Any) -> bytes | bytearray | m
                 raise FrameEncodeError(
                     f"text payload is not valid UTF-8 ({exc.reason} at byte {exc.start})", frame
                 ) from None
-            return payload
+            return byte_payload(payload, frame)
         raise InvalidFrameError(frame, f"a text payload must be str, not {type(payload).__name__}")
     if isinstance(payload, _BYTES_TYPES):
-        return payload
+        return byte_payload(payload, frame)
     if isinstance(payload, str) and kind in _CONTROL_OPCODES:
         return payload.encode("utf-8")
     raise InvalidFrameError(
@@ -115,7 +119,9 @@ def _to_wire(frame: Any) -> tuple[int, bool, bytes | bytearray | memoryview, str
         if kind == "continuation" or kind == "finish":
             if not isinstance(payload, (str, *_BYTES_TYPES)):
                 raise InvalidFrameError(frame, f"bad {kind} payload type {type(payload).__name__}")
-            piece = payload.encode("utf-8") if isinstance(payload, str) else payload
+            if isinstance(payload, str):
+                return OP_CONTINUATION, kind == "finish", payload.encode("utf-8"), kind
+            piece = byte_payload(payload, frame)
             return OP_CONTINUATION, kind == "finish", piece, kind
     elif n == 3 and kind == "fragment":
         sub = frame[1]
@@ -152,11 +158,15 @@ class Protocol:
         # No extension transforms payloads: the common frames take fast paths.
         self._plain = not self.extensions
         rsv = 0
+        wire = max_message_size  # the largest message on the wire
         for ext in self.extensions:
             rsv |= ext.rsv_mask
+            wire_size = getattr(ext, "wire_size", None)  # optional: none changes no size
+            if wire is not None and wire_size is not None:
+                wire = wire_size(wire)
         self._parser = FrameParser(
-            max_frame_size=max_message_size if max_frame_size is None else max_frame_size,
-            max_message_size=max_message_size,
+            max_frame_size=wire if max_frame_size is None else max_frame_size,
+            max_message_size=wire,
             allowed_rsv=rsv,
         )
         self._out: list[bytes] = []
@@ -168,12 +178,16 @@ class Protocol:
         self.close_sent: tuple[int | None, str] | None = None
         #: The protocol error that failed the connection, if any.
         self.error: FrameError | None = None
-        # Message being received: opcode, binary parts or text decoder + parts.
+        # Message being received: opcode, its bytes so far (decoded by the
+        # extensions; text checked as UTF-8 as it arrives), the text decoder.
+        # One buffer, not a list of fragments: a message takes about its size
+        # in memory however many frames it comes in.
         self._msg_opcode = 0
         # RSV bits of the message's first frame (set: an extension transforms
         # the payload, so its continuation frames must not be validated raw).
         self._msg_rsv = 0
-        self._msg_parts: list[Any] = []
+        self._msg_data = bytearray()
+        self._msg_frames = 0
         self._decoder: Utf8Decoder | None = None
         self._validated = 0  # bytes of the incomplete frame already decoded
         # Opcode of the message being sent in fragments (0: none).
@@ -359,6 +373,8 @@ class Protocol:
     def _data(self, opcode: int, fin: bool, rsv: int, payload: bytes, events: list[Event]) -> None:
         if opcode != OP_CONTINUATION:
             self._msg_rsv = rsv
+            self._msg_frames = 0
+        self._msg_frames += 1
         if self.extensions:
             limit = self.max_message_size
             for ext in reversed(self.extensions):
@@ -369,37 +385,65 @@ class Protocol:
                 # Fast path: a whole message in one frame.
                 if opcode == OP_TEXT:
                     try:
-                        events.append(("text", payload.decode("utf-8")))
+                        text = payload.decode("utf-8")
                     except UnicodeDecodeError as exc:
                         raise _invalid_utf8(exc) from None
+                    self._check_size(len(payload))
+                    events.append(("text", text))
                 else:
+                    self._check_size(len(payload))
                     events.append(("binary", payload))
                 self._msg_opcode = 0
                 return
+        data = self._msg_data
         if self._msg_opcode == OP_TEXT:
             decoder = self._decoder
             if decoder is None:
                 decoder = self._decoder = Utf8Decoder()
-            if self._validated:
-                payload = payload[self._validated :]
-                self._validated = 0
+            # The bytes _check_partial_text validated are in data already.
+            fresh = payload[self._validated :] if self._validated else payload
+            self._validated = 0
             try:
                 if fin:
-                    self._msg_parts.append(decoder.finish(payload))
+                    decoder.finish(fresh)
                 else:
-                    self._msg_parts.append(decoder.decode(payload))
+                    decoder.decode(fresh)
             except UnicodeDecodeError as exc:
                 raise _invalid_utf8(exc) from None
+            self._check_size(len(data) + len(fresh))
+            data += fresh
             if fin:
-                events.append(("text", "".join(self._msg_parts)))
+                events.append(("text", data.decode("utf-8")))
         else:
-            self._msg_parts.append(payload)
+            self._check_size(len(data) + len(payload))
+            data += payload
             if fin:
-                events.append(("binary", b"".join(self._msg_parts)))
+                events.append(("binary", bytes(data)))
         if fin:
-            self._msg_parts = []
+            self._msg_data = bytearray()
             self._msg_opcode = 0
             self._msg_rsv = 0
+
+    def _check_size(self, size: int) -> None:
+        """Fail with 1009 for a message over ``max_message_size`` (``size`` bytes so far).
+
+        The parser bounds each frame on the wire, which an extension may let
+        be larger than the limit (see ``Extension.wire_size``); the message
+        itself is bounded here, after its UTF-8 (the order the partial-frame
+        check sees too). A fragmented message may have at most one frame per
+        FRAME_COST bytes of the limit: a flood of empty fragments fails.
+        """
+        limit = self.max_message_size
+        if limit is None:
+            return
+        if size > limit:
+            raise FrameError(CloseCode.MESSAGE_TOO_BIG,
+                             f"message of at least {size} bytes exceeds the limit of {limit}")
+        if self._msg_frames > 1 and self._msg_frames * FRAME_COST > limit:
+            raise FrameError(
+                CloseCode.MESSAGE_TOO_BIG,
+                f"message of {self._msg_frames} frames exceeds the limit of {limit} bytes "
+                f"(a message may have one frame per {FRAME_COST} bytes of the limit)")
 
     def _check_partial_text(self, events: list[Event]) -> None:
         """Decode the part of a text frame received so far, to fail fast."""
@@ -425,10 +469,11 @@ class Protocol:
         if decoder is None:
             decoder = self._decoder = Utf8Decoder()
         try:
-            self._msg_parts.append(decoder.decode(data))
+            decoder.decode(data)
         except UnicodeDecodeError as exc:
             self._fail(_invalid_utf8(exc), events)
             return
+        self._msg_data += data
         self._validated += len(data)
 
 

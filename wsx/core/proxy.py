@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit
 
 from ..errors import ConnError
+from .headers import parse_status_line
 from .url import WSURL
 
 __all__ = [
@@ -330,12 +331,10 @@ class HTTPConnectNegotiation(_Negotiation):
             return
         head = bytes(self._buf[:end])
         rest = bytes(self._buf[end + 4:])
-        status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
-        version, _, tail = status_line.partition(" ")
-        code_text, _, reason = tail.partition(" ")
-        if not version.startswith("HTTP/1.") or len(code_text) != 3 or not code_text.isdigit():
+        status = parse_status_line(head.split(b"\r\n", 1)[0])
+        if status is None:
             raise self._garbage()
-        code = int(code_text)
+        code, reason, _ = status
         if not 200 <= code < 300:
             raise self._error(
                 f"proxy {self.proxy.address} answered {code} {reason.strip()} "

@@ -87,8 +87,8 @@ def run_epoll(loop, fire):
                 if callback is not None:
                     try:
                         callback()
-                    except (Exception, SystemExit):
-                        loop._callback_failed(callback, ())
+                    except BaseException as exc:  # see wsx._guard
+                        loop._callback_failed(callback, (), exc)
             if ev & ~EPOLLIN:
                 # The reader may have unregistered the file: look again.
                 entry = handlers.get(events[i].data.fd)
@@ -96,8 +96,8 @@ def run_epoll(loop, fire):
                 if callback is not None:
                     try:
                         callback()
-                    except (Exception, SystemExit):
-                        loop._callback_failed(callback, ())
+                    except BaseException as exc:  # see wsx._guard
+                        loop._callback_failed(callback, (), exc)
         if timers:
             now = monotonic()
             while timers and timers[0][0] <= now:
@@ -114,5 +114,5 @@ def run_epoll(loop, fire):
             callback, args = popleft()
             try:
                 callback(*args)
-            except (Exception, SystemExit):  # SystemExit would end the loop thread
-                loop._callback_failed(callback, args)
+            except BaseException as exc:  # see wsx._guard
+                loop._callback_failed(callback, args, exc)

@@ -28,6 +28,8 @@ cdef class Transport:
     cdef public object reader
     cdef public bint activity
     cdef public object waiters
+    cdef public object on_drained
+    cdef public Py_ssize_t backlog_written
 
     cpdef bint write(self, data) except -1
     cpdef bint write_frame(self, Protocol protocol, frame) except -1

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from .._guard import must_propagate
 from .._twins import compiled
 
 __all__ = ["Loop", "Timer", "get_default_loop"]
@@ -382,8 +383,8 @@ class Loop:
                     if callback is not None:
                         try:
                             callback()
-                        except (Exception, SystemExit):
-                            self._callback_failed(callback, ())
+                        except BaseException as exc:  # noqa: BLE001 - see wsx._guard
+                            self._callback_failed(callback, (), exc)
                 if events & wbits:
                     # The reader may have unregistered the file: look again.
                     entry = handlers.get(fd)
@@ -391,8 +392,8 @@ class Loop:
                     if callback is not None:
                         try:
                             callback()
-                        except (Exception, SystemExit):
-                            self._callback_failed(callback, ())
+                        except BaseException as exc:  # noqa: BLE001 - see wsx._guard
+                            self._callback_failed(callback, (), exc)
             if timers:
                 now = monotonic()
                 while timers and timers[0][0] <= now:
@@ -409,14 +410,22 @@ class Loop:
                 callback, args = ready.popleft()
                 try:
                     callback(*args)
-                except (Exception, SystemExit):  # SystemExit would end the loop thread
-                    self._callback_failed(callback, args)
+                except BaseException as exc:  # noqa: BLE001 - see wsx._guard
+                    self._callback_failed(callback, args, exc)
 
-    def _callback_failed(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        """Log the exception being handled; the loop goes on."""
+    def _callback_failed(self, callback: Callable[..., Any], args: tuple[Any, ...],
+                         exc: BaseException) -> None:
+        """Log what ``callback`` raised; the loop goes on (Ctrl-C on the main thread: it stops).
+
+        Whatever a callback raises, the loop thread survives it (see
+        :mod:`wsx._guard`); only a ``KeyboardInterrupt`` on the main thread
+        is raised again, out of :meth:`run`.
+        """
+        if must_propagate(exc):
+            raise exc
         if callback is _fire:
             callback = args[0].callback
-        logger.exception("wsx loop %r: callback %r raised", self.name, callback)
+        logger.error("wsx loop %r: callback %r raised", self.name, callback, exc_info=exc)
 
     def stop(self) -> None:
         """Ask the loop to return from :meth:`run` (callable from any thread)."""

@@ -85,6 +85,10 @@ class Transport:
         self.activity = False
         #: Parked senders (objects with run() and fail()), in order.
         self.waiters: deque[Any] = deque()
+        #: Called once when the write buffer has drained (then reset to None).
+        self.on_drained: Callable[[], None] | None = None
+        #: Bytes of the backlog written so far: its progress while it drains.
+        self.backlog_written = 0
 
     # ------------------------------------------------------------ the socket
     def attach(self, sock: Any) -> None:
@@ -97,18 +101,25 @@ class Transport:
         self.write_limit = None
         self.read_paused = False
         self.activity = False
+        self.on_drained = None
+        self.backlog_written = 0
 
     def limit(self, write_limit: int) -> None:
         """Apply backpressure from now on (the connection is open)."""
         self.write_limit = write_limit
 
-    def close(self) -> None:
-        """Write what is corked, then drop and close the socket; parked senders fail."""
+    def close(self) -> int:
+        """Write what is corked, then drop and close the socket; parked senders fail.
+
+        Returns the bytes of output dropped: accepted for writing, never written.
+        """
         self.uncork()
         self.reading = False
         self.read_paused = False
         self.reader = None
+        self.on_drained = None
         self.fail_waiters()
+        dropped = len(self.wbuf) if self.sock is not None else 0
         sock, self.sock = self.sock, None
         self._send = self._sender = None
         if sock is not None:
@@ -118,6 +129,7 @@ class Transport:
             except OSError:
                 pass
         self.wbuf = bytearray()
+        return dropped
 
     def recv_into(self, buf: Any) -> int | None:
         """Read into ``buf``: the byte count (0: the peer closed), None if nothing is there.
@@ -257,6 +269,7 @@ class Transport:
                 error = None
                 if n:
                     del wbuf[:n]
+                    self.backlog_written += n
         if error is not None:
             self.on_lost(sock, ("error", ConnError("connection broken", error)))
             return
@@ -264,6 +277,10 @@ class Transport:
             self.activity = True  # the peer is taking our data: a sign of life
         if not wbuf:
             self.loop.remove_writer(sock)
+            drained = self.on_drained
+            if drained is not None:
+                self.on_drained = None
+                drained()
         if not self.over_limit():
             if self.waiters:
                 self.release_waiters()

@@ -265,21 +265,28 @@ def _send_via_loop(c: Client, frame: Any) -> None:
 def cast(client: Client | str, msg: Any) -> None:
     """Send ``msg`` to the client's ``handle_cast``; returns at once."""
     c = client_of(client)
-    c.loop.call_soon_threadsafe(c.deliver, "cast", msg)
+    c.loop.call_soon_threadsafe(c.mailbox.deliver, "cast", msg)
 
 
 def send(client: Client | str, msg: Any) -> None:
     """Send ``msg`` to the client's ``handle_info``; returns at once."""
     c = client_of(client)
-    c.loop.call_soon_threadsafe(c.deliver, "info", msg)
+    c.loop.call_soon_threadsafe(c.mailbox.deliver, "info", msg)
 
 
 def stop(client: Client | str, reason: Any = "normal", timeout: float | None = 10.0) -> bool:
     """Close the connection (close handshake), terminate the client and wait for its end.
 
     ``terminate(reason, state)`` is called (``handle_disconnect`` is not).
-    Returns True when the client has ended within ``timeout`` seconds. From
-    a callback on the client's loop, it only starts the stop (no waiting).
+    Frames accepted before the stop are written before the close frame, as
+    long as the server keeps reading (see ``Conn.close_timeout``).
+
+    Returns True when the client has ended within ``timeout`` seconds with
+    ``reason`` as its exit reason, or had ended already. False when it has
+    not ended yet, or ended otherwise: when accepted frames could not be
+    sent (the server stopped reading, the connection broke), the exit reason
+    is ``("error", exception)`` saying so, never ``reason``. From a callback
+    on the client's loop, it only starts the stop (no waiting).
     """
     c = client_of(client)
     if not c.alive:
@@ -287,4 +294,4 @@ def stop(client: Client | str, reason: Any = "normal", timeout: float | None = 1
     c.loop.call_soon_threadsafe(c.request_stop, reason)
     if c.loop.in_loop_thread():
         return not c.alive
-    return c.join(timeout)
+    return c.join(timeout) and c.exit_reason == reason

@@ -33,7 +33,6 @@ from __future__ import annotations
 import _thread
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +40,7 @@ from .._twins import compiled
 from ..core.conn import Conn
 from ..core.handshake import HandshakeResponse
 from ..errors import (
+    CallingSelfError,
     CloseCode,
     ConnError,
     FrameEncodeError,
@@ -52,10 +52,13 @@ from ..io.connector import Connector
 from ..io.loop import Loop
 from .base import Process, is_normal_exit
 from .callbacks import DisconnectStatus, resolve_module
+from .closing import CloseDeadline
 from .debug import DebugState
 from .keepalive import Keepalive
 from .lifecycle import CLOSING, CONNECTING, DISCONNECTED, OPEN, RECONNECTING, TERMINATED, Lifecycle
+from .mailbox import Mailbox
 from .reader import Reader
+from .reconnect import Reconnects
 from .upgrade import Upgrade
 
 if TYPE_CHECKING:
@@ -113,11 +116,12 @@ class Client(Process):
         self.connector: Connector | None = None
         self.upgrade: Upgrade | None = None
         self.keepalive: Keepalive | None = None
-        self._timer: Any = None  # close or reconnect timer
-        self._mailbox: deque[tuple[str, Any]] = deque()
+        self._timer: Any = None  # reconnect timer
+        self.close_deadline = CloseDeadline(self)
+        self.mailbox = Mailbox(self)
         self._handle_initial_conn_failure = handle_initial_conn_failure
-        self._attempt = 0
-        self._close_reason: Any = None
+        self.reconnects = Reconnects(self)
+        self.close_reason: Any = None
         self._stop: tuple[Any] | None = None  # (reason,) once a stop is asked for
         #: Released once the first connection is up, or the start failed.
         self.started = StartGate()
@@ -166,7 +170,7 @@ class Client(Process):
     @property
     def pending_messages(self) -> int:
         """Casts and infos waiting in the mailbox."""
-        return len(self._mailbox)
+        return len(self.mailbox)
 
     # ------------------------------------------------------------ connecting
     def begin(self) -> None:
@@ -180,18 +184,16 @@ class Client(Process):
         """End without callbacks: ``start`` gave up and already marked the exit."""
         if self.terminated:
             return
-        self._teardown()
-        self.dispatcher.protocol = None
-        self.lifecycle.to(TERMINATED)
-        self._mailbox.clear()
-        self.dispatcher.inbox.clear()
+        self.abandon_connection()
+        self._end()
 
     def _connect(self) -> None:
         if self.lifecycle.state is CONNECTING:
             self.event("connect")  # the first attempt
         else:
             self.lifecycle.to(CONNECTING, "connect")
-        self._close_reason = None
+        self.close_reason = None
+        self.reconnects.starting()
         self.connector = Connector(self.loop, self.conn, self._on_socket)
         self.connector.start()
 
@@ -218,7 +220,7 @@ class Client(Process):
         protocol = Protocol(max_message_size=conn.max_message_size, extensions=extensions)
         self.dispatcher.protocol = protocol
         self.transport.limit(conn.write_limit)
-        self._attempt = 0
+        self.reconnects.connected()
         dbg = self.debug
         if dbg is not None and dbg.stats is not None:
             if self.lifecycle.connections:
@@ -242,7 +244,8 @@ class Client(Process):
         """The attempt failed: end (first attempt, unless handled) or ask handle_disconnect."""
         self._teardown()
         self.event("connect_failed", error)
-        if (not self.lifecycle.connections and self._attempt == 0
+        self.reconnects.failed(error)
+        if (not self.lifecycle.connections and self.reconnects.attempt == 0
                 and not self._handle_initial_conn_failure):
             self.start_error = error
             self.lifecycle.to(TERMINATED)
@@ -260,7 +263,7 @@ class Client(Process):
         if not isinstance(text, str):
             raise FrameEncodeError(f"close reason must be a str, not {text!r}")
         data = protocol.send_close(code, text)  # validates code and reason
-        self._close_reason = reason
+        self.close_reason = reason
         self.event("close", reason)
         self.lifecycle.to(CLOSING, "close_frame", reason)
         self.transport.write(data)
@@ -268,15 +271,15 @@ class Client(Process):
 
     def remote_close(self, code: int | None, text: str) -> None:
         """The server's close frame arrived (the protocol queued the answer)."""
-        if self._close_reason is None:
-            self._close_reason = ("remote", "normal") if code is None else ("remote", code, text)
+        if self.close_reason is None:
+            self.close_reason = ("remote", "normal") if code is None else ("remote", code, text)
         self._closing("remote_close", (code, text))
 
     def protocol_error(self, error: Any) -> None:
         """The server broke the protocol (the protocol queued the close frame)."""
         logger.info("%r: server broke the protocol: %s", self, error)
-        if self._close_reason is None:
-            self._close_reason = ("error", error)
+        if self.close_reason is None:
+            self.close_reason = ("error", error)
         self._closing(None)
 
     def _closing(self, event: str | None, *args: Any) -> None:
@@ -289,27 +292,25 @@ class Client(Process):
     def _start_close_timer(self) -> None:
         if self.transport.waiters:
             self.transport.release_waiters(all_=True)  # they fail: the connection is closing
-        if self._timer is None:
-            self._timer = self.loop.call_later(self.conn.close_timeout, self._force_close)
-
-    def _force_close(self) -> None:
-        self._timer = None
-        self.event("force_close")
-        self.connection_lost(self.transport.sock, self._close_reason or ("local", "normal"))
+        self.close_deadline.start()
 
     def eof_reason(self) -> Any:
         """The disconnect reason when the server closes TCP."""
-        return self._close_reason or ("remote", "closed")
+        return self.close_reason or ("remote", "closed")
 
     def drop(self, reason: Any) -> None:
         """End the connection now with ``reason`` (the keepalive found it dead)."""
-        self._close_reason = reason
+        self.close_reason = reason
         self.connection_lost(self.transport.sock, reason)
 
     # ------------------------------------------------------- disconnecting
-    def _teardown(self) -> None:
-        """Drop the socket, connector, upgrade, timers and keepalive of the current attempt."""
+    def _teardown(self) -> int:
+        """Drop the socket, connector, upgrade, timers and keepalive of the attempt.
+
+        Returns the bytes accepted for sending that were dropped unsent.
+        """
         self.transport.uncork()  # e.g. the close frame of a crash, gathered with replies
+        self.close_deadline.cancel()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -322,7 +323,7 @@ class Client(Process):
         if self.upgrade is not None:
             self.upgrade.cancel()
             self.upgrade = None
-        self.transport.close()
+        dropped = self.transport.close()
         if self._fast is not None:
             self._fast.forget()  # it lets go of the socket and protocol
         protocol = self.dispatcher.protocol
@@ -332,28 +333,36 @@ class Client(Process):
         if dbg is not None and dbg.stats is not None and dbg.stats["connected_since"] is not None:
             dbg.stats["connected_time"] += time.monotonic() - dbg.stats["connected_since"]
             dbg.stats["connected_since"] = None
+        return dropped
 
     def connection_lost(self, sock: Any, reason: Any) -> None:
         """The connection ``sock`` ended with ``reason`` (ignored if it is not current)."""
         if sock is None or sock is not self.transport.sock or self.terminated:
             return
+        protocol = self.dispatcher.protocol
+        if (protocol is not None and protocol.close_received is not None
+                and self.close_reason is not None):
+            # The peer's close frame arrived: that is how the connection ended,
+            # whatever TCP does after it (a reset, an error on a late write).
+            reason = self.close_reason
         was_connecting = self.lifecycle.state is CONNECTING
-        self._teardown()
+        dropped = self._teardown()
         if was_connecting:
             error = reason[1] if type(reason) is tuple and reason[0] == "error" else ConnError(
                 "connection closed during the handshake")
             self.connect_failed(error)
             return
-        self._disconnected(reason)
+        self._disconnected(reason, dropped)
 
-    def _disconnected(self, reason: Any) -> None:
+    def _disconnected(self, reason: Any, dropped: int = 0) -> None:
         self.dispatcher.protocol = None
         self.lifecycle.to(DISCONNECTED, "disconnected", reason, report={"reason": reason})
         if self._stop is not None:
-            self.terminate(self._stop[0])
+            # A stop that could not send what it had accepted does not end cleanly.
+            self.terminate(_lost_data(reason, dropped) if dropped else self._stop[0])
             return
-        self._attempt += 1
-        decision = self.dispatcher.disconnect(DisconnectStatus(reason, self._attempt, self.conn))
+        attempt = self.reconnects.disconnected()
+        decision = self.dispatcher.disconnect(DisconnectStatus(reason, attempt, self.conn))
         if decision[0] == "terminate":
             self.terminate(decision[1])
             return
@@ -361,11 +370,12 @@ class Client(Process):
         if conn is not None:
             self.conn = conn
         if delay > 0:
-            self.lifecycle.to(RECONNECTING, "reconnect_after", delay, self._attempt)
-            self._timer = self.loop.call_later(delay, self._reconnect_now)
+            self.lifecycle.to(RECONNECTING, "reconnect_after", delay, attempt)
         else:
-            self.event("reconnect", self._attempt)
-            self._connect()
+            self.lifecycle.to(RECONNECTING, "reconnect", attempt)
+        # From the loop, even without a wait: an attempt that fails at once
+        # must not start the next one from inside its own failure.
+        self._timer = self.loop.call_later(self.reconnects.wait(delay), self._reconnect_now)
 
     def _reconnect_now(self) -> None:
         self._timer = None
@@ -379,55 +389,51 @@ class Client(Process):
         reason = self.dispatcher.terminate(reason)
         if not is_normal_exit(reason):
             logger.debug("%r terminated: %r", self, reason)
-        self.lifecycle.to(TERMINATED, "terminate", reason, report={"reason": reason})
-        self._mailbox.clear()
-        self.dispatcher.inbox.clear()
+        self._end("terminate", reason, report={"reason": reason})
         if not self.lifecycle.connections:
             self.start_error = _reason_error(reason)
         self.started.release()
         self._exit(reason)
+
+    def _end(self, *event: Any, report: Any = None) -> None:
+        # The last state: what was waiting for the process is dropped.
+        self.lifecycle.to(TERMINATED, *event, report=report)
+        self.mailbox.clear()
+        self.dispatcher.inbox.clear()
 
     def abandon_connection(self) -> None:
         """Drop the connection and its protocol (the process is about to end)."""
         self._teardown()
         self.dispatcher.protocol = None
 
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until the client exits; True if it did within ``timeout``.
+
+        Raises :class:`CallingSelfError` on the client's loop thread (in a
+        callback of this client, or of another one on the same loop), where
+        it would wait for an exit that needs that very thread.
+        """
+        if not self._exited.is_set() and self.loop.in_loop_thread():
+            raise CallingSelfError(
+                "join", "the client exits on this loop's thread, which join would block; "
+                "link to the client or use wsx.stop to end it")
+        return super().join(timeout)
+
     # -------------------------------------------------------------- messages
-    def deliver(self, kind: str, msg: Any) -> None:
-        """A cast or info: handled now when open and idle, else queued in the mailbox."""
-        if self.terminated:
-            logger.debug("%r: %s %r dropped: the client has terminated", self, kind, msg)
-            return
-        if self.lifecycle.state is OPEN and not self.suspended and not self._mailbox:
-            self._handle_message(kind, msg)
-        else:
-            self._mailbox.append((kind, msg))
-
-    def _handle_message(self, kind: str, msg: Any) -> None:
-        dbg = self.debug
-        if dbg is not None:
-            dbg.event(self, kind, msg)
-            if dbg.stats is not None:
-                dbg.stats["messages_in"] += 1
-        self.dispatcher.call("handle_cast" if kind == "cast" else "handle_info", msg)
-
     def _drain(self) -> None:
         """Handle frames and messages held while suspended or not connected."""
         dispatcher = self.dispatcher
         dispatcher.drain()
         if dispatcher.protocol is not None:
             dispatcher.flush(dispatcher.protocol)
-        while (self._mailbox and self.lifecycle.state is OPEN and not self.suspended
-               and not self.terminated):
-            kind, msg = self._mailbox.popleft()
-            self._handle_message(kind, msg)
+        self.mailbox.drain()
 
     def _on_linked_exit(self, other: Process, reason: Any) -> None:
         def handle() -> None:
             if self.terminated:
                 return
             if getattr(self.dispatcher.cb, "trap_exit", False):
-                self.deliver("info", ("EXIT", other, reason))
+                self.mailbox.deliver("info", ("EXIT", other, reason))
             elif not is_normal_exit(reason):
                 self._stop = (("linked_exit", other, reason),)
                 self._stop_now()
@@ -531,6 +537,14 @@ class StartGate:
             return False
         self._lock.release()
         return True
+
+
+def _lost_data(reason: Any, dropped: int) -> Any:
+    """The exit reason of a stop whose connection ended with ``dropped`` bytes unsent."""
+    if type(reason) is tuple and reason and reason[0] == "error":
+        return reason
+    return ("error", ConnError(f"the connection ended ({reason!r}) with {dropped} bytes "
+                               "accepted for sending not written"))
 
 
 def _reason_error(reason: Any) -> BaseException:

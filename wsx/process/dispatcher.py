@@ -23,6 +23,7 @@ from collections import deque
 from typing import Any
 
 from .. import telemetry
+from .._guard import must_propagate
 from ..core.conn import Conn
 from ..core.protocol import OPEN
 from ..core.url import parse_url
@@ -160,13 +161,15 @@ class Dispatcher:
         error: BaseException | None = None
         try:
             result = fn(arg, self.state)
-        except (Exception, SystemExit) as exc:  # noqa: BLE001 - sys.exit() must not end the loop
+        except BaseException as exc:  # noqa: BLE001 - whatever it raises, the callback failed
             error = exc
         finally:
             self.in_callback = False
             running.process = previous
         if error is not None:
             self.crash(name, error)
+            if must_propagate(error):  # Ctrl-C on the main thread (see wsx._guard)
+                raise error
             return False
         return self.apply(name, result, acts)
 
@@ -251,7 +254,7 @@ class Dispatcher:
         """
         try:
             result = self.run_plain("handle_disconnect", status)
-        except (Exception, SystemExit) as exc:  # noqa: BLE001 - sys.exit() must not end the loop
+        except BaseException as exc:  # noqa: BLE001 - whatever it raises, the callback failed
             logger.error("%r: callback handle_disconnect raised", self.client, exc_info=exc)
             return ("terminate", ("error", exc))
         if type(result) is tuple and result:
@@ -288,7 +291,7 @@ class Dispatcher:
         except SystemExit as exc:
             # WebSockex's tip: exit(:normal) from terminate makes the exit normal.
             return "normal" if exc.code in (None, 0, "normal") else ("exit", exc.code)
-        except Exception:  # noqa: BLE001 - the process ends anyway
+        except BaseException:  # noqa: BLE001 - the process ends anyway
             logger.exception("%r: callback terminate raised", self.client)
         return reason
 

@@ -1,6 +1,7 @@
 """What the parts of a client use of it: the interface they see, not the ``Client`` class.
 
-The lifecycle, the upgrade, the read path and the keepalive each serve one
+The lifecycle, the upgrade, the read path, the keepalive, the close deadline
+and the reconnect pacing each serve one
 :class:`~wsx.process.client.Client`, which creates them and hands them
 itself. They know it through :class:`ClientParts`, a structural type, so
 that none of them imports the client module: the dependencies run one way,
@@ -23,13 +24,14 @@ __all__ = ["ClientParts"]
 
 
 class ClientParts(Protocol):
-    """The client as its lifecycle, upgrade, reader and keepalive see it."""
+    """The client as its lifecycle, upgrade, reader, keepalive, close deadline and reconnects see it."""
 
     loop: Loop
     conn: Conn
     transport: Transport
     dispatcher: Dispatcher
     upgrade: Any  # the Upgrade of the current attempt, or None
+    close_reason: Any  # the reason of the close handshake under way, or None
 
     @property
     def suspended(self) -> bool:

@@ -40,6 +40,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .._guard import must_propagate
 from ..errors import WSXError
 from .api import stop as stop_client
 from .base import Process, _set_current, current_process, is_normal_exit
@@ -279,7 +280,9 @@ class Supervisor(Process):
                     if c.proc is None or not c.proc.alive:
                         self._start_child(c)
                 return True
-            except Exception as exc:
+            except BaseException as exc:  # noqa: BLE001 - a start function failed (wsx._guard)
+                if must_propagate(exc):
+                    raise
                 logger.error("%r: restarting %r failed: %s", self,
                              [c.id for c in group], exc)
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.conn import Conn
 from ..core.extensions.permessage_deflate import EXTENSION_NAME
-from ..core.handshake import ClientHandshake, HandshakeResponse
+from ..core.handshake import HandshakeResponse
 from ..errors import ConnError, HandshakeError, WSXError
 
 if TYPE_CHECKING:
@@ -29,13 +29,7 @@ class Upgrade:
         conn = client.conn
         self.client = client
         # Raises ValueError for options the request cannot carry.
-        self.handshake = ClientHandshake(
-            conn.url,
-            origin=conn.origin,
-            subprotocols=conn.subprotocols,
-            extra_headers=conn.extra_headers,
-            extensions=[conn.compress.offer()] if conn.compress is not None else None,
-        )
+        self.handshake = conn.handshake()
         self._timer: Any = None
 
     def start(self) -> None:

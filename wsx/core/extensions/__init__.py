@@ -36,3 +36,12 @@ class Extension(Protocol):
     def encode(self, opcode: int, fin: bool, rsv: int, payload: bytes) -> tuple[int, bytes]:
         """Transform a data frame to send; return its RSV bits and payload."""
         ...
+
+    def wire_size(self, size: int) -> int:
+        """The most bytes a message of ``size`` decoded bytes may take on the wire.
+
+        The frame parser bounds received frames by it; the decoded message is
+        bounded by ``size`` itself (``max_size`` of :meth:`decode`). Optional:
+        an extension without it leaves the wire size at ``size``.
+        """
+        ...

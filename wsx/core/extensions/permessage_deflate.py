@@ -298,6 +298,15 @@ class PerMessageDeflate:
                 self._inflater = None
         return rsv & ~RSV1, out
 
+    def wire_size(self, size: int) -> int:
+        """``size`` plus DEFLATE's worst-case overhead (zlib's ``deflateBound`` for any settings).
+
+        A message that does not compress (random bytes) is a little larger
+        compressed than decoded: ``max_message_size`` bounds the decoded
+        message, and its compressed frames may be larger by this much.
+        """
+        return size + ((size + 7) >> 3) + ((size + 63) >> 6) + 5
+
     # --------------------------------------------------------------- sending
     def encode(self, opcode: int, fin: bool, rsv: int, payload: bytes) -> tuple[int, bytes]:
         """Compress a data frame to send (the whole message as one deflate stream)."""
