@@ -24,7 +24,7 @@ __all__ = ["ClientParts"]
 
 
 class ClientParts(Protocol):
-    """The client as its lifecycle, upgrade, reader, keepalive, close deadline and reconnects see it."""
+    """The client as its parts see it (see the module documentation)."""
 
     loop: Loop
     conn: Conn
