@@ -154,6 +154,32 @@ def test_the_loop_survives_any_base_exception_from_a_loop_callback() -> None:
         loop.stop()
 
 
+def test_ctrl_c_in_a_callback_of_a_loop_run_in_the_main_thread_stops_it(echo_server: Any) -> None:
+    assert threading.current_thread() is threading.main_thread()
+    loop = wsx.Loop("main-thread")
+    probe = Probe()
+    probe.data["exc"] = KeyboardInterrupt
+    client = wsx.start(echo_server.url, Raiser, probe, loop=loop, async_connect=True)
+
+    def kick() -> None:
+        if client.connection_state == "open":
+            wsx.send_frame(client, ("text", "boom"))
+        else:
+            loop.call_later(0.01, kick)
+
+    loop.call_later(0.01, kick)
+    guard = loop.call_later(10, loop.stop)  # a bound wait, should run() not raise
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run()
+    finally:
+        guard.cancel()
+    assert not client.alive
+    kind, exc = client.exit_reason
+    assert kind == "error" and type(exc) is KeyboardInterrupt
+    loop.close()
+
+
 def test_a_supervisor_whose_start_function_raises_cancelled_error_can_be_stopped(
         ws_server: Any) -> None:
     server = ws_server()
@@ -541,3 +567,25 @@ def test_a_compressed_message_over_the_limit_fails_with_1009(raw_server: Any) ->
     assert client.join(TIMEOUT)
     kind, error = client.exit_reason
     assert kind == "error" and error.code == 1009
+
+
+def test_wss_to_a_plain_server_fails_at_once_in_one_sentence(raw_server: Any) -> None:
+    from wsx.tools.echo_server import EchoServer
+
+    def http_400(sock: socket.socket) -> None:
+        sock.recv(4096)
+        sock.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        time.sleep(1)
+
+    plain = raw_server(http_400)
+    echo = EchoServer(port=0).start()
+    try:
+        for url in (f"wss://127.0.0.1:{plain.port}/", echo.url.replace("ws://", "wss://")):
+            started = time.monotonic()
+            with pytest.raises(wsx.ConnError, match="does not speak TLS") as info:
+                wsx.start_link(url, Rec, Probe())
+            assert time.monotonic() - started < 1.0, url
+            assert "use ws://" in str(info.value) and "SSL" not in str(info.value)
+            assert isinstance(info.value.original, OSError)
+    finally:
+        echo.stop()

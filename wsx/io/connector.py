@@ -33,6 +33,10 @@ __all__ = ["Connector"]
 logger = logging.getLogger("wsx")
 
 _CONNECT_PENDING = {errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY, errno.EAGAIN}
+# OpenSSL's reasons for an answer to the ClientHello that is not a TLS record
+# (an HTTP "400 Bad Request" from a plain server, for one).
+_NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
+                      "HTTP_REQUEST", "UNKNOWN_PROTOCOL", "RECORD_TOO_LARGE"})
 
 
 class Connector:
@@ -117,12 +121,14 @@ class Connector:
         self._timer = None
         conn = self.conn
         detail = f" ({'; '.join(self._errors)})" if self._errors else ""
+        if self.phase.startswith("the TLS handshake"):
+            detail += ": no TLS answer (a plain ws:// server waits silently for a request)"
         message = (
             f"connecting to {conn.url.host_header} timed out after "
             f"{conn.socket_connect_timeout:g} s (socket_connect_timeout) during "
             f"{self.phase}{detail}"
         )
-        original = TimeoutError(f"socket_connect_timeout ({self.phase})")
+        original = TimeoutError("socket_connect_timeout")
         if self._negotiation is not None and self._proxy is not None:
             self._finish(None, ProxyError(message, self._proxy, None, original))
         else:
@@ -323,6 +329,15 @@ class Connector:
                 exc,
             )
         except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
+            if getattr(exc, "reason", None) in _NOT_TLS:
+                # One sentence, not OpenSSL's: the server answered in plain text.
+                error = ConnError(
+                    f"{self.conn.url.host_header} does not speak TLS: it answered the TLS "
+                    f"handshake of {self.conn.url} with data that is not TLS (a plain ws:// "
+                    "server? then use ws://)")
+                error.original = exc
+                self._finish(None, error)
+                return
             self._fail(f"TLS handshake with {self.conn.url.host_header} failed", exc)
         else:
             self.loop.remove_all(sock)

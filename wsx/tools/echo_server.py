@@ -105,7 +105,11 @@ class _Connection:
     def _handshake(self) -> None:
         end = self.rbuf.find(b"\r\n\r\n")
         if end == -1:
-            if len(self.rbuf) > _MAX_HEAD:
+            if self.rbuf[:1] == b"\x16":  # a TLS handshake record: a wss:// client
+                self._refuse(HTTPRefusal(
+                    400, "Bad Request",
+                    "this is a plain ws:// server: the client started a TLS handshake (wss://)"))
+            elif len(self.rbuf) > _MAX_HEAD:
                 self._refuse(HTTPRefusal(
                     431, "Request Header Fields Too Large",
                     f"the request head is longer than {_MAX_HEAD} bytes"))
