@@ -335,6 +335,9 @@ def test_supervised_client_survives_100_server_kills(tmp_path: Path) -> None:
     for line in log_path.read_text().splitlines():
         incarnation, tag = line.split(" ", 1)
         received.setdefault(int(incarnation), []).append(tag)
+    in_flight = sum(c["sent"] - len(received.get(c["incarnation"], [])) for c in ledger.connections)
+    print(f"soak: {sum(map(len, received.values()))} received by the server; {in_flight} sent "
+          "and not received, each the message in flight when its server was killed")
     for c in ledger.connections:
         got = received.get(c["incarnation"], [])
         expected = [f"c{c['no']}-{k}" for k in range(len(got))]
