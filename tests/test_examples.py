@@ -19,7 +19,8 @@ import wsx
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-SCRIPTS = ["echo_client.py", "supervised_app.py", "auth_headers.py", "tracing.py", "echo_server.py"]
+SCRIPTS = ["echo_client.py", "supervised_app.py", "auth_headers.py", "tracing.py", "echo_server.py",
+           "request_reply.py"]
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -231,3 +232,12 @@ def test_echo_server_pings_every_interval():
             wsx.stop(client)
     finally:
         servers.close()
+
+
+def test_request_reply(server_url):
+    result = run("request_reply.py", server_url)
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines[:4]] == ["ADA", "BTC", "ETH", "SOL"]
+    ids = sorted(int(line.split("request ")[1].rstrip(")")) for line in lines[:4])
+    assert ids == [0, 1, 2, 3]
+    assert lines[4] == "unknown request: None"

@@ -41,6 +41,8 @@ from .process import NoProcessError, whereis
 from .process.api import WebSocket, cast, send, send_frame, start, start_link, stop
 from .process.backoff import Backoff
 from .process.callbacks import DisconnectStatus
+from .process.calls import Caller, SendAfter, call, reply, send_after
+from .process.calls import self_ as self
 from .process.client import Client
 from .process.supervisor import Supervisor, SupervisorError
 
@@ -49,6 +51,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Backoff",
     "BadResponseError",
+    "Caller",
     "CallingSelfError",
     "Client",
     "CloseCode",
@@ -66,16 +69,21 @@ __all__ = [
     "ProxyError",
     "ProxyURL",
     "RequestError",
+    "SendAfter",
     "Supervisor",
     "SupervisorError",
     "TimeoutExpired",
     "URLError",
     "WSXError",
     "WebSocket",
+    "call",
     "cast",
     "get_default_loop",
     "implementation",
+    "reply",
+    "self",
     "send",
+    "send_after",
     "send_frame",
     "start",
     "start_link",

@@ -18,11 +18,18 @@ from typing import Any
 
 from .. import telemetry
 from ..core.conn import Conn
-from ..errors import CallingSelfError, ConnError, NotConnectedError, TimeoutExpired
+from ..errors import (
+    CallingSelfError,
+    CloseCode,
+    ConnError,
+    InvalidFrameError,
+    NotConnectedError,
+    TimeoutExpired,
+)
 from ..io.loop import get_default_loop
 from .base import current_process, resolve
 from .callbacks import Callbacks
-from .client import Client
+from .client import Client, run_on_loop
 from .dispatcher import short
 
 __all__ = ["WebSocket", "start_link", "start", "send_frame", "cast", "send", "stop"]
@@ -151,6 +158,10 @@ def send_frame(client: Client | str, frame: Any) -> None:
     is not sent; the connection stays open). Called on the loop's thread
     (e.g. from another client's callback) it never waits: the frame is queued.
 
+    ``"close"`` and ``("close", code, reason)`` start the close handshake
+    (code 1000 / ``code``), as in WebSockex; the client then disconnects
+    with ``("local", "normal")`` / ``("local", code, reason)``.
+
     Raises :class:`NotConnectedError` while connecting or closing,
     :class:`ConnError` on a broken connection, :class:`InvalidFrameError` /
     :class:`FrameEncodeError` for a bad frame, and :class:`CallingSelfError`
@@ -161,12 +172,35 @@ def send_frame(client: Client | str, frame: Any) -> None:
     if c.loop.in_loop_thread():
         if c.dispatcher.in_callback:
             raise CallingSelfError("send_frame")
-        c.dispatcher.send(frame)
+        if not _close_frame(c, frame):
+            c.dispatcher.send(frame)
         return
     if not c.alive:
         raise NotConnectedError("terminated")
-    if not _send_direct(c, frame):
+    if not _close_frame(c, frame) and not _send_direct(c, frame):
         _send_via_loop(c, frame)
+
+
+def _close_frame(c: Client, frame: Any) -> bool:
+    """``"close"`` / ``("close", code, reason)``: start the close handshake (True), as WebSockex."""
+    reason: tuple[Any, ...]
+    if frame == "close":
+        code, text, reason = CloseCode.NORMAL, "", ("local", "normal")
+    elif type(frame) is tuple and frame and frame[0] == "close":
+        if len(frame) != 3:
+            raise InvalidFrameError(frame, 'expected "close" or ("close", code, reason)')
+        code, text = frame[1], frame[2]
+        reason = ("local", code, text)
+    else:
+        return False
+
+    def start() -> None:
+        if c.connection_state != "open":
+            raise NotConnectedError(c.connection_state)
+        c.local_close(code, text, reason)  # validates the code and the reason
+
+    run_on_loop(c, start)
+    return True
 
 
 def _send_direct(c: Client, frame: Any) -> bool:

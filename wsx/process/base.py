@@ -160,10 +160,20 @@ def resolve(target: Process | str) -> Process:
 
 
 class NoProcessError(WSXError, LookupError):
-    """No live process is registered under the given name."""
+    """No live process is registered under the given name, or the process is not alive.
 
-    def __init__(self, name: str) -> None:
+    ``process_name`` is the name looked up (None for a handle); ``reason`` is
+    the exit reason of a process that ended (None for a name).
+    """
+
+    def __init__(self, name: str | Process, reason: Any = None) -> None:
+        if isinstance(name, Process):
+            self.process_name: str | None = None
+            self.reason = reason
+            super().__init__(f"{name!r} is not alive (exit reason {reason!r})")
+            return
         self.process_name = name
+        self.reason = reason
         super().__init__(f"no live wsx process is registered as {name!r}")
 
 

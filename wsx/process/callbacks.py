@@ -13,6 +13,9 @@ Every callback except ``terminate`` returns a tuple:
   ``handle_pong(frame, state)`` → ``("ok", state)`` |
   ``("reply", frame, state)`` | ``("close", state)`` |
   ``("close", (code, reason), state)``
+* ``handle_call(request, caller, state)`` (:func:`wsx.call`) → the shapes of
+  ``handle_cast``; the answer goes to :func:`wsx.reply(caller, value)
+  <wsx.reply>`, now or later
 * ``handle_disconnect(status, state)`` → ``("ok", state)`` |
   ``("reconnect", state)`` | ``("reconnect", conn, state)`` (``conn`` a
   :class:`wsx.Conn`, or a URL string that keeps the current options) |
@@ -45,6 +48,7 @@ CALLBACKS = (
     "handle_connect",
     "handle_frame",
     "handle_cast",
+    "handle_call",
     "handle_info",
     "handle_ping",
     "handle_pong",
@@ -177,6 +181,15 @@ class Callbacks:
         """Called for :func:`wsx.cast`. No default: raises."""
         raise NotImplementedError(
             f"{type(self).__qualname__}.handle_cast does not handle the message {msg!r}"
+        )
+
+    def handle_call(self, request: Any, caller: Any, state: Any) -> Any:
+        """Called for :func:`wsx.call`; answer with :func:`wsx.reply` (now or later).
+
+        Returns the shapes of :meth:`handle_cast`. No default: raises.
+        """
+        raise NotImplementedError(
+            f"{type(self).__qualname__}.handle_call does not handle the request {request!r}"
         )
 
     def handle_info(self, msg: Any, state: Any) -> Any:

@@ -153,6 +153,15 @@ class Dispatcher:
         # handle_connect returns ("ok", state) only: it may neither reply nor close.
         return self._run(name, getattr(self.cb, name), arg, name != "handle_connect")
 
+    def call_request(self, request: Any, caller: Any) -> bool:
+        """``handle_call(request, caller, state)`` (:func:`wsx.call`); False if it crashed."""
+        handle_call = self.cb.handle_call
+
+        def run(req: Any, state: Any) -> Any:
+            return handle_call(req, caller, state)
+
+        return self._run("handle_call", run, request)
+
     def _run(self, name: str, fn: Any, arg: Any, acts: bool = True) -> bool:
         self.in_callback = True
         running = _per_thread.running

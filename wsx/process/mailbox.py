@@ -1,6 +1,7 @@
-"""A client's mailbox: the casts and infos sent to it (``wsx.cast``, ``wsx.send``).
+"""A client's mailbox: the casts, infos and calls sent to it.
 
-A message is handled at once (``handle_cast`` / ``handle_info``) when the
+``wsx.cast``, ``wsx.send`` and ``wsx.call`` deliver here. A message is
+handled at once (``handle_cast`` / ``handle_info`` / ``handle_call``) when the
 client is open, not suspended and has nothing older waiting; otherwise it
 waits, in order, until the client is open and free again (:meth:`drain`).
 Messages to a client that has terminated are dropped (logged at debug level).
@@ -34,7 +35,7 @@ class Mailbox:
         self._held.clear()
 
     def deliver(self, kind: str, msg: Any) -> None:
-        """A ``"cast"`` or ``"info"``: handled now if the client is free, else held."""
+        """A ``"cast"``, ``"info"`` or ``"call"`` (``(request, caller)``): now, or held."""
         lifecycle = self.client.lifecycle
         if lifecycle.state is TERMINATED:
             logger.debug("%r: %s %r dropped: the client has terminated", self.client, kind, msg)
@@ -57,4 +58,7 @@ class Mailbox:
             dbg.event(client, kind, msg)
             if dbg.stats is not None:
                 dbg.stats["messages_in"] += 1
-        client.dispatcher.call("handle_cast" if kind == "cast" else "handle_info", msg)
+        if kind == "call":
+            client.dispatcher.call_request(*msg)
+        else:
+            client.dispatcher.call("handle_cast" if kind == "cast" else "handle_info", msg)

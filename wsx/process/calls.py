@@ -1,0 +1,184 @@
+"""Synchronous calls, timers to self and ``wsx.self()``: WebSockex users' process idioms.
+
+``wsx.call(client, request, timeout=5.0)`` waits (on the calling thread only)
+for the value a callback of the client gives to ``wsx.reply(caller, value)``;
+the request reaches ``handle_call(request, caller, state)`` through the
+client's mailbox, after the casts and infos sent before it, and waits there
+across reconnects. ``wsx.send_after(client, msg, seconds)`` delivers ``msg`` to
+``handle_info`` later, from a loop timer. ``wsx.self()`` is the client whose
+callback is running.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..errors import CallingSelfError, TimeoutExpired, WSXError
+from .base import NoProcessError, current_process
+
+if TYPE_CHECKING:
+    from .client import Client
+
+__all__ = ["Caller", "SendAfter", "call", "reply", "send_after", "self_"]
+
+_UNSET: Any = object()
+
+
+class Caller:
+    """Who waits for the answer of one :func:`call`; give it to :func:`reply`.
+
+    Callbacks may keep it (in their state) and reply later, from another
+    callback or from any thread, at most once.
+    """
+
+    __slots__ = ("client", "_lock", "_done", "_value", "_replied")
+
+    def __init__(self, client: Client) -> None:
+        #: The client that was called.
+        self.client = client
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._value: Any = _UNSET
+        self._replied = False
+
+    def __repr__(self) -> str:
+        state = "answered" if self._replied else "waiting"
+        return f"<wsx.Caller of {self.client!r}, {state}>"
+
+    def _reply(self, value: Any) -> None:
+        with self._lock:
+            if self._replied:
+                raise WSXError(f"{self!r}: wsx.reply called twice for one call")
+            self._replied = True
+            self._value = value
+        self._done.set()
+
+    def _wait(self, timeout: float | None) -> Any:
+        client = self.client
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+            if left > 0 and self._done.wait(left):
+                return self._value
+            if self._done.is_set():
+                return self._value
+            if not client.alive:
+                # It ended before answering (a reply just before the end won).
+                if self._done.wait(0):
+                    return self._value
+                raise NoProcessError(client, reason=client.exit_reason)
+            if deadline is not None and time.monotonic() >= deadline:
+                with self._lock:  # a reply from now on is dropped
+                    self._replied = True
+                    if self._value is not _UNSET:
+                        return self._value
+                raise TimeoutExpired("timeout", timeout or 0.0,
+                                     f"{client!r} did not answer the call in time")
+
+
+def call(client: Client | str, request: Any, timeout: float | None = 5.0) -> Any:
+    """Send ``request`` to ``handle_call(request, caller, state)``; the value it replies.
+
+    Blocks the calling thread only. The client answers with
+    :func:`reply(caller, value) <reply>`, from that callback or any later
+    one, or from any thread. Raises :class:`wsx.TimeoutExpired` after
+    ``timeout`` seconds (``None``: no limit; a late reply is dropped),
+    :class:`CallingSelfError` on the client's loop thread (from its own
+    callbacks, or another client's on that loop: the call could not be
+    handled while the thread waits), and :class:`NoProcessError` when the
+    client is not alive or ends before answering (its exit reason in
+    ``.reason``). A client that disconnects and reconnects keeps its
+    pending calls.
+    """
+    from .api import client_of
+
+    c = client_of(client)
+    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
+        raise ValueError(f"timeout must be a non-negative number of seconds or None, "
+                         f"not {timeout!r}")
+    if c.loop.in_loop_thread():
+        raise CallingSelfError(
+            "wsx.call", "a call from the client's loop thread could never be answered; "
+            "use wsx.cast, or call from another thread")
+    if not c.alive:
+        raise NoProcessError(c, reason=c.exit_reason)
+    caller = Caller(c)
+    c.loop.call_soon_threadsafe(c.mailbox.deliver, "call", (request, caller))
+    return caller._wait(timeout)
+
+
+def reply(caller: Caller, value: Any) -> None:
+    """Answer the :func:`call` that ``caller`` waits in (any thread, at most once).
+
+    A reply after the call timed out is dropped. A second reply to the same
+    caller raises :class:`WSXError`.
+    """
+    if not isinstance(caller, Caller):
+        raise TypeError(f"wsx.reply takes the caller given to handle_call, not {caller!r}")
+    caller._reply(value)
+
+
+class SendAfter:
+    """The timer of one :func:`send_after`: :meth:`cancel` it before it fires."""
+
+    __slots__ = ("client", "msg", "_lock", "_state", "_timer")
+
+    def __init__(self, client: Client, msg: Any) -> None:
+        self.client = client
+        self.msg = msg
+        self._lock = threading.Lock()
+        self._state = "waiting"  # then "fired" or "cancelled"
+        self._timer: Any = None
+
+    def __repr__(self) -> str:
+        return f"<wsx.SendAfter {self.msg!r} to {self.client!r}, {self._state}>"
+
+    def cancel(self) -> bool:
+        """Stop the message; True if it had not been delivered (nor cancelled) yet."""
+        with self._lock:
+            if self._state != "waiting":
+                return False
+            self._state = "cancelled"
+        return True
+
+    def _start(self, seconds: float) -> None:  # on the loop thread
+        if self._state == "waiting":
+            self._timer = self.client.loop.call_later(seconds, self._fire)
+
+    def _fire(self) -> None:  # on the loop thread
+        with self._lock:
+            if self._state != "waiting":
+                return
+            self._state = "fired"
+        self.client.mailbox.deliver("info", self.msg)
+
+
+def send_after(client: Client | str, msg: Any, seconds: float) -> SendAfter:
+    """Deliver ``msg`` to ``handle_info`` after ``seconds``; the timer (``.cancel()``).
+
+    Works from any thread and from callbacks. Messages sent after the same
+    delay arrive in the order of the calls.
+    """
+    from .api import client_of
+
+    c = client_of(client)
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
+        raise ValueError(f"seconds must be a non-negative number, not {seconds!r}")
+    timer = SendAfter(c, msg)
+    if c.loop.in_loop_thread():
+        timer._start(float(seconds))
+    else:
+        c.loop.call_soon_threadsafe(timer._start, float(seconds))
+    return timer
+
+
+def self_() -> Client:
+    """The client whose callback is running (``wsx.self()``); raises outside a callback."""
+    from .client import Client
+
+    proc = current_process()
+    if not isinstance(proc, Client):
+        raise WSXError("wsx.self() is only defined inside a callback of a client")
+    return proc
