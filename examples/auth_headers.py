@@ -77,6 +77,18 @@ def ask(url: str, **opts: Any) -> str:
 def main(argv: list[str] | None = None) -> int:
     url = example_url(argv)
     token = os.environ.get("WSX_TOKEN", "s3cret-token")
+    try:
+        first = ask(url)
+    except wsx.ConnError as exc:
+        print(f"auth_headers.py: cannot connect: {exc}\n"
+              "start the server first: python examples/echo_server.py --port 8765",
+              file=sys.stderr)
+        return 1
+    if first == "whoami":
+        print("auth_headers.py: the server echoed 'whoami' back: this example needs "
+              "examples/echo_server.py, which answers it with the Authorization header "
+              "it received (`wsx echo-server` only echoes)", file=sys.stderr)
+        return 1
 
     print("bearer token   ->", ask(url, extra_headers={"Authorization": f"Bearer {token}"}))
 

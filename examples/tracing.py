@@ -62,13 +62,34 @@ class Echo(wsx.WebSocket):
         return super().handle_ping(frame, state)
 
 
+class WrongServer(Exception):
+    """The server does not behave as examples/echo_server.py does."""
+
+
 def wait_for(inbox: queue.Queue[Any], wanted: Any) -> None:
-    while inbox.get(timeout=5) != wanted:
-        pass
+    try:
+        while inbox.get(timeout=5) != wanted:
+            pass
+    except queue.Empty:
+        hint = (" (this example needs examples/echo_server.py, which pings after its first "
+                "echo; `wsx echo-server` does not ping)" if wanted == "ping" else "")
+        raise WrongServer(f"no {wanted!r} from the server within 5 s{hint}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
-    url = example_url(argv)
+    try:
+        return run(example_url(argv))
+    except WrongServer as exc:
+        print(f"tracing.py: {exc}", file=sys.stderr)
+        return 1
+    except wsx.ConnError as exc:
+        print(f"tracing.py: cannot connect: {exc}\n"
+              "start the server first: python examples/echo_server.py --port 8765",
+              file=sys.stderr)
+        return 1
+
+
+def run(url: str) -> int:
 
     print("1. a client started with debug=['trace']", flush=True)
     inbox: queue.Queue[Any] = queue.Queue()

@@ -207,6 +207,26 @@ def test_insecure_accepts_an_untrusted_certificate(ws_server: Callable[..., WSSe
     assert result.stdout == "< text: secure\n"
 
 
+def test_cafile_trusts_a_private_ca(ws_server: Callable[..., WSServer], tmp_path: Any) -> None:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("localhost").configure_cert(ctx)
+    server = ws_server(ssl=ctx)
+    cafile = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(cafile))
+    url = f"wss://localhost:{server.port}/"
+    result = run_cli(url, "--cafile", str(cafile), stdin="trusted\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "< text: trusted\n"
+    result = run_cli(url, "--cafile", str(tmp_path / "missing.pem"))
+    no_traceback(result)
+    assert result.returncode == 2
+    assert result.stderr.startswith("wsx: cannot load CA certificates from ")
+    result = run_cli(url, "--cafile", str(cafile), "--insecure")
+    assert result.returncode == 2 and "exclude each other" in result.stderr
+
+
 # ------------------------------------------------------------------ failures
 def test_max_size_fails_the_connection_with_1009(embedded: EchoServer) -> None:
     result = run_cli(embedded.url, "--max-size", "10", stdin="short\n" + "x" * 11 + "\n")

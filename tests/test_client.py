@@ -752,25 +752,31 @@ def test_bad_returns_are_bad_response_errors(closing_server: ClosingServer, bad:
     assert closing_server.wait_close() == (1011, "")
 
 
-def test_reply_with_unencodable_frame_crashes_with_1011(closing_server: ClosingServer, witness: Witness) -> None:
+def test_reply_with_unencodable_frame_closes_with_1011_and_goes_to_handle_disconnect(
+        closing_server: ClosingServer, witness: Witness) -> None:
+    # As WebSockex: handle_disconnect gets ("error", exc) (and may reconnect).
     p = Probe(cast=lambda msg, st: ("reply", ("ping", b"x" * 126), st))
     c, _ = start(closing_server.url, p)
     wsx.cast(c, "x")
     assert c.join(TIMEOUT)
     assert closing_server.wait_close() == (1011, "")
-    [reason] = p.of("terminate")
-    assert isinstance(reason[1], wsx.FrameEncodeError)
-    assert p.of("disconnect") == []
+    [status] = p.of("disconnect")
+    assert status.reason[0] == "error" and isinstance(status.reason[1], wsx.FrameEncodeError)
+    assert p.of("terminate") == [status.reason]
 
 
-def test_reply_with_unknown_frame_crashes(closing_server: ClosingServer) -> None:
-    p = Probe(cast=lambda msg, st: ("reply", ("txt", "typo"), st))
+def test_reply_with_unknown_frame_goes_to_handle_disconnect(closing_server: ClosingServer) -> None:
+    p = Probe(cast=lambda msg, st: ("reply", ("txt", "typo"), st),
+              disconnect=lambda status, st: ("reconnect", st) if len(st.of("disconnect")) == 1
+              else ("ok", st))
     c, _ = start(closing_server.url, p)
     wsx.cast(c, "x")
-    assert c.join(TIMEOUT)
-    [reason] = p.of("terminate")
-    assert isinstance(reason[1], wsx.InvalidFrameError)
+    p.wait("connect", 2)  # handle_disconnect chose to reconnect
+    [status] = p.of("disconnect")
+    assert isinstance(status.reason[1], wsx.InvalidFrameError)
     assert closing_server.wait_close() == (1011, "")
+    assert c.alive
+    assert wsx.stop(c)
 
 
 def test_handle_connect_raising_fails_start(closing_server: ClosingServer, witness: Witness) -> None:
@@ -1974,13 +1980,13 @@ def test_bad_debug_flag_is_rejected(echo_server: Any) -> None:
 
 
 # ===================================================== unencodable text payloads
-@pytest.mark.parametrize("answer", [
-    lambda st: ("reply", ("text", "\ud800"), st),
-    lambda st: ("reply", ("ping", "\udfff"), st),
-    lambda st: ("close", (4000, "\ud800"), st),
+@pytest.mark.parametrize("answer, is_reply", [
+    (lambda st: ("reply", ("text", "\ud800"), st), True),
+    (lambda st: ("reply", ("ping", "\udfff"), st), True),
+    (lambda st: ("close", (4000, "\ud800"), st), False),
 ])
-def test_unencodable_reply_or_close_reason_crashes_cleanly(closing_server: ClosingServer, witness: Witness,
-                                                           answer: Any) -> None:
+def test_unencodable_reply_or_close_reason_ends_cleanly(closing_server: ClosingServer, witness: Witness,
+                                                        answer: Any, is_reply: bool) -> None:
     p = Probe(cast=lambda msg, st: answer(st))
     c, _ = start(closing_server.url, p)
     wsx.cast(c, "x")
@@ -1988,7 +1994,10 @@ def test_unencodable_reply_or_close_reason_crashes_cleanly(closing_server: Closi
     assert closing_server.wait_close() == (1011, "")
     [reason] = p.of("terminate")
     assert reason[0] == "error"
-    assert p.of("disconnect") == []
+    assert isinstance(reason[1], wsx.FrameEncodeError if is_reply else UnicodeEncodeError)
+    # A reply that cannot be sent goes to handle_disconnect (as in WebSockex);
+    # a bad close reason from a callback is a crash.
+    assert [s.reason for s in p.of("disconnect")] == ([reason] if is_reply else [])
 
 
 def test_send_frame_with_unencodable_text_raises_a_frame_error(echo_server: Any) -> None:

@@ -241,3 +241,18 @@ def test_request_reply(server_url):
     ids = sorted(int(line.split("request ")[1].rstrip(")")) for line in lines[:4])
     assert ids == [0, 1, 2, 3]
     assert lines[4] == "unknown request: None"
+
+
+@pytest.mark.parametrize("script, words", [
+    ("tracing.py", "examples/echo_server.py, which pings"),
+    ("auth_headers.py", "examples/echo_server.py, which answers it"),
+])
+def test_examples_that_need_the_example_server_say_so(script: str, words: str) -> None:
+    from wsx.tools.echo_server import EchoServer
+
+    with EchoServer() as other:  # `wsx echo-server`: it neither pings nor answers whoami
+        result = subprocess.run(
+            [sys.executable, str(EXAMPLES / script), other.url], capture_output=True, text=True,
+            timeout=30, env=env(), cwd=ROOT, check=False)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr and words in result.stderr, result.stderr

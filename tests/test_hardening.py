@@ -393,7 +393,7 @@ def test_immediate_reconnects_to_a_server_that_is_down_are_paced(
     time.sleep(1.5)
     attempts = len(probe.of("disconnect"))
     assert wsx.stop(client, timeout=3)
-    assert 10 <= attempts <= 17, attempts  # about 1.5 / 0.1, not thousands
+    assert 5 <= attempts <= 17, attempts  # about 1.5 / 0.1, not thousands
     warnings = [r for r in caplog.records if "attempts in a row failed" in r.getMessage()]
     assert len(warnings) == 1
     assert "reconnect_after" in warnings[0].getMessage()
@@ -478,7 +478,7 @@ def test_a_malformed_proxy_status_line_fails_at_once(raw_server: Any, status: st
     with pytest.raises(ProxyError, match="malformed"):
         wsx.start_link("ws://example.test/", Rec, Probe(),
                        proxy=f"http://127.0.0.1:{proxy.port}", socket_connect_timeout=4)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2.0  # not the 4 s deadline
 
 
 # ========================================================== weak points
@@ -515,7 +515,7 @@ def test_join_from_a_callback_raises_calling_self_error(echo_server: Any) -> Non
     probe.wait("cast")
     wait_until(lambda: "waited" in probe.data)
     assert isinstance(probe.data.get("error"), CallingSelfError)
-    assert probe.data["waited"] < 0.5
+    assert probe.data["waited"] < 1.0  # not the 3 s timeout
     assert wsx.stop(client)
 
 
@@ -584,7 +584,7 @@ def test_wss_to_a_plain_server_fails_at_once_in_one_sentence(raw_server: Any) ->
             started = time.monotonic()
             with pytest.raises(wsx.ConnError, match="does not speak TLS") as info:
                 wsx.start_link(url, Rec, Probe())
-            assert time.monotonic() - started < 1.0, url
+            assert time.monotonic() - started < 2.0, url  # not socket_connect_timeout
             assert "use ws://" in str(info.value) and "SSL" not in str(info.value)
             assert isinstance(info.value.original, OSError)
     finally:

@@ -641,3 +641,59 @@ def test_backoff_delays():
         plain.delay(0)
     with pytest.raises(ValueError):
         wsx.Backoff(base=0)
+
+
+# ------------------------------------------------------- dynamic children
+def test_dynamic_children_follow_the_restart_rules(echo_server, start_sup):
+    events: list[Any] = []
+    sup = start_sup([], max_restarts=5)
+    proc = sup.start_child(worker(echo_server.url, "a", events))
+    assert proc.alive and kids(sup) == {"a": proc}
+    assert sup.count_children()["active"] == 1
+    kill(proc)  # abnormal: a permanent child is restarted
+    after = wait_replaced(sup, {"a": proc}, {"a"})
+    sup.terminate_child("a")  # stopped, not restarted, spec kept
+    assert not after["a"].alive
+    time.sleep(0.3)
+    assert kids(sup) == {"a": None}
+    again = sup.restart_child("a")
+    assert again.alive and kids(sup) == {"a": again}
+    with pytest.raises(wsx.SupervisorError, match="running"):
+        sup.delete_child("a")
+    with pytest.raises(wsx.SupervisorError, match="already has a child"):
+        sup.start_child(worker(echo_server.url, "a", events))
+    sup.terminate_child("a")
+    sup.delete_child("a")
+    assert kids(sup) == {}
+    with pytest.raises(wsx.SupervisorError, match="no child"):
+        sup.restart_child("a")
+
+
+def test_a_dynamic_temporary_child_is_forgotten_and_a_failed_start_is_not_kept(
+        echo_server, free_port, start_sup):
+    events: list[Any] = []
+    sup = start_sup([])
+    proc = sup.start_child(worker(echo_server.url, "t", events, restart="temporary"))
+    kill(proc)
+    wait_until(lambda: kids(sup) == {}, what="the temporary child forgotten")
+    with pytest.raises(wsx.SupervisorError, match="failed to start") as info:
+        sup.start_child(worker(f"ws://127.0.0.1:{free_port}/", "down", events))
+    assert isinstance(info.value.__cause__, wsx.ConnError)
+    assert kids(sup) == {} and sup.alive
+
+
+def test_start_child_from_several_threads(echo_server, start_sup):
+    events: list[Any] = []
+    sup = start_sup([])
+    procs: list[Any] = []
+
+    def add(n: int) -> None:
+        procs.append(sup.start_child(worker(echo_server.url, f"w{n}", events)))
+
+    threads = [threading.Thread(target=add, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert sorted(kids(sup)) == [f"w{n}" for n in range(6)]
+    assert all(p.alive for p in procs) and sup.count_children()["active"] == 6

@@ -517,3 +517,91 @@ def test_sys_functions_work_from_a_callback(echo_server, clients):
     clients.append(client)
     wsx.cast(client, client)
     wait_until(lambda: wsx.sys.get_state(client) == [("status", "open")])
+
+
+def test_sys_functions_time_out_behind_a_blocking_callback(echo_server: Any) -> None:
+    loop = wsx.Loop("sys-timeout")
+    loop.start_thread()
+    release = threading.Event()
+
+    class Blocker(wsx.WebSocket):
+        def handle_cast(self, msg: Any, state: Any) -> Any:
+            release.wait(10)  # holds the loop
+            return ("ok", state)
+
+    client = wsx.start(echo_server.url, Blocker, "before", loop=loop)
+    try:
+        wsx.cast(client, "block")
+        time.sleep(0.1)
+        started = time.monotonic()
+        with pytest.raises(wsx.TimeoutExpired) as info:
+            wsx.sys.get_state(client, timeout=0.3)
+        assert 0.25 < time.monotonic() - started < 2
+        assert info.value.option == "timeout" and "wsx.sys.get_state" in str(info.value)
+        with pytest.raises(wsx.TimeoutExpired):
+            wsx.sys.replace_state(client, lambda s: "replaced", timeout=0.2)
+        release.set()
+        # The request that timed out is dropped, never run later.
+        assert wsx.sys.get_state(client) == "before"
+        with pytest.raises(ValueError, match="timeout"):
+            wsx.sys.get_state(client, timeout=-1)
+    finally:
+        release.set()
+        wsx.stop(client)
+        loop.stop()
+
+
+class Sink(wsx.WebSocket):
+    def handle_frame(self, frame: Any, state: Any) -> Any:
+        return ("ok", state)
+
+
+def test_log_to_file_install_remove_and_no_debug(echo_server: Any, tmp_path: Any) -> None:
+    path = tmp_path / "client.log"
+    seen: list[Any] = []
+
+    def spy(count: int, event: Any, who: Any) -> Any:
+        seen.append((event[0], who))
+        return "done" if count >= 2 else count + 1
+
+    client = wsx.start(echo_server.url, Sink, None, debug=[("log_to_file", str(path))])
+    wsx.send_frame(client, ("text", "one"))
+    wait_until(lambda: "received frame" in path.read_text())
+    text = path.read_text()
+    assert "*DBG*" in text and "sending frame: ('text', 'one')" in text
+    wsx.sys.install(client, spy, 0)
+    for i in range(3):
+        wsx.send_frame(client, ("text", f"m{i}"))
+    wait_until(lambda: len(seen) >= 3)
+    time.sleep(0.2)
+    assert len(seen) == 3 and all(who is client for _, who in seen)  # "done" removed it
+    wsx.sys.install(client, spy, 0)
+    wsx.sys.remove(client, spy)
+    wsx.sys.trace(client, True)
+    wsx.sys.statistics(client, True)
+    wsx.sys.no_debug(client)
+    status = wsx.sys.get_status(client)
+    assert status["debug"] == {"trace": False, "log": False, "statistics": False}
+    size = len(path.read_text())
+    wsx.send_frame(client, ("text", "after"))
+    time.sleep(0.2)
+    assert len(path.read_text()) == size and len(seen) == 3
+    with pytest.raises(ValueError, match="log_to_file"):
+        wsx.start(echo_server.url, Sink, None, debug=[("log_to_fil", "x")])
+    assert wsx.stop(client)
+
+
+def test_a_debug_function_that_raises_is_removed(echo_server: Any) -> None:
+    calls: list[Any] = []
+
+    def broken(state: Any, event: Any, who: Any) -> Any:
+        calls.append(event)
+        raise RuntimeError("debug function bug")
+
+    client = wsx.start(echo_server.url, Sink, None)
+    wsx.sys.install(client, broken, None)
+    wsx.send_frame(client, ("text", "x"))
+    wsx.send_frame(client, ("text", "y"))
+    time.sleep(0.3)
+    assert len(calls) == 1 and client.alive
+    assert wsx.stop(client)

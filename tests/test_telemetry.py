@@ -78,9 +78,14 @@ def test_every_event_fires_with_metadata(ws_server):
     [(_e, m, md, _c, _t)] = rec.of(CONNECTED)
     assert md["conn"] is client.conn and md["conn"].resp_headers is not None
     assert t0 <= m["system_time"] <= time.time()
+    # WebSockex's shape: time in the measurements; client, module, conn in the metadata.
+    for _e, m, md, _c, _t in rec.calls:
+        assert t0 <= m["time"] <= time.time(), _e
+        assert md["module"] is Echo and md["conn"] is client.conn, _e
 
+    # The default handle_ping's automatic pong does not count as a frame sent.
     sent = [(c[2]["frame"], c[1]["size"]) for c in rec.of(SENT)]
-    assert [frame for frame, _size in sent] == [("text", "hello"), ("pong", b"hb")]  # replies too
+    assert [frame for frame, _size in sent] == [("text", "hello")]
     assert all(size >= 1 for _frame, size in sent)
 
     received = [(c[2]["frame"], c[1]["size"]) for c in rec.of(RECEIVED)]
@@ -88,6 +93,7 @@ def test_every_event_fires_with_metadata(ws_server):
 
     [(_e, m, md, _c, _t)] = rec.of(DISCONNECTED)
     assert md["reason"] == ("local", "normal") and m["system_time"] >= t0
+    assert md["attempt_number"] == 1
     [(_e, m, md, _c, _t)] = rec.of(TERMINATE)
     assert md["reason"] == "normal" and m["system_time"] >= t0
 
@@ -211,3 +217,25 @@ def test_supervisor_logs_under_wsx(echo_server, caplog):
     assert "wsx.process.supervisor" in names
     assert any("restart intensity" in r.getMessage() and r.levelno == logging.ERROR
                for r in caplog.records if r.name == "wsx.process.supervisor")
+
+
+def test_a_reply_from_the_modules_own_handle_ping_is_a_frame_sent(ws_server):
+    pong_back = threading.Event()
+
+    async def handler(ws: Any) -> None:
+        pong = await ws.ping(b"hb")
+        await pong
+        pong_back.set()
+        await ws.wait_closed()
+
+    class OwnPing(wsx.WebSocket):
+        def handle_ping(self, frame: Any, state: Any) -> Any:
+            return ("reply", ("pong", frame[1]), state)
+
+    server = ws_server(handler)
+    rec = Recorder()
+    telemetry.attach("rec", SENT, rec, None)
+    client = wsx.start_link(server.url, OwnPing, None)
+    assert pong_back.wait(5)
+    assert [c[2]["frame"] for c in rec.of(SENT)] == [("pong", b"hb")]
+    assert wsx.stop(client)

@@ -44,6 +44,7 @@ from .process.callbacks import DisconnectStatus
 from .process.calls import Caller, SendAfter, call, reply, send_after
 from .process.calls import self_ as self
 from .process.client import Client
+from .process.monitors import MonitorRef, demonitor, monitor
 from .process.supervisor import Supervisor, SupervisorError
 
 __version__ = "0.1.0"
@@ -64,6 +65,7 @@ __all__ = [
     "HandshakeError",
     "InvalidFrameError",
     "Loop",
+    "MonitorRef",
     "NoProcessError",
     "NotConnectedError",
     "ProxyError",
@@ -78,8 +80,10 @@ __all__ = [
     "WebSocket",
     "call",
     "cast",
+    "demonitor",
     "get_default_loop",
     "implementation",
+    "monitor",
     "reply",
     "self",
     "send",

@@ -75,6 +75,9 @@ class HandshakeError(WSXError):
 
     def __init__(self, message: str, response: Any = None) -> None:
         self.response = response
+        #: The ``Sec-WebSocket-Key`` the client sent (WebSockex's
+        #: ``challenge``), set once the request was written; else None.
+        self.challenge: str | None = None
         super().__init__(message)
 
 

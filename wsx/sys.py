@@ -2,7 +2,11 @@
 
 Every function takes a client handle or its registered name, runs on the
 client's loop thread, and is safe to call from any thread. They work while
-the client is suspended (as system messages do in OTP).
+the client is suspended (as system messages do in OTP). Each takes
+``timeout=`` (seconds, default 5 as in ``:sys``; ``None`` waits as long as it
+takes): when the loop does not get to the request in time (a callback holds
+it), :class:`wsx.TimeoutExpired` is raised and the request is dropped, never
+run later.
 
 >>> wsx.sys.trace(client, True)      # print *DBG* lines
 >>> wsx.sys.get_state(client)        # the callback module's state
@@ -11,6 +15,7 @@ the client is suspended (as system messages do in OTP).
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -32,6 +37,10 @@ __all__ = [
     "suspend",
     "resume",
     "change_code",
+    "log_to_file",
+    "install",
+    "remove",
+    "no_debug",
 ]
 
 
@@ -50,17 +59,18 @@ def _settle(c: Client) -> None:
     c.set_debug(dbg if dbg is not None and dbg.active else None)
 
 
-def trace(client: Client | str, flag: bool) -> None:
+def trace(client: Client | str, flag: bool, timeout: float | None = 5.0) -> None:
     """Turn printing of ``*DBG*`` trace lines (to stderr) on or off."""
 
     def run(c: Client) -> None:
         _debug(c).trace = bool(flag)
         _settle(c)
 
-    _on(client, run)
+    _on(client, run, timeout)
 
 
-def log(client: Client | str, flag: bool | int | str = "get") -> Any:
+def log(client: Client | str, flag: bool | int | str = "get",
+        timeout: float | None = 5.0) -> Any:
     """Keep the last events of a client.
 
     ``True`` keeps the last 10, an int ``N`` the last N, ``False`` stops;
@@ -91,10 +101,11 @@ def log(client: Client | str, flag: bool | int | str = "get") -> Any:
         _settle(c)
         return None
 
-    return _on(client, run)
+    return _on(client, run, timeout)
 
 
-def statistics(client: Client | str, flag: bool | str = "get") -> Any:
+def statistics(client: Client | str, flag: bool | str = "get",
+               timeout: float | None = 5.0) -> Any:
     """Collect statistics: ``True`` starts, ``False`` stops, ``"get"`` returns them.
 
     The statistics dict holds ``start_time``, ``frames_in``, ``frames_out``,
@@ -128,15 +139,67 @@ def statistics(client: Client | str, flag: bool | str = "get") -> Any:
         _settle(c)
         return None
 
-    return _on(client, run)
+    return _on(client, run, timeout)
 
 
-def get_state(client: Client | str) -> Any:
+def log_to_file(client: Client | str, path: str | os.PathLike[str] | None,
+                timeout: float | None = 5.0) -> None:
+    """Append the client's ``*DBG*`` lines to the file ``path``; ``None`` stops (closes it)."""
+
+    def run(c: Client) -> None:
+        _debug(c).open_log_file(path)
+        _settle(c)
+
+    _on(client, run, timeout)
+
+
+def install(client: Client | str, fn: Callable[[Any, Any, Any], Any], fn_state: Any,
+            timeout: float | None = 5.0) -> None:
+    """Call ``fn(fn_state, (kind, args), client)`` for every debug event (OTP's ``sys:install``).
+
+    ``fn`` returns its next state, or ``"done"`` to be removed; one that
+    raises is removed (and logged). Installing ``fn`` again replaces it.
+    """
+    if not callable(fn):
+        raise TypeError(f"wsx.sys.install takes a function, not {fn!r}")
+
+    def run(c: Client) -> None:
+        _debug(c).install(fn, fn_state)
+        _settle(c)
+
+    _on(client, run, timeout)
+
+
+def remove(client: Client | str, fn: Callable[[Any, Any, Any], Any],
+           timeout: float | None = 5.0) -> None:
+    """Stop calling the debug function ``fn`` (installed with :func:`install`)."""
+
+    def run(c: Client) -> None:
+        _debug(c).remove(fn)
+        _settle(c)
+
+    _on(client, run, timeout)
+
+
+def no_debug(client: Client | str, timeout: float | None = 5.0) -> None:
+    """Turn every debug feature off: trace, log, statistics, log file, debug functions."""
+
+    def run(c: Client) -> None:
+        dbg = c.debug
+        if dbg is not None:
+            dbg.close()
+        c.set_debug(None)
+
+    _on(client, run, timeout)
+
+
+def get_state(client: Client | str, timeout: float | None = 5.0) -> Any:
     """The callback module's current state."""
-    return _on(client, lambda c: c.dispatcher.state)
+    return _on(client, lambda c: c.dispatcher.state, timeout)
 
 
-def replace_state(client: Client | str, fun: Callable[[Any], Any]) -> Any:
+def replace_state(client: Client | str, fun: Callable[[Any], Any],
+                  timeout: float | None = 5.0) -> Any:
     """Replace the state with ``fun(state)``; return the new state.
 
     If ``fun`` raises, the state is unchanged and the exception propagates.
@@ -146,10 +209,10 @@ def replace_state(client: Client | str, fun: Callable[[Any], Any]) -> Any:
         c.dispatcher.state = fun(c.dispatcher.state)
         return c.dispatcher.state
 
-    return _on(client, run)
+    return _on(client, run, timeout)
 
 
-def get_status(client: Client | str) -> dict[str, Any]:
+def get_status(client: Client | str, timeout: float | None = 5.0) -> dict[str, Any]:
     """A description of the client: module, connection, debug flags and (formatted) state."""
 
     def run(c: Client) -> dict[str, Any]:
@@ -171,21 +234,22 @@ def get_status(client: Client | str) -> dict[str, Any]:
             "state": state,
         }
 
-    status: dict[str, Any] = _on(client, run)
+    status: dict[str, Any] = _on(client, run, timeout)
     return status
 
 
-def suspend(client: Client | str) -> None:
+def suspend(client: Client | str, timeout: float | None = 5.0) -> None:
     """Stop handling frames and messages; they wait until :func:`resume`."""
-    _on(client, lambda c: c.suspend())
+    _on(client, lambda c: c.suspend(), timeout)
 
 
-def resume(client: Client | str) -> None:
+def resume(client: Client | str, timeout: float | None = 5.0) -> None:
     """Handle again what waited while suspended, in order."""
-    _on(client, lambda c: c.resume())
+    _on(client, lambda c: c.resume(), timeout)
 
 
-def change_code(client: Client | str, module: Any, extra: Any = None) -> None:
+def change_code(client: Client | str, module: Any, extra: Any = None,
+                timeout: float | None = 5.0) -> None:
     """Swap the callback module of a live client.
 
     The new module's ``code_change(old_vsn, state, extra)`` runs; on
@@ -210,11 +274,14 @@ def change_code(client: Client | str, module: Any, extra: Any = None) -> None:
             raise WSXError(f"code_change to {module!r} refused: {result[1]!r}")
         raise BadResponseError(module, "code_change", result)
 
-    _on(client, run)
+    _on(client, run, timeout)
 
 
-def _on(client: Client | str, fn: Callable[[Client], Any]) -> Any:
+def _on(client: Client | str, fn: Callable[[Client], Any], timeout: float | None) -> Any:
     c = client_of(client)
     if not c.alive:
         raise WSXError(f"{c!r} has terminated ({c.exit_reason!r})")
-    return run_on_loop(c, fn, c)
+    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
+        raise ValueError(f"timeout must be a non-negative number of seconds or None, "
+                         f"not {timeout!r}")
+    return run_on_loop(c, fn, c, timeout=timeout, what=f"wsx.sys.{fn.__qualname__.split('.')[0]}")

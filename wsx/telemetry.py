@@ -3,12 +3,18 @@
 Events (names are tuples, as in Erlang's ``:telemetry``):
 
 ========================================  =============================================
-``("wsx", "connected")``                  handshake done; metadata: client, conn
-``("wsx", "disconnected")``               connection lost or closed; metadata: reason
-``("wsx", "frame", "received")``          a frame reached the client; metadata: frame
-``("wsx", "frame", "sent")``              a frame was written (replies included)
-``("wsx", "terminate")``                  the client process ends; metadata: reason
+``("wsx", "connected")``                  handshake done
+``("wsx", "disconnected")``               connection lost or closed; + reason,
+                                          attempt_number
+``("wsx", "frame", "received")``          a frame for a callback; + frame
+``("wsx", "frame", "sent")``              ``send_frame`` and replies (not the default
+                                          handle_ping's pong); + frame
+``("wsx", "terminate")``                  the client process ends; + reason
 ========================================  =============================================
+
+As WebSockex's: measurements have ``time`` (``time.time()``; frames also
+``size``), metadata have ``client``, ``module`` and ``conn``, plus the
+fields above.
 
 Handlers are called as ``handler(event, measurements, metadata, config)`` on
 the client's loop thread; keep them fast. A handler that raises is detached

@@ -66,6 +66,7 @@ class Connector:
         self._address: Any = None
         self._addresses: list[Any] = []
         self._errors: list[str] = []
+        self._last_error: OSError | None = None  # of the last address tried
         self._timer: Timer | None = None
         self._negotiation: HTTPConnectNegotiation | SOCKS5Negotiation | None = None
         self._pending = bytearray()  # proxy negotiation bytes not yet written
@@ -154,15 +155,18 @@ class Connector:
         if not self._addresses:
             errors = "; ".join(self._errors)
             if proxy is not None:
-                self._fail(f"cannot connect to proxy {proxy.address}: {errors}")
+                error = ConnError(f"cannot connect to proxy {proxy.address}: {errors}")
             else:
-                self._fail(f"cannot connect to {self.conn.url.host_header}: {errors}")
+                error = ConnError(f"cannot connect to {self.conn.url.host_header}: {errors}")
+            error.original = self._last_error  # e.g. ConnectionRefusedError (said above)
+            self._finish(None, error)
             return
         family, type_, proto, _canon, address = self._addresses.pop(0)
         try:
             sock = socket.socket(family, type_, proto)
         except OSError as exc:
             self._errors.append(f"{address[0]}: {exc}")
+            self._last_error = exc
             self._try_next()
             return
         sock.setblocking(False)
@@ -188,6 +192,7 @@ class Connector:
         sock.close()
         host, port = self._address[0], self._address[1]
         self._errors.append(f"{host} port {port}: {os.strerror(err)}")
+        self._last_error = OSError(err, os.strerror(err))  # the errno's subclass
         self._try_next()
 
     def _connected(self) -> None:

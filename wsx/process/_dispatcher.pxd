@@ -23,6 +23,7 @@ cdef class Dispatcher:
     cdef public bint hold
     cdef object _frame_cb
     cdef object _handle_frame
+    cdef public object crashed_in
 
     cpdef dispatch(self, protocol, list events)
     cpdef flush(self, protocol)

@@ -67,10 +67,14 @@ class Process:
     """Base class of :class:`wsx.Client` and :class:`wsx.Supervisor` handles."""
 
     def __init__(self, name: str | None = None) -> None:
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"a process name must be a str, not {name!r}")
         self.id = next(_ids)
         self.name = name
         self._links: set[Process] = set()
-        self._links_lock = threading.Lock()
+        self._links_lock = threading.Lock()  # also guards _monitors and _down
+        self._monitors: set[Any] = set()  # refs of the monitors watching this process
+        self._down = False  # set (under the lock) once the exit has begun
         self._exited = threading.Event()
         self._exit_reason: Any = None
         if name is not None:
@@ -121,6 +125,22 @@ class Process:
     def _on_linked_exit(self, other: Process, reason: Any) -> None:
         """A linked process exited (may be called from any thread). Override."""
 
+    def _watch(self, ref: Any) -> bool:
+        """Add a monitor (:mod:`wsx.process.monitors`); False if this process has exited."""
+        with self._links_lock:
+            if self._down:
+                return False
+            self._monitors.add(ref)
+        return True
+
+    def _unwatch(self, ref: Any) -> bool:
+        """Remove a monitor; False if it was not there (fired or removed)."""
+        with self._links_lock:
+            if ref not in self._monitors:
+                return False
+            self._monitors.discard(ref)
+        return True
+
     def _exit(self, reason: Any) -> None:
         """Mark the process as exited and tell the linked ones (once)."""
         if self._exited.is_set():
@@ -133,7 +153,12 @@ class Process:
         with self._links_lock:
             links = list(self._links)
             self._links.clear()
+            monitors = list(self._monitors)
+            self._monitors.clear()
+            self._down = True
         self._exited.set()
+        for ref in monitors:
+            ref.fire(reason)
         for other in links:
             with other._links_lock:
                 other._links.discard(self)

@@ -46,6 +46,7 @@ from ..errors import (
     FrameEncodeError,
     HandshakeError,
     NotConnectedError,
+    TimeoutExpired,
     WSXError,
 )
 from ..io.connector import Connector
@@ -356,12 +357,13 @@ class Client(Process):
 
     def _disconnected(self, reason: Any, dropped: int = 0) -> None:
         self.dispatcher.protocol = None
-        self.lifecycle.to(DISCONNECTED, "disconnected", reason, report={"reason": reason})
+        attempt = self.reconnects.disconnected()
+        self.lifecycle.to(DISCONNECTED, "disconnected", reason,
+                          report={"reason": reason, "attempt_number": attempt})
         if self._stop is not None:
             # A stop that could not send what it had accepted does not end cleanly.
             self.terminate(_lost_data(reason, dropped) if dropped else self._stop[0])
             return
-        attempt = self.reconnects.disconnected()
         decision = self.dispatcher.disconnect(DisconnectStatus(reason, attempt, self.conn))
         if decision[0] == "terminate":
             self.terminate(decision[1])
@@ -387,8 +389,7 @@ class Client(Process):
             return
         self.abandon_connection()
         reason = self.dispatcher.terminate(reason)
-        if not is_normal_exit(reason):
-            logger.debug("%r terminated: %r", self, reason)
+        self.dispatcher.report_exit(reason)
         self._end("terminate", reason, report={"reason": reason})
         if not self.lifecycle.connections:
             self.start_error = _reason_error(reason)
@@ -400,6 +401,8 @@ class Client(Process):
         self.lifecycle.to(TERMINATED, *event, report=report)
         self.mailbox.clear()
         self.dispatcher.inbox.clear()
+        if self.debug is not None:
+            self.debug.close()  # a log_to_file file
 
     def abandon_connection(self) -> None:
         """Drop the connection and its protocol (the process is about to end)."""
@@ -407,12 +410,7 @@ class Client(Process):
         self.dispatcher.protocol = None
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait until the client exits; True if it did within ``timeout``.
-
-        Raises :class:`CallingSelfError` on the client's loop thread (in a
-        callback of this client, or of another one on the same loop), where
-        it would wait for an exit that needs that very thread.
-        """
+        """Wait for the exit; True if within ``timeout``. CallingSelfError on the loop thread."""
         if not self._exited.is_set() and self.loop.in_loop_thread():
             raise CallingSelfError(
                 "join", "the client exits on this loop's thread, which join would block; "
@@ -486,15 +484,27 @@ class Client(Process):
         self._drain()
 
 
-def run_on_loop(client: Client, fn: Callable[..., Any], *args: Any) -> Any:
-    """Run ``fn(*args)`` on the loop thread of ``client``; its result (or raise what it raised)."""
+def run_on_loop(client: Client, fn: Callable[..., Any], *args: Any,
+                timeout: float | None = None, what: str = "") -> Any:
+    """Run ``fn(*args)`` on the loop thread of ``client``; its result (or raise what it raised).
+
+    With ``timeout``, raises :class:`TimeoutExpired` (option ``"timeout"``)
+    when the loop has not started ``fn`` within that many seconds (a
+    callback blocks it); ``fn`` then never runs. ``what`` names the call.
+    """
     if client.loop.in_loop_thread():
         return fn(*args)
     done = _thread.allocate_lock()
     done.acquire()
     box: list[Any] = []
+    gate = _thread.allocate_lock()
+    phase = ["posted"]  # then "running" (the loop took it) or "given up"
 
     def run() -> None:
+        with gate:
+            if phase[0] != "posted":
+                return
+            phase[0] = "running"
         try:
             box.append((True, fn(*args)))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller
@@ -503,9 +513,19 @@ def run_on_loop(client: Client, fn: Callable[..., Any], *args: Any) -> Any:
             done.release()
 
     client.loop.call_soon_threadsafe(run)
-    while not done.acquire(timeout=1.0):
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not done.acquire(timeout=1.0 if deadline is None else
+                           max(0.0, min(1.0, deadline - time.monotonic()))):
         if not client.loop.running:
             raise NotConnectedError("gone (its loop is not running)")
+        if deadline is not None and time.monotonic() >= deadline:
+            with gate:
+                if phase[0] == "posted":
+                    phase[0] = "given up"
+                    raise TimeoutExpired("timeout", timeout or 0.0, (
+                        f"{client!r} did not answer {what or 'the call'} in time: a callback "
+                        "is holding its loop"))
+            deadline = None  # it runs now: wait for its result
     ok, value = box[0]
     if ok:
         return value

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from collections import deque
 from typing import Any
 
@@ -28,11 +29,13 @@ from ..core.conn import Conn
 from ..core.protocol import OPEN
 from ..core.url import parse_url
 from ..errors import BadResponseError, CloseCode, ConnError, NotConnectedError, WSXError
-from .base import _per_thread
+from .base import _per_thread, is_normal_exit
+from .callbacks import Callbacks
 
 __all__ = ["Dispatcher", "frame_size"]
 
 logger = logging.getLogger("wsx")
+_crash_log = logging.getLogger("wsx.crash")  # crash reports (see report_exit)
 
 _FRAME_CALLBACKS = {"text": "handle_frame", "binary": "handle_frame",
                     "ping": "handle_ping", "pong": "handle_pong"}
@@ -68,6 +71,7 @@ class Dispatcher:
         self.hold = False
         self._frame_cb: Any = None  # the module whose handle_frame is _handle_frame
         self._handle_frame: Any = None
+        self.crashed_in: str | None = None  # the callback that crashed, for the report
 
     # --------------------------------------------------------------- events
     def receive(self, data: Any) -> None:
@@ -131,8 +135,7 @@ class Dispatcher:
                 if dbg.stats is not None:
                     dbg.stats["frames_in"] += 1
             if _handlers:
-                telemetry.execute(_EV_RECEIVED, {"size": frame_size(event)},
-                                  {"client": self.client, "frame": event})
+                self._report(_EV_RECEIVED, event)
             self.call(name, event)
         elif kind == "close":
             self.client.remote_close(event[1], event[2])
@@ -210,7 +213,11 @@ class Dispatcher:
                     try:
                         self.reply(name, shape[1])
                     except Exception as exc:  # noqa: BLE001 - e.g. UnicodeEncodeError too
-                        self.crash(name, exc)
+                        # As WebSockex: a frame that cannot be sent closes the
+                        # connection (1011) and handle_disconnect gets the error.
+                        logger.error("%r: %s returned a reply that cannot be sent: %s",
+                                     self.client, name, exc)
+                        self._close(name, CloseCode.INTERNAL_ERROR, "", ("error", exc))
                         return False
                     return True
                 if tag == "close" and n == 2:
@@ -251,9 +258,15 @@ class Dispatcher:
             dbg.event(self.client, kind, *args, frame)
             if dbg.stats is not None:
                 dbg.stats["frames_out"] += 1
-        if _handlers:
-            telemetry.execute(_EV_SENT, {"size": frame_size(frame)},
-                              {"client": self.client, "frame": frame})
+        if _handlers and not (kind == "reply" and args == ("handle_ping",)
+                              and _is_default_ping(self.cb)):
+            self._report(_EV_SENT, frame)  # not the automatic pong of the default handle_ping
+
+    def _report(self, event: Any, frame: Any) -> None:
+        client = self.client
+        telemetry.execute(event, {"time": time.time(), "size": frame_size(frame)},
+                          {"client": client, "module": client.module, "conn": client.conn,
+                           "frame": frame})
 
     def disconnect(self, status: Any) -> tuple[Any, ...]:
         """Run ``handle_disconnect``: ``("terminate", reason)`` or ``("reconnect", delay, conn)``.
@@ -264,7 +277,8 @@ class Dispatcher:
         try:
             result = self.run_plain("handle_disconnect", status)
         except BaseException as exc:  # noqa: BLE001 - whatever it raises, the callback failed
-            logger.error("%r: callback handle_disconnect raised", self.client, exc_info=exc)
+            self.crashed_in = "handle_disconnect"  # reported once, by report_exit
+            logger.debug("%r: callback handle_disconnect raised %r", self.client, exc)
             return ("terminate", ("error", exc))
         if type(result) is tuple and result:
             tag = result[0]
@@ -281,7 +295,8 @@ class Dispatcher:
                 except WSXError as exc:
                     error = BadResponseError(self.client.module, "handle_disconnect", result)
                     error.__cause__ = exc
-                    logger.error("%r: %s (%s)", self.client, error, exc)
+                    self.crashed_in = "handle_disconnect"
+                    logger.debug("%r: %s (%s)", self.client, error, exc)
                     return ("terminate", ("error", error))
                 self.state = result[2]
                 return ("reconnect", 0.0, conn)
@@ -290,7 +305,8 @@ class Dispatcher:
                 self.state = result[2]
                 return ("reconnect", float(result[1]), None)
         error = BadResponseError(self.client.module, "handle_disconnect", result)
-        logger.error("%r: %s", self.client, error)
+        self.crashed_in = "handle_disconnect"
+        logger.debug("%r: %s", self.client, error)
         return ("terminate", ("error", error))
 
     def terminate(self, reason: Any) -> Any:
@@ -312,12 +328,30 @@ class Dispatcher:
             return False
         return True
 
+    def report_exit(self, reason: Any) -> None:
+        """Log an abnormal exit once, at ERROR, as a crash report (normal exits: nothing).
+
+        The report names the client, its module, the reason, the callback
+        that crashed (if one did) and the state as ``format_status("terminate",
+        state)`` shows it (so that secrets can be hidden there too).
+        """
+        if is_normal_exit(reason):
+            return
+        try:
+            state = self.cb.format_status("terminate", self.state)
+        except Exception as exc:  # noqa: BLE001 - the report goes out anyway
+            state = f"<format_status raised {exc!r}>"
+        error = reason[1] if (type(reason) is tuple and len(reason) == 2 and reason[0] == "error"
+                              and isinstance(reason[1], BaseException)) else None
+        _crash_log.error("%r exited abnormally\n  module: %r\n  reason: %r\n  callback: %s\n"
+                     "  state: %r", self.client, self.client.module, reason,
+                     self.crashed_in or "none (not a callback)", state,
+                     exc_info=None if isinstance(error, BadResponseError) else error)
+
     def crash(self, name: str, exc: BaseException) -> None:
         """A callback raised or returned a bad value: close 1011, terminate abnormally."""
-        if not isinstance(exc, BadResponseError):
-            logger.error("%r: callback %s raised", self.client, name, exc_info=exc)
-        else:
-            logger.error("%r: %s", self.client, exc)
+        self.crashed_in = name  # named by the crash report
+        logger.debug("%r: callback %s failed: %r", self.client, name, exc)
         protocol = self.protocol
         if self.transport.sock is not None and protocol is not None and protocol.state is OPEN:
             try:
@@ -325,6 +359,11 @@ class Dispatcher:
             except WSXError:
                 pass
         self.client.terminate(("error", exc))
+
+
+def _is_default_ping(cb: Any) -> bool:
+    """True when ``cb.handle_ping`` is the default one (it answers every ping with a pong)."""
+    return getattr(cb.handle_ping, "__func__", None) is Callbacks.handle_ping
 
 
 def as_conn(target: Any, current: Any) -> Any:

@@ -112,8 +112,10 @@ class Lifecycle:
         if event is not None:
             client.event(event, *args)
         if report is not None and telemetry._handlers:
-            telemetry.execute(_TELEMETRY[new], {"system_time": time.time()},
-                              {"client": client, **report})
+            now = time.time()
+            telemetry.execute(_TELEMETRY[new], {"time": now, "system_time": now},
+                              {"client": client, "module": client.module, "conn": client.conn,
+                               **report})
 
     def suspend(self) -> None:
         """Hold frames and messages until :meth:`resume` (:func:`wsx.sys.suspend`)."""

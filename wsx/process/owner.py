@@ -32,6 +32,7 @@ class ClientParts(Protocol):
     dispatcher: Dispatcher
     upgrade: Any  # the Upgrade of the current attempt, or None
     close_reason: Any  # the reason of the close handshake under way, or None
+    module: Any  # the callback module as given
 
     @property
     def suspended(self) -> bool:

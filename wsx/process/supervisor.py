@@ -179,6 +179,35 @@ class Supervisor(Process):
                 "workers": sum(1 for k in kids if k[2] == "worker"),
                 "supervisors": sum(1 for k in kids if k[2] == "supervisor")}
 
+    # ------------------------------------------------------ dynamic children
+    def start_child(self, spec: Any) -> Process:
+        """Add a child (any spec form ``start_link`` takes) and start it; its process.
+
+        It then follows the supervisor's strategy and restart rules like the
+        children given at the start (after them in start order). Raises
+        :class:`SupervisorError` for an invalid spec, an id in use, or a
+        start that fails (its error as ``__cause__``; the spec is not kept).
+        """
+        child = _Child(_normalize(spec))
+        proc: Process = self._request(self._add_child, child)
+        return proc
+
+    def terminate_child(self, child_id: Any) -> None:
+        """Stop the child ``child_id`` (it is not restarted); a temporary child's spec goes too.
+
+        :meth:`restart_child` starts it again, :meth:`delete_child` removes its spec.
+        """
+        self._request(self._terminate_child, child_id)
+
+    def restart_child(self, child_id: Any) -> Process:
+        """Start again the child ``child_id``, stopped by :meth:`terminate_child`; its process."""
+        proc: Process = self._request(self._restart_child, child_id)
+        return proc
+
+    def delete_child(self, child_id: Any) -> None:
+        """Remove the spec of the stopped child ``child_id``."""
+        self._request(self._delete_child, child_id)
+
     def stop(self, reason: Any = "normal", timeout: float | None = 30.0) -> bool:
         """Stop the children (in reverse order), then the supervisor; wait for it."""
         if self.alive:
@@ -186,6 +215,71 @@ class Supervisor(Process):
         return self.join(timeout)
 
     # ------------------------------------------------------------ internals
+    def _request(self, fn: Callable[..., Any], *args: Any) -> Any:
+        # Run fn(*args) on the supervisor's thread, between two exits it handles.
+        if current_process() is self:
+            return fn(*args)
+        box: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
+        self._queue.put(("call", fn, args, box))
+        while True:
+            try:
+                ok, value = box.get(timeout=0.1)
+                break
+            except queue.Empty:
+                if not self.alive:
+                    raise SupervisorError(f"{self!r} is not running "
+                                          f"(exit reason {self.exit_reason!r})") from None
+        if not ok:
+            raise value
+        return value
+
+    def _find(self, child_id: Any) -> _Child:
+        for c in self._children:
+            if c.id == child_id:
+                return c
+        raise SupervisorError(f"{self!r} has no child {child_id!r}")
+
+    def _add_child(self, child: _Child) -> Process:
+        if any(c.id == child.id for c in self._children):
+            raise SupervisorError(f"{self!r} already has a child {child.id!r}")
+        try:
+            self._start_child(child)
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller (wsx._guard)
+            if must_propagate(exc):
+                raise
+            raise SupervisorError(f"child {child.id!r} failed to start: {exc}") from exc
+        with self._lock:
+            self._children.append(child)
+        assert child.proc is not None
+        return child.proc
+
+    def _terminate_child(self, child_id: Any) -> None:
+        child = self._find(child_id)
+        self._stop_children([child])
+        if child.restart == "temporary":
+            with self._lock:
+                self._children.remove(child)
+
+    def _restart_child(self, child_id: Any) -> Process:
+        child = self._find(child_id)
+        if child.proc is not None and child.proc.alive:
+            raise SupervisorError(f"child {child_id!r} is running")
+        try:
+            self._start_child(child)
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller (wsx._guard)
+            if must_propagate(exc):
+                raise
+            raise SupervisorError(f"child {child_id!r} failed to start: {exc}") from exc
+        assert child.proc is not None
+        return child.proc
+
+    def _delete_child(self, child_id: Any) -> None:
+        child = self._find(child_id)
+        if child.proc is not None and child.proc.alive:
+            raise SupervisorError(f"child {child_id!r} is running: terminate_child it first")
+        with self._lock:
+            self._children.remove(child)
+
     def _on_linked_exit(self, other: Process, reason: Any) -> None:
         self._queue.put(("exit", other, reason))
 
@@ -203,6 +297,13 @@ class Supervisor(Process):
         ready.set()
         while True:
             msg = self._queue.get()
+            if msg[0] == "call":
+                _, fn, args, box = msg
+                try:
+                    box.put((True, fn(*args)))
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    box.put((False, exc))
+                continue
             if msg[0] == "stop":
                 self._stop_children(self._children)
                 self._exit(msg[1])

@@ -48,10 +48,12 @@ class Upgrade:
     def _timed_out(self) -> None:
         self._timer = None
         conn = self.client.conn
-        self.client.connect_failed(HandshakeError(
+        error = HandshakeError(
             f"no complete upgrade response from {conn.url.host_header} within "
             f"{conn.socket_recv_timeout:g} s (socket_recv_timeout)"
-        ))
+        )
+        error.challenge = self.handshake.key
+        self.client.connect_failed(error)
 
     def _readable(self) -> None:
         client = self.client
@@ -76,6 +78,8 @@ class Upgrade:
                 return
             extensions = negotiate(client.conn, response)
         except WSXError as exc:
+            if isinstance(exc, HandshakeError):
+                exc.challenge = hs.key
             client.connect_failed(exc)
             return
         self.cancel()

@@ -23,8 +23,10 @@ from __future__ import annotations
 import argparse
 import codecs
 import contextlib
+import logging
 import os
 import queue
+import ssl
 import sys
 import threading
 import time
@@ -159,6 +161,10 @@ def client_parser() -> argparse.ArgumentParser:
     parser.add_argument("--origin", help="the Origin header")
     parser.add_argument("-k", "--insecure", action="store_true",
                         help="wss://: do not verify the server's certificate and host name")
+    parser.add_argument("--cafile", metavar="FILE",
+                        help="wss://: verify the server's certificate against the CA "
+                             "certificates in FILE (PEM) instead of the system's (which "
+                             "also honour the SSL_CERT_FILE and SSL_CERT_DIR variables)")
     proxy = parser.add_mutually_exclusive_group()
     proxy.add_argument("--proxy", metavar="URL",
                        help="connect through this proxy: http://[user:pass@]host:port "
@@ -399,6 +405,14 @@ def _conn_from_args(args: argparse.Namespace, url: str) -> Conn:
         "socket_connect_timeout": args.connect_timeout,
         "max_message_size": args.max_size or None,
     }
+    if args.cafile is not None:
+        if args.insecure:
+            raise CLIError("--cafile and --insecure exclude each other", 2)
+        try:
+            options["ssl_context"] = ssl.create_default_context(cafile=args.cafile)
+        except (OSError, ssl.SSLError) as exc:
+            raise CLIError(f"cannot load CA certificates from {args.cafile!r}: "
+                           f"{getattr(exc, 'strerror', None) or exc}", 2) from None
     if args.proxy is not None:
         options["proxy"] = args.proxy
     elif args.env_proxy:
@@ -422,6 +436,12 @@ def run_client(
     err: TextIO | None = None,
 ) -> int:
     """Run the client for parsed ``args``; return the exit status."""
+    # The command says how the connection ended itself, in one line: the
+    # library's crash report (logger "wsx.crash") would say it twice.
+    crash_log = logging.getLogger("wsx.crash")
+    if not crash_log.handlers:
+        crash_log.addHandler(logging.NullHandler())
+        crash_log.propagate = False
     out = out or sys.stdout
     err = err or sys.stderr
     try:
