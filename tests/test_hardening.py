@@ -26,7 +26,7 @@ import pytest
 
 import wsx
 import wsx.core.frames as frames
-from conftest import accept_response, read_request, server_frame, wait_until
+from conftest import accept_response, read_frame, read_request, server_frame, wait_until
 from test_client import ClosingServer, Probe, Rec, close_payload, start
 from wsx import ProxyError
 from wsx.errors import CallingSelfError, InvalidFrameError, TimeoutExpired
@@ -34,42 +34,10 @@ from wsx.errors import CallingSelfError, InvalidFrameError, TimeoutExpired
 TIMEOUT = 5.0
 
 
-def exact(sock: socket.socket, n: int) -> bytes | None:
-    """``n`` bytes from ``sock``; None on EOF."""
-    chunks = []
-    while n:
-        chunk = sock.recv(min(n, 1 << 20))
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        n -= len(chunk)
-    return b"".join(chunks)
-
-
-def client_frame(sock: socket.socket) -> tuple[int, bytes] | None:
-    """One masked client frame ``(opcode, payload)``, unmasked fast; None on EOF."""
-    head = exact(sock, 2)
-    if head is None:
-        return None
-    n = head[1] & 0x7F
-    if n >= 126:
-        raw = exact(sock, 2 if n == 126 else 8)
-        assert raw is not None
-        n = int.from_bytes(raw, "big")
-    key = exact(sock, 4) or b""
-    payload = exact(sock, n) if n else b""
-    if payload is None:
-        return None
-    if payload:
-        mask = int.from_bytes((key * (n // 4 + 1))[:n], "big")
-        payload = (int.from_bytes(payload, "big") ^ mask).to_bytes(n, "big")
-    return head[0] & 0x0F, payload
-
-
 def answer_close(sock: socket.socket) -> None:
     """Read the client's frames up to its close frame and answer it (then the server closes)."""
     while True:
-        frame = client_frame(sock)
+        frame = read_frame(sock)
         if frame is None:
             return
         if frame[0] == 8:
@@ -296,7 +264,7 @@ def slow_reader(go: threading.Event, pause: float, got: list[tuple[int, bytes]],
         sock.sendall(accept_response(read_request(sock)))
         go.wait(pause)
         while True:
-            frame = client_frame(sock)
+            frame = read_frame(sock)
             if frame is None:
                 break
             got.append(frame)
@@ -449,7 +417,7 @@ def test_a_reset_after_the_close_handshake_reports_the_peers_close(
         sock.sendall(accept_response(read_request(sock)))
         sock.sendall(server_frame(8, close_payload(code, text)))
         while True:  # the client's answering close
-            frame = client_frame(sock)
+            frame = read_frame(sock)
             if frame is None or frame[0] == 8:
                 break
         reset(sock)
@@ -535,15 +503,19 @@ def test_a_compressed_message_at_the_limit_is_accepted(ws_server: Any) -> None:
     assert wsx.stop(client)
 
 
-def test_an_uncompressed_message_over_the_limit_fails_with_1009_when_deflate_is_on(
-        raw_server: Any) -> None:
+def deflate_server_sends(raw_server: Any, frame: bytes) -> Any:
+    """A server that accepts permessage-deflate, sends ``frame`` and answers the close."""
+
     def handle(sock: socket.socket) -> None:
         sock.sendall(accept_response(read_request(sock),
                                      "Sec-WebSocket-Extensions: permessage-deflate\r\n"))
-        sock.sendall(server_frame(2, b"z" * 1001))  # RSV1 clear: not compressed
+        sock.sendall(frame)
         answer_close(sock)
 
-    server = raw_server(handle)
+    return raw_server(handle)
+
+
+def assert_fails_with_1009(server: Any) -> None:
     client, probe = start(server.url, max_message_size=1000)
     assert client.join(TIMEOUT)
     kind, error = client.exit_reason
@@ -551,22 +523,17 @@ def test_an_uncompressed_message_over_the_limit_fails_with_1009_when_deflate_is_
     assert probe.of("frame") == []
 
 
+def test_an_uncompressed_message_over_the_limit_fails_with_1009_when_deflate_is_on(
+        raw_server: Any) -> None:
+    # RSV1 clear: not compressed.
+    assert_fails_with_1009(deflate_server_sends(raw_server, server_frame(2, b"z" * 1001)))
+
+
 def test_a_compressed_message_over_the_limit_fails_with_1009(raw_server: Any) -> None:
     deflater = zlib.compressobj(wbits=-15)
     wire = deflater.compress(b"\x00" * 5000) + deflater.flush(zlib.Z_SYNC_FLUSH)
     assert wire.endswith(b"\x00\x00\xff\xff") and len(wire) < 1000
-
-    def handle(sock: socket.socket) -> None:
-        sock.sendall(accept_response(read_request(sock),
-                                     "Sec-WebSocket-Extensions: permessage-deflate\r\n"))
-        sock.sendall(server_frame(2, wire[:-4], rsv=0x40))
-        answer_close(sock)
-
-    server = raw_server(handle)
-    client, probe = start(server.url, max_message_size=1000)
-    assert client.join(TIMEOUT)
-    kind, error = client.exit_reason
-    assert kind == "error" and error.code == 1009
+    assert_fails_with_1009(deflate_server_sends(raw_server, server_frame(2, wire[:-4], rsv=0x40)))
 
 
 def test_wss_to_a_plain_server_fails_at_once_in_one_sentence(raw_server: Any) -> None:

@@ -24,8 +24,9 @@ from typing import Any
 from .errors import BadResponseError, WSXError
 from .process.api import client_of
 from .process.callbacks import resolve_module
-from .process.client import Client, run_on_loop
+from .process.client import Client
 from .process.debug import DEFAULT_LOG_SIZE, DebugState, format_event, new_statistics
+from .process.loopcall import run_on_loop
 
 __all__ = [
     "trace",
@@ -110,8 +111,10 @@ def statistics(client: Client | str, flag: bool | str = "get",
 
     The statistics dict holds ``start_time``, ``frames_in``, ``frames_out``,
     ``bytes_in``, ``bytes_out`` (on the wire), ``messages_in`` (casts and
-    infos), ``reconnects``, ``connected_time`` (seconds connected, including
-    the current connection) and ``current_time``. ``"get"`` returns ``None``
+    infos), ``reconnects``, ``slow_callbacks`` (callbacks that held the loop
+    longer than its ``slow_callback``, see :mod:`wsx.process.watchdog`),
+    ``connected_time`` (seconds connected, including the current connection)
+    and ``current_time``. ``"get"`` returns ``None``
     when statistics are off.
     """
 

@@ -97,8 +97,10 @@ def _fire(timer: Timer) -> None:
 class Loop:
     """A selector-based event loop: I/O readiness, timers and thread-safe wake-ups."""
 
-    def __init__(self, name: str = "wsx-loop", resolver_threads: int = 4) -> None:
+    def __init__(self, name: str = "wsx-loop", resolver_threads: int = 4,
+                 slow_callback: float | None = 0.1) -> None:
         self.name = name
+        self.slow_callback = slow_callback
         # fd -> [fileobj, reader callback, writer callback]
         self._handlers: dict[int, list[Any]] = {}
         # The readiness backend: epoll used directly where there is one (the
@@ -141,6 +143,26 @@ class Loop:
         self.add_reader(self._wake_r, self._drain_wakeup)
 
     # ------------------------------------------------------------ properties
+    @property
+    def slow_callback(self) -> float | None:
+        """Seconds a client's callback may hold this loop before a warning (None: never).
+
+        The watchdog (:mod:`wsx.process.watchdog`) logs one warning per
+        callback that runs longer, naming the client and the callback, and
+        counts it in :func:`wsx.sys.statistics`. Default 0.1 s, as asyncio's
+        debug mode. May be changed at any time.
+        """
+        return self._slow_callback
+
+    @slow_callback.setter
+    def slow_callback(self, seconds: float | None) -> None:
+        if seconds is not None and (isinstance(seconds, bool)
+                                    or not isinstance(seconds, (int, float))
+                                    or not 0 < seconds < float("inf")):
+            raise ValueError(
+                f"slow_callback must be a positive number of seconds or None, not {seconds!r}")
+        self._slow_callback = seconds
+
     @property
     def running(self) -> bool:
         """True while :meth:`run` is executing."""
@@ -439,8 +461,12 @@ class Loop:
             # wait: the wait must end for the loop to see the request.
             self._wake()
 
-    def start_thread(self) -> threading.Thread:
-        """Run the loop in a new daemon thread; return the thread."""
+    def start_thread(self, close: bool = False) -> threading.Thread:
+        """Run the loop in a new daemon thread; return the thread.
+
+        With ``close=True`` the thread also closes the loop (:meth:`close`)
+        when it stops: a loop made for one client, ``start_link(..., loop="own")``.
+        """
         if self._thread is not None and self._thread.is_alive():
             return self._thread
         started = threading.Event()
@@ -448,7 +474,11 @@ class Loop:
         def target() -> None:
             self._thread_id = threading.get_ident()
             started.set()
-            self.run()
+            try:
+                self.run()
+            finally:
+                if close:
+                    self.close()
 
         thread = threading.Thread(target=target, name=self.name, daemon=True)
         self._thread = thread

@@ -26,11 +26,13 @@ from ..errors import (
     NotConnectedError,
     TimeoutExpired,
 )
-from ..io.loop import get_default_loop
+from ..io.loop import Loop, get_default_loop
+from . import watchdog
 from .base import current_process, resolve
 from .callbacks import Callbacks
-from .client import Client, run_on_loop
+from .client import Client
 from .dispatcher import short
+from .loopcall import run_on_loop
 
 __all__ = ["WebSocket", "start_link", "start", "send_frame", "cast", "send", "stop"]
 
@@ -82,20 +84,40 @@ def _start(url_or_conn: Any, module: Any, state: Any, link: bool, opts: dict[str
         conn = url_or_conn
     else:
         conn = Conn(url_or_conn, **conn_opts)
-    loop = opts.pop("loop", None) or get_default_loop()
+    loop_opt = opts.pop("loop", None)
     name = opts.pop("name", None)
     async_connect = bool(opts.pop("async_connect", False))
     handle_failure = bool(opts.pop("handle_initial_conn_failure", False))
     debug = opts.pop("debug", ())
     if opts:
         raise TypeError(f"unknown option(s) {', '.join(sorted(opts))}")
+    own = isinstance(loop_opt, str) and loop_opt == "own"
+    if own:
+        # Not watched (slow_callback None): blocking is what it is for.
+        loop = Loop(name="wsx-own-loop", slow_callback=None)
+    elif loop_opt is None:
+        loop = get_default_loop()
+    elif isinstance(loop_opt, Loop):
+        loop = loop_opt
+    else:
+        raise TypeError(f"loop must be a wsx.Loop or \"own\", not {loop_opt!r}")
     if not async_connect and loop.in_loop_thread():
         raise CallingSelfError(
             "start_link/start without async_connect=True on the loop's own thread "
             "(waiting for the connection would block the loop)"
         )
-    client = Client(conn, module, state, loop=loop, name=name, debug=debug,
-                    handle_initial_conn_failure=handle_failure)
+    try:
+        client = Client(conn, module, state, loop=loop, name=name, debug=debug,
+                        handle_initial_conn_failure=handle_failure)
+    except BaseException:
+        if own:
+            loop.close()
+        raise
+    if own:
+        loop.name = f"wsx-own-loop-{name or client.id}"
+        client._watch(_LoopOwner(loop))
+        loop.start_thread(close=True)
+    watchdog.watch(loop)
     parent = current_process() if link else None
     if parent is not None:
         client.link(parent)
@@ -114,6 +136,19 @@ def _start(url_or_conn: Any, module: Any, state: Any, link: bool, opts: dict[str
     return client
 
 
+class _LoopOwner:
+    """Stops a client's own loop (``loop="own"``) when the client exits; the
+    loop's thread then closes it."""
+
+    __slots__ = ("loop",)
+
+    def __init__(self, loop: Loop) -> None:
+        self.loop = loop
+
+    def fire(self, reason: Any) -> None:
+        self.loop.stop()
+
+
 def start_link(url_or_conn: str | Conn, module: Any, state: Any = None, **opts: Any) -> Client:
     """Start a client linked to the current process; return its handle.
 
@@ -126,6 +161,14 @@ def start_link(url_or_conn: str | Conn, module: Any, state: Any = None, **opts: 
     Options: ``name``, ``async_connect``, ``handle_initial_conn_failure``,
     ``debug`` (``["trace"]``, ``["log"]``, ``["statistics"]``), ``loop``, and
     the connection options of :class:`wsx.Conn` when ``url_or_conn`` is a URL.
+
+    ``loop`` is a :class:`wsx.Loop`, by default the shared one, or ``"own"``:
+    a loop thread made for this client alone, started with it and ended when
+    it exits. Its callbacks may then block without delaying other clients
+    (and without the slow-callback warning), at the price of one thread per
+    client, and of GIL contention between loop threads that are busy at the
+    same time (many "own" clients under load use more CPU per message than
+    the same clients sharing one loop).
 
     The client is linked to the *current process*: the supervisor starting
     it, or the wsx client whose callback called ``start_link`` (see

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import weakref
 from typing import Any
 
 from ..errors import WSXError
@@ -29,10 +30,16 @@ _registry_lock = threading.Lock()
 class _Running:
     """What runs on one thread: ``process`` is the process whose code runs (None: none)."""
 
-    __slots__ = ("process",)
+    __slots__ = ("process", "__weakref__")
 
     def __init__(self) -> None:
         self.process: Process | None = None
+
+
+# Thread ident -> that thread's _Running, for the watchdog
+# (wsx.process.watchdog), which looks at a loop thread from its own thread. An
+# entry goes when its thread ends (the thread-local drops its _Running).
+_running_by_thread: weakref.WeakValueDictionary[int, _Running] = weakref.WeakValueDictionary()
 
 
 class _PerThread(threading.local):
@@ -41,9 +48,16 @@ class _PerThread(threading.local):
     # once and then sets a slot.
     def __init__(self) -> None:
         self.running = _Running()
+        _running_by_thread[threading.get_ident()] = self.running
 
 
 _per_thread = _PerThread()
+
+
+def running_on(thread_id: int) -> Process | None:
+    """The process whose callback runs on thread ``thread_id`` right now (None: none)."""
+    slot = _running_by_thread.get(thread_id)
+    return None if slot is None else slot.process
 
 
 def running() -> _Running:

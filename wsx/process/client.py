@@ -45,8 +45,6 @@ from ..errors import (
     ConnError,
     FrameEncodeError,
     HandshakeError,
-    NotConnectedError,
-    TimeoutExpired,
     WSXError,
 )
 from ..io.connector import Connector
@@ -482,54 +480,6 @@ class Client(Process):
                 else:
                     self.read_path()
         self._drain()
-
-
-def run_on_loop(client: Client, fn: Callable[..., Any], *args: Any,
-                timeout: float | None = None, what: str = "") -> Any:
-    """Run ``fn(*args)`` on the loop thread of ``client``; its result (or raise what it raised).
-
-    With ``timeout``, raises :class:`TimeoutExpired` (option ``"timeout"``)
-    when the loop has not started ``fn`` within that many seconds (a
-    callback blocks it); ``fn`` then never runs. ``what`` names the call.
-    """
-    if client.loop.in_loop_thread():
-        return fn(*args)
-    done = _thread.allocate_lock()
-    done.acquire()
-    box: list[Any] = []
-    gate = _thread.allocate_lock()
-    phase = ["posted"]  # then "running" (the loop took it) or "given up"
-
-    def run() -> None:
-        with gate:
-            if phase[0] != "posted":
-                return
-            phase[0] = "running"
-        try:
-            box.append((True, fn(*args)))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller
-            box.append((False, exc))
-        finally:
-            done.release()
-
-    client.loop.call_soon_threadsafe(run)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while not done.acquire(timeout=1.0 if deadline is None else
-                           max(0.0, min(1.0, deadline - time.monotonic()))):
-        if not client.loop.running:
-            raise NotConnectedError("gone (its loop is not running)")
-        if deadline is not None and time.monotonic() >= deadline:
-            with gate:
-                if phase[0] == "posted":
-                    phase[0] = "given up"
-                    raise TimeoutExpired("timeout", timeout or 0.0, (
-                        f"{client!r} did not answer {what or 'the call'} in time: a callback "
-                        "is holding its loop"))
-            deadline = None  # it runs now: wait for its result
-    ok, value = box[0]
-    if ok:
-        return value
-    raise value
 
 
 class StartGate:

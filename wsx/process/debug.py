@@ -47,6 +47,7 @@ _MESSAGES = {
     "keepalive_pong": "received keepalive pong {0!r}",
     "read_paused": "write buffer over write_limit ({0} bytes pending): reading paused",
     "read_resumed": "write buffer drained to {0} bytes: reading resumed",
+    "slow_callback": "callback {0} held the loop for more than {1:.3f} s",
 }
 
 
@@ -148,6 +149,7 @@ def new_statistics() -> dict[str, Any]:
         "bytes_out": 0,
         "messages_in": 0,
         "reconnects": 0,
+        "slow_callbacks": 0,
         "connected_time": 0.0,
         "connected_since": None,
     }

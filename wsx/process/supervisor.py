@@ -242,16 +242,10 @@ class Supervisor(Process):
     def _add_child(self, child: _Child) -> Process:
         if any(c.id == child.id for c in self._children):
             raise SupervisorError(f"{self!r} already has a child {child.id!r}")
-        try:
-            self._start_child(child)
-        except BaseException as exc:  # noqa: BLE001 - reported to the caller (wsx._guard)
-            if must_propagate(exc):
-                raise
-            raise SupervisorError(f"child {child.id!r} failed to start: {exc}") from exc
+        proc = self._start_or_raise(child)
         with self._lock:
             self._children.append(child)
-        assert child.proc is not None
-        return child.proc
+        return proc
 
     def _terminate_child(self, child_id: Any) -> None:
         child = self._find(child_id)
@@ -264,14 +258,7 @@ class Supervisor(Process):
         child = self._find(child_id)
         if child.proc is not None and child.proc.alive:
             raise SupervisorError(f"child {child_id!r} is running")
-        try:
-            self._start_child(child)
-        except BaseException as exc:  # noqa: BLE001 - reported to the caller (wsx._guard)
-            if must_propagate(exc):
-                raise
-            raise SupervisorError(f"child {child_id!r} failed to start: {exc}") from exc
-        assert child.proc is not None
-        return child.proc
+        return self._start_or_raise(child)
 
     def _delete_child(self, child_id: Any) -> None:
         child = self._find(child_id)
@@ -323,6 +310,18 @@ class Supervisor(Process):
                 continue
             if not self._child_exited(found, reason):
                 return
+
+    def _start_or_raise(self, child: _Child) -> Process:
+        """Start ``child`` for start_child / restart_child: a failure is the caller's
+        SupervisorError (the supervisor goes on)."""
+        try:
+            self._start_child(child)
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller (wsx._guard)
+            if must_propagate(exc):
+                raise
+            raise SupervisorError(f"child {child.id!r} failed to start: {exc}") from exc
+        assert child.proc is not None
+        return child.proc
 
     def _start_child(self, child: _Child) -> None:
         proc = child.start(*child.args)
