@@ -54,10 +54,12 @@ class _PerThread(threading.local):
 _per_thread = _PerThread()
 
 
-def running_on(thread_id: int) -> Process | None:
-    """The process whose callback runs on thread ``thread_id`` right now (None: none)."""
-    slot = _running_by_thread.get(thread_id)
-    return None if slot is None else slot.process
+def running_slot(thread_id: int) -> _Running | None:
+    """The :class:`_Running` of thread ``thread_id`` (None until it ran a process's code).
+
+    Its ``process`` is the process whose code runs on that thread right now.
+    """
+    return _running_by_thread.get(thread_id)
 
 
 def running() -> _Running:

@@ -12,7 +12,7 @@ It costs the loop nothing per message: the loop thread does no extra work.
 One daemon thread (``wsx-watchdog``), started with the first client on a
 watched loop, looks at each watched loop every ``slow_callback / 2``
 seconds. It asks which process the loop thread runs (the slot the dispatcher
-sets for every callback anyway, :func:`wsx.process.base.running_on`) and
+sets for every callback anyway, :func:`wsx.process.base.running_slot`) and
 which Python frame the callback is: the first frame outside wsx inside the
 loop's own frames. The same frame object seen again means the same callback
 is still running; a new frame is a new callback. So a warning comes between
@@ -35,7 +35,7 @@ import weakref
 from types import FrameType
 
 from ..io.loop import Loop
-from .base import Process, running_on
+from .base import Process, _Running, running_slot
 from .client import Client
 
 __all__ = ["watch"]
@@ -44,9 +44,10 @@ logger = logging.getLogger("wsx.watchdog")
 
 _WSX_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _MIN_INTERVAL = 0.005  # seconds between looks, whatever slow_callback is
+_IDLE_INTERVAL = 0.1  # seconds between looks while no watched loop has a slow_callback
 
 _lock = threading.Lock()
-_loops: weakref.WeakSet[Loop] = weakref.WeakSet()
+_watched: list[_Watched] = []  # guarded by _lock
 _thread: threading.Thread | None = None
 
 
@@ -54,65 +55,84 @@ def watch(loop: Loop) -> None:
     """Watch ``loop`` for slow callbacks (a no-op when already watched)."""
     global _thread
     with _lock:
-        _loops.add(loop)
+        if not any(w.ref() is loop for w in _watched):
+            _watched.append(_Watched(loop))
         if _thread is None or not _thread.is_alive():
             _thread = threading.Thread(target=_run, name="wsx-watchdog", daemon=True)
             _thread.start()
 
 
-class _Episode:
-    """The callback seen running on one loop: since when, and whether it was reported."""
+class _Watched:
+    """One watched loop: its thread's running slot, and the callback seen running there."""
 
-    __slots__ = ("process", "frame", "since", "reported")
+    __slots__ = ("ref", "tid", "slot", "process", "frame", "since", "reported")
 
-    def __init__(self, process: Process, frame: FrameType | None, since: float) -> None:
-        self.process = process
-        self.frame = frame
-        self.since = since
+    def __init__(self, loop: Loop) -> None:
+        self.ref = weakref.ref(loop)  # a loop dropped unclosed is not kept alive
+        self.tid: int | None = None
+        self.slot: _Running | None = None
+        self.process: Process | None = None  # the episode: this process ...
+        self.frame: FrameType | None = None  # ... in this callback frame ...
+        self.since = 0.0  # ... first seen then
         self.reported = False
+
+    def idle(self) -> None:
+        self.process = self.frame = None
 
 
 def _run() -> None:
+    # Each look is cheap when the loops are idle (a slot read per loop); the
+    # frames of the loop threads are fetched only when a callback runs.
     global _thread
-    seen: weakref.WeakKeyDictionary[Loop, _Episode] = weakref.WeakKeyDictionary()
     while True:
         with _lock:
-            loops = [loop for loop in _loops if not loop._closed]
-            if not loops:
-                _loops.clear()
+            watched = _watched[:] = [w for w in _watched if _open(w.ref())]
+            if not watched:
                 _thread = None
                 return
-        limits = [loop.slow_callback for loop in loops if loop.slow_callback is not None]
-        time.sleep(max(_MIN_INTERVAL, min(limits, default=0.2) / 2))
+        interval = _IDLE_INTERVAL  # no loop has a slow_callback: look now and then
+        for w in watched:
+            limit = getattr(w.ref(), "slow_callback", None)
+            if limit is not None and limit / 2 < interval:
+                interval = max(_MIN_INTERVAL, limit / 2)
+        time.sleep(interval)
         now = time.monotonic()
-        frames = sys._current_frames()
-        for loop in loops:
+        frames = None
+        for w in watched:
+            loop = w.ref()
+            tid = None if loop is None or loop.slow_callback is None else loop._thread_id
+            if loop is None or tid is None:
+                w.idle()
+                continue
+            if tid != w.tid or w.slot is None:
+                w.tid, w.slot = tid, running_slot(tid)
+            process = None if w.slot is None else w.slot.process
+            if process is None:
+                w.idle()
+                continue
+            if frames is None:
+                frames = sys._current_frames()  # only when a callback runs somewhere
             try:
-                _look(loop, frames, now, seen)
+                _look(w, loop, process, frames.get(tid), now)
             except Exception:  # noqa: BLE001 - the watchdog must outlive what it watches
-                logger.exception("wsx watchdog: looking at loop %r failed", loop.name)
-        del frames
+                logger.exception("wsx watchdog: looking at a loop failed")
+        frames = loop = process = None  # hold nothing while asleep
 
 
-def _look(loop: Loop, frames: dict[int, FrameType], now: float,
-          seen: weakref.WeakKeyDictionary[Loop, _Episode]) -> None:
-    limit = loop.slow_callback
-    tid = loop._thread_id
-    process = None
-    if limit is not None and tid is not None:
-        process = running_on(tid)
-    if process is None or tid is None or limit is None:
-        seen.pop(loop, None)
-        return
-    innermost = frames.get(tid)
+def _open(loop: Loop | None) -> bool:
+    return loop is not None and not loop._closed
+
+
+def _look(w: _Watched, loop: Loop, process: Process, innermost: FrameType | None,
+          now: float) -> None:
     frame = _callback_frame(innermost)
-    episode = seen.get(loop)
-    if episode is None or episode.process is not process or episode.frame is not frame:
-        seen[loop] = _Episode(process, frame, now)
+    if w.process is not process or w.frame is not frame:
+        w.process, w.frame, w.since, w.reported = process, frame, now, False
         return
-    held = now - episode.since
-    if not episode.reported and held >= limit:
-        episode.reported = True
+    held = now - w.since
+    limit = loop.slow_callback
+    if not w.reported and limit is not None and held >= limit:
+        w.reported = True
         _report(loop, process, frame, innermost, held)
 
 
