@@ -27,6 +27,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 if __package__ in (None, ""):
@@ -41,6 +42,7 @@ SERVER = common.BENCH_DIR / "echo_server_picows.py"
 CLIENTS: dict[str, tuple[str, str, str]] = {
     "wsx-callback": ("wsx_client.py", "callback", "wsx"),
     "wsx-thread": ("wsx_client.py", "thread", "wsx"),
+    "wsx-call": ("wsx_client.py", "call", "wsx"),
     "picows-uvloop": ("picows_client.py", "uvloop", "anchor"),
     "picows-asyncio": ("picows_client.py", "asyncio", "anchor"),
     "websockets-asyncio": ("websockets_client.py", "asyncio", "anchor"),
@@ -91,10 +93,12 @@ class EchoServer:
 
 
 def run_client(name: str, url: str, size: int, mode: str, count: int,
-               cpus: set[int] | None, timeout: float = 300) -> dict[str, Any]:
+               cpus: set[int] | None, timeout: float = 300,
+               extra: tuple[str, ...] = (), window: int = WINDOW) -> dict[str, Any]:
+    """Run one client script (``CLIENTS[name]``) against ``url``; its JSON line, or an error."""
     script, variant, _kind = CLIENTS[name]
     cmd = [sys.executable, str(CLIENT_DIR / script), "--url", url, "--size", str(size),
-           "--mode", mode, "--count", str(count), "--window", str(WINDOW)]
+           "--mode", mode, "--count", str(count), "--window", str(window), *extra]
     if variant:
         cmd += ["--variant", variant]
     preexec = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
@@ -113,68 +117,104 @@ def run_client(name: str, url: str, size: int, mode: str, count: int,
     return out
 
 
-def run(quick: bool = False, reps: int | None = None, clients: list[str] | None = None,
-        pin: bool = False, sizes: list[int] | None = None, modes: list[str] | None = None
-        ) -> dict[str, Any]:
-    reps = reps or (3 if quick else 5)
-    names = clients or list(CLIENTS)
-    sizes = sizes or SIZES
-    modes = modes or MODES
-    server_cpu: int | None = None
-    client_cpus: set[int] | None = None
+class Column:
+    """One column of a table: a scenario every client of the table runs."""
+
+    def __init__(self, label: str, mode: str, size: int, count: int,
+                 extra: tuple[str, ...] = (), window: int = WINDOW,
+                 clients: list[str] | None = None) -> None:
+        self.label, self.mode, self.size, self.count = label, mode, size, count
+        self.extra, self.window = extra, window
+        #: The clients that run it (None: all of the table's).
+        self.clients = clients
+
+
+def pinned_cpus(pin: bool) -> tuple[int | None, set[int] | None]:
+    """(server CPU, client CPUs) with ``pin``: the server on the last CPU, clients on the rest."""
     if pin and hasattr(os, "sched_getaffinity"):
         cpus = sorted(os.sched_getaffinity(0))
         if len(cpus) >= 2:
-            server_cpu, client_cpus = cpus[-1], set(cpus[:-1])
+            return cpus[-1], set(cpus[:-1])
+    return None, None
+
+
+def run_matrix(tag: str, columns: list[Column], names: list[str], reps: int, pin: bool,
+               metrics: dict[str, tuple[str, str, bool]],
+               value: Callable[[dict[str, Any], str], float] | None = None,
+               tables: bool = True) -> dict[str, Any]:
+    """Run every client of ``names`` on every column, ``reps`` times in rotating order.
+
+    ``metrics`` maps a metric to (title, unit, higher is better); ``value(out,
+    metric)`` reads it from a client's JSON line (default ``out[metric]``).
+    Prints one table per metric (unless ``tables`` is False) and returns
+    medians, ratios and samples.
+    """
+    value = value or (lambda out, m: float(out[m]))
+    server_cpu, client_cpus = pinned_cpus(pin)
     server = EchoServer(server_cpu)
-    columns: list[str] = []
-    # samples[metric][client][column] -> list
-    metrics = ("msgs_per_s", "mb_per_s", "cpu_us_per_msg")
     samples: dict[str, dict[str, dict[str, list[float]]]] = {
         m: {n: {} for n in names} for m in metrics}
     errors: dict[str, dict[str, str]] = {}
     raw: list[dict[str, Any]] = []
     try:
-        for mode in modes:
-            for size in sizes:
-                col = f"{mode} {common.size_label(size)}"
-                columns.append(col)
-                count = COUNTS[(mode, size)] // (5 if quick else 1)
-                t0 = time.perf_counter()
-                for order in common.rotations(names, reps):
-                    for name in order:
-                        out = run_client(name, server.url, size, mode, count, client_cpus)
-                        out.setdefault("client_name", name)
-                        out["column"] = col
-                        raw.append(out)
-                        if "error" in out:
-                            errors.setdefault(name, {})[col] = out["error"]
-                            continue
-                        for m in metrics:
-                            samples[m][name].setdefault(col, []).append(out[m])
-                print(f"  [e2e] {col}: {time.perf_counter() - t0:.1f} s", flush=True)
+        for col in columns:
+            who = [n for n in names if col.clients is None or n in col.clients]
+            t0 = time.perf_counter()
+            for order in common.rotations(who, reps):
+                for name in order:
+                    out = run_client(name, server.url, col.size, col.mode, col.count,
+                                     client_cpus, extra=col.extra, window=col.window)
+                    out.setdefault("client_name", name)
+                    out["column"] = col.label
+                    raw.append(out)
+                    if "error" in out:
+                        errors.setdefault(name, {})[col.label] = out["error"]
+                        continue
+                    for m in metrics:
+                        samples[m][name].setdefault(col.label, []).append(value(out, m))
+            print(f"  [{tag}] {col.label}: {time.perf_counter() - t0:.1f} s", flush=True)
     finally:
         server.close()
     kinds = {n: CLIENTS[n][2] for n in names}
     anchors = [n for n in names if kinds[n] == "anchor"]
-    result: dict[str, Any] = {"reps": reps, "window": WINDOW, "counts": {
-        f"{m} {s}": COUNTS[(m, s)] // (5 if quick else 1) for m in modes for s in sizes},
+    result: dict[str, Any] = {
+        "reps": reps,
+        "columns": {c.label: {"mode": c.mode, "size": c.size, "count": c.count,
+                              "window": c.window, "args": list(c.extra)} for c in columns},
         "pinned": {"server": server_cpu, "clients": sorted(client_cpus) if client_cpus else None},
         "kinds": kinds, "anchors": anchors, "errors": errors, "runs": raw}
-    titles = {
-        "msgs_per_s": ("End to end: messages echoed per second", "msgs/s", True),
-        "mb_per_s": ("End to end: payload MB (1e6) echoed per second", "MB/s", True),
-        "cpu_us_per_msg": ("End to end: client CPU time per message (user+sys)", "us/msg", False),
-    }
-    for m in metrics:
+    labels = [c.label for c in columns]
+    for m, (title, unit, hib) in metrics.items():
         med = {n: {c: common.median(v) for c, v in samples[m][n].items()} for n in names}
-        title, unit, hib = titles[m]
-        ratios = common.print_table(title, columns, med, anchors, hib, unit, kinds)
+        ratios = (common.print_table(title, labels, med, anchors, hib, unit, kinds)
+                  if tables else {})
         result[m] = {"unit": unit, "higher_is_better": hib, "median": med,
                      "ratio_vs_best_anchor": ratios, "samples": samples[m]}
     for name, errs in errors.items():
-        for col, err in errs.items():
-            print(f"  (error {name} {col}: {err})")
+        for label, err in errs.items():
+            print(f"  (error {name} {label}: {err})")
+    return result
+
+
+#: The end-to-end table's metrics: (title, unit, higher is better).
+METRICS = {
+    "msgs_per_s": ("End to end: messages echoed per second", "msgs/s", True),
+    "mb_per_s": ("End to end: payload MB (1e6) echoed per second", "MB/s", True),
+    "cpu_us_per_msg": ("End to end: client CPU time per message (user+sys)", "us/msg", False),
+}
+
+
+def run(quick: bool = False, reps: int | None = None, clients: list[str] | None = None,
+        pin: bool = False, sizes: list[int] | None = None, modes: list[str] | None = None
+        ) -> dict[str, Any]:
+    reps = reps or (3 if quick else 5)
+    names = clients or [n for n in CLIENTS if n != "wsx-call"]  # wsx-call: threads_bench
+    columns = [Column(f"{mode} {common.size_label(size)}", mode, size,
+                      COUNTS[(mode, size)] // (5 if quick else 1))
+               for mode in modes or MODES for size in sizes or SIZES]
+    result = run_matrix("e2e", columns, names, reps, pin, METRICS)
+    result["window"] = WINDOW
+    result["counts"] = {f"{c.mode} {c.size}": c.count for c in columns}
     return result
 
 

@@ -1,6 +1,7 @@
 """Run the wsx benchmark suite.
 
-    python bench/run.py [--quick] [--only mask,codec,e2e,scale] [--reps N] [--pin]
+    python bench/run.py [--quick] [--only mask,codec,e2e,threads,fanout,latency,scale]
+                        [--reps N] [--pin]
 
 Prints the machine (CPU model, cores) and the versions of everything
 measured, then one table per benchmark: medians over alternating
@@ -24,9 +25,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # noqa: E402
 
-BENCHMARKS = ["mask", "codec", "e2e", "scale"]
+BENCHMARKS = ["mask", "codec", "e2e", "threads", "fanout", "latency", "scale"]
 MODULES = {"mask": "mask_bench", "codec": "codec_bench", "e2e": "e2e_bench",
+           "threads": "threads_bench", "fanout": "fanout_bench", "latency": "latency_bench",
            "scale": "scale_bench"}
+PINNABLE = {"e2e", "threads", "fanout", "latency"}
 ANCHOR_MODULES = {"picows": "picows", "websockets": "websockets",
                   "websocket-client": "websocket", "aiohttp": "aiohttp",
                   "wsproto": "wsproto", "uvloop": "uvloop"}
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n# {name}" + (" (quick)" if args.quick else ""), flush=True)
         mod = importlib.import_module(MODULES[name])
         t0 = time.perf_counter()
-        kwargs = {"pin": args.pin} if name == "e2e" else {}
+        kwargs = {"pin": args.pin} if name in PINNABLE else {}
         try:
             payload[name] = mod.run(args.quick, args.reps, **kwargs)
         except Exception as exc:  # noqa: BLE001 - keep the other benchmarks' results

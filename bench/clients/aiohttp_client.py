@@ -13,7 +13,7 @@ import aiohttp
 
 
 async def run(args) -> None:  # type: ignore[no-untyped-def]
-    window = args.window if args.mode == "pipelined" else 1
+    window = _common.window(args)
     payload = _common.payload(args.size)
     bad = 0
 

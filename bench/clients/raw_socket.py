@@ -90,7 +90,7 @@ class Raw:
 
 def main() -> None:
     args = _common.parse_args()
-    window = args.window if args.mode == "pipelined" else 1
+    window = _common.window(args)
     frame = client_frame(_common.payload(args.size))
     sock, leftover = connect(args.url)
     raw = Raw(sock, leftover, args.size)

@@ -12,7 +12,7 @@ import websocket
 
 def main() -> None:
     args = _common.parse_args()
-    window = args.window if args.mode == "pipelined" else 1
+    window = _common.window(args)
     payload = _common.payload(args.size)
     ws = websocket.create_connection(args.url, skip_utf8_validation=True)
     bad = 0

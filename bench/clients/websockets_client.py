@@ -8,6 +8,7 @@ message size limit. Pipelined: ``window`` sends, then one send per echo received
 from __future__ import annotations
 
 import asyncio
+import time
 
 import _common
 
@@ -18,9 +19,20 @@ async def run_asyncio(args, payload: bytes, window: int) -> tuple[_common.Meter,
     from websockets.asyncio.client import connect
 
     bad = 0
+    rtts: list[int] | None = [] if args.latency else None
 
     async def batch(ws, n: int) -> None:  # type: ignore[no-untyped-def]
         nonlocal bad
+        if rtts is not None:  # pingpong, each round trip timed
+            rtts.clear()
+            for _ in range(n):
+                t0 = time.perf_counter_ns()
+                await ws.send(payload)
+                msg = await ws.recv()
+                rtts.append(time.perf_counter_ns() - t0)
+                if len(msg) != len(payload):
+                    bad += 1
+            return
         sent = min(window, n)
         for _ in range(sent):
             await ws.send(payload)
@@ -38,6 +50,8 @@ async def run_asyncio(args, payload: bytes, window: int) -> tuple[_common.Meter,
         meter.start()
         await batch(ws, args.count)
         meter.stop()
+    if rtts is not None:
+        meter.rtt_us = _common.percentiles(rtts)  # type: ignore[attr-defined]
     return meter, bad
 
 
@@ -71,13 +85,14 @@ def run_sync(args, payload: bytes, window: int) -> tuple[_common.Meter, int]:  #
 def main() -> None:
     args = _common.parse_args()
     variant = args.variant or "asyncio"
-    window = args.window if args.mode == "pipelined" else 1
+    window = _common.window(args)
     payload = _common.payload(args.size)
     if variant == "asyncio":
         meter, bad = asyncio.run(run_asyncio(args, payload, window))
     else:
         meter, bad = run_sync(args, payload, window)
-    _common.emit(f"websockets-{variant}", args, meter, bad=bad)
+    extra = {"rtt_us": meter.rtt_us} if hasattr(meter, "rtt_us") else {}
+    _common.emit(f"websockets-{variant}", args, meter, bad=bad, **extra)
 
 
 if __name__ == "__main__":
