@@ -75,7 +75,9 @@ class ThreadEcho(wsx.WebSocket):
         if len(frame[1]) != d.size:
             d.bad += 1
         d.received += 1
-        d.sem.release()  # type: ignore[union-attr]
+        sem = d.sem
+        if sem is not None:  # None in a stream: echoes are only counted
+            sem.release()
         if d.received >= d.target:
             d.done.set()
         return ("ok", d)
@@ -113,10 +115,17 @@ def batch_thread(clients: list[wsx.Client], ds: list[Driver], n: int, window: in
     (client,), (d,) = clients, ds
     d.target, d.sent, d.received = n, 0, 0
     d.done.clear()
-    d.sem = sem = threading.Semaphore(min(window, n))
     send_frame = wsx.send_frame
     frame = d.frame
     rtts = d.rtts
+    if window >= n:  # stream: back to back, nothing to wait for until the end
+        d.sem = None
+        for _ in range(n):
+            send_frame(client, frame)
+        if not d.done.wait(300):
+            raise SystemExit(f"timeout: {d.received}/{n} echoes")
+        return
+    d.sem = sem = threading.Semaphore(window)
     if rtts is not None:  # pingpong: send, wait for the echo
         rtts.clear()
         d.sem = sem = threading.Semaphore(0)
