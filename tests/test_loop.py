@@ -655,3 +655,51 @@ def test_stop_from_a_signal_handler_ends_the_wait(backend: str,
         rescue.cancel()
         lp.close()
     assert elapsed < 2.0, f"the loop ran {elapsed:.1f} s after stop() in a signal handler"
+
+
+# ------------------------------------------------------------------ Signal
+def test_signal_set_before_wait_and_after() -> None:
+    sig = wsx.io.loop.Signal()
+    assert not sig.is_set()
+    assert sig.wait(0) is False
+    started = time.monotonic()
+    assert sig.wait(0.05) is False
+    assert 0.04 <= time.monotonic() - started < 2.0
+    sig.set()
+    sig.set()  # a second set does nothing
+    assert sig.is_set()
+    assert sig.wait(0) is True
+    assert sig.wait(5) is True  # still set: no second acquisition blocks
+
+
+def test_signal_wakes_a_waiting_thread() -> None:
+    sig = wsx.io.loop.Signal()
+    got: list[tuple[bool, float]] = []
+
+    def waiter() -> None:
+        t0 = time.monotonic()
+        got.append((sig.wait(5.0), time.monotonic() - t0))
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    time.sleep(0.05)
+    sig.set()
+    t.join(5)
+    assert got and got[0][0] is True and 0.03 < got[0][1] < 4.0
+
+
+def test_signal_wait_wakes_the_loop_for_posted_callbacks(loop: Loop) -> None:
+    # Loop.post queues without waking the loop; the waiter's first wait wakes it.
+    time.sleep(0.05)  # the loop is asleep in its wait
+    sig = wsx.io.loop.Signal()
+    ran: list[int] = []
+
+    def on_loop() -> None:
+        ran.append(threading.get_ident())
+        sig.set()
+
+    loop.post(on_loop)
+    t0 = time.monotonic()
+    assert sig.wait(5.0, loop) is True
+    assert time.monotonic() - t0 < 2.0
+    assert ran == [loop._thread_id]

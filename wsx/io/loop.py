@@ -15,6 +15,7 @@ loop or the other clients on it.
 
 from __future__ import annotations
 
+import _thread
 import heapq
 import itertools
 import logging
@@ -32,7 +33,7 @@ from typing import Any
 from .._guard import must_propagate
 from .._twins import compiled
 
-__all__ = ["Loop", "Timer", "get_default_loop"]
+__all__ = ["Loop", "Timer", "Signal", "get_default_loop"]
 
 logger = logging.getLogger("wsx.io.loop")
 
@@ -83,6 +84,56 @@ class Timer:
         if loop is not None:
             self._loop = None
             loop._timer_cancelled()
+
+
+class Signal:
+    """A one-shot signal between threads: :meth:`set` once, :meth:`wait` until it is set.
+
+    What a thread waiting for the loop's answer waits on (``wsx.call``,
+    ``wsx.sys``, a ``send_frame`` handed to the loop). ``wait(timeout,
+    loop)`` first wakes ``loop`` for callbacks queued with :meth:`Loop.post`:
+    the compiled twin (``wsx.io._loop.Signal``) wakes the loop and starts
+    waiting in one step without the GIL, and :meth:`set` releases the
+    waiter without the GIL too, so that the woken thread never has to wait
+    for the GIL of the thread that woke it (each such wait costs two context
+    switches).
+    """
+
+    __slots__ = ("_lock", "_set", "_got")
+
+    def __init__(self) -> None:
+        self._lock = _thread.allocate_lock()
+        self._lock.acquire()
+        self._set = False
+        self._got = False
+
+    def set(self) -> None:
+        """Release the waiter (any thread; later calls do nothing)."""
+        if not self._set:
+            self._set = True
+            self._lock.release()
+
+    def is_set(self) -> bool:
+        """True once :meth:`set` was called."""
+        return self._set
+
+    def wait(self, timeout: float, loop: Loop | None = None) -> bool:
+        """Wait at most ``timeout`` seconds (0: do not block); True once set.
+
+        With ``loop``, wake it first (unless a wake-up is pending already).
+        One thread waits on a signal.
+        """
+        if self._got:
+            return True
+        if loop is not None and not loop._wake_pending:
+            loop._wake()
+        if self._lock.acquire(True, timeout) if timeout > 0 else self._lock.acquire(False):
+            self._got = True
+        return self._got
+
+
+if _compiled_loop is not None:
+    Signal = _compiled_loop.Signal  # type: ignore[misc]  # its compiled twin (Linux)
 
 
 def _noop(*_args: Any) -> None:
@@ -189,6 +240,14 @@ class Loop:
         self._ready.append((callback, args))
         if not self._wake_pending and not self.in_loop_thread():
             self._wake()
+
+    def post(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Queue ``callback(*args)`` for the loop thread without waking it (any thread).
+
+        For a thread that wakes the loop itself as it starts waiting:
+        ``Signal.wait(timeout, loop)``. Order as :meth:`call_soon_threadsafe`.
+        """
+        self._ready.append((callback, args))
 
     def _wake(self) -> None:
         """End the loop's current (or next) wait for readiness."""

@@ -11,7 +11,6 @@ handed to the loop, which writes it or parks it while the output is over
 
 from __future__ import annotations
 
-import _thread
 import inspect
 import time
 from typing import Any
@@ -26,7 +25,7 @@ from ..errors import (
     NotConnectedError,
     TimeoutExpired,
 )
-from ..io.loop import Loop, get_default_loop
+from ..io.loop import Loop, Signal, get_default_loop
 from . import watchdog
 from .base import current_process, resolve
 from .callbacks import Callbacks
@@ -273,8 +272,7 @@ class _SendWaiter:
     def __init__(self, client: Client, frame: Any) -> None:
         self.client = client
         self.frame = frame
-        self.done = _thread.allocate_lock()
-        self.done.acquire()
+        self.done = Signal()
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -283,14 +281,14 @@ class _SendWaiter:
             self.client.dispatcher.send(self.frame)
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
             self.error = exc
-        self.done.release()
+        self.done.set()
 
     def fail(self) -> None:
         """The connection ended while the frame was parked."""
         self.error = ConnError(
             f"cannot send {short(self.frame)}: the connection ended while the frame "
             "waited for the write buffer to drain")
-        self.done.release()
+        self.done.set()
 
     def send_or_park(self) -> None:
         """Loop side: send, or park while the output is over ``write_limit`` (in order)."""
@@ -311,17 +309,18 @@ class _SendWaiter:
             f"stayed over write_limit={c.transport.write_limit} bytes "
             f"({len(c.transport.wbuf)} bytes pending; the server is not reading)",
         )
-        self.done.release()
+        self.done.set()
 
 
 def _send_via_loop(c: Client, frame: Any) -> None:
     """Hand the frame to the loop and wait, at most ``send_timeout`` for the buffer to drain."""
     waiter = _SendWaiter(c, frame)
     loop = c.loop
-    loop.call_soon_threadsafe(waiter.send_or_park)
+    loop.post(waiter.send_or_park)  # the first wait wakes the loop
     timeout = c.conn.send_timeout
     deadline = None if timeout is None else time.monotonic() + timeout
     done = waiter.done
+    wake: Loop | None = loop
     while True:
         wait = 1.0
         if deadline is not None:
@@ -331,8 +330,9 @@ def _send_via_loop(c: Client, frame: Any) -> None:
                 loop.call_soon_threadsafe(waiter.expire, timeout)
                 deadline = None
                 continue
-        if done.acquire(timeout=wait):
+        if done.wait(wait, wake):
             break
+        wake = None
         if not loop.running:
             raise NotConnectedError("gone (its loop is not running)")
     if waiter.error is not None:

@@ -11,11 +11,13 @@ callback is running.
 
 from __future__ import annotations
 
+import _thread
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CallingSelfError, TimeoutExpired, WSXError
+from ..io.loop import Signal
 from .base import NoProcessError, current_process
 
 if TYPE_CHECKING:
@@ -38,8 +40,8 @@ class Caller:
     def __init__(self, client: Client) -> None:
         #: The client that was called.
         self.client = client
-        self._lock = threading.Lock()
-        self._done = threading.Event()
+        self._lock = _thread.allocate_lock()  # guards _value and _replied
+        self._done = Signal()  # set by the reply
         self._value: Any = _UNSET
         self._replied = False
 
@@ -56,17 +58,19 @@ class Caller:
         self._done.set()
 
     def _wait(self, timeout: float | None) -> Any:
+        # The call was posted without a wake-up: the first wait wakes the loop.
         client = self.client
+        done = self._done
+        wake: Any = client.loop
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
-            if left > 0 and self._done.wait(left):
+            if done.wait(left, wake):
                 return self._value
-            if self._done.is_set():
-                return self._value
+            wake = None
             if not client.alive:
                 # It ended before answering (a reply just before the end won).
-                if self._done.wait(0):
+                if done.wait(0):
                     return self._value
                 raise NoProcessError(client, reason=client.exit_reason)
             if deadline is not None and time.monotonic() >= deadline:
@@ -105,7 +109,7 @@ def call(client: Client | str, request: Any, timeout: float | None = 5.0) -> Any
     if not c.alive:
         raise NoProcessError(c, reason=c.exit_reason)
     caller = Caller(c)
-    c.loop.call_soon_threadsafe(c.mailbox.deliver, "call", (request, caller))
+    c.loop.post(c.mailbox.deliver, "call", (request, caller))
     return caller._wait(timeout)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotConnectedError, TimeoutExpired
+from ..io.loop import Loop, Signal
 
 if TYPE_CHECKING:
     from .client import Client
@@ -33,10 +34,12 @@ def run_on_loop(client: Client, fn: Callable[..., Any], *args: Any,
     if client.loop.in_loop_thread():
         return fn(*args)
     call = _LoopCall(fn, args)
-    client.loop.call_soon_threadsafe(call)
+    client.loop.post(call)  # the first wait wakes the loop
     deadline = None if timeout is None else time.monotonic() + timeout
+    wake: Loop | None = client.loop
     while not call.wait(1.0 if deadline is None else
-                        max(0.0, min(1.0, deadline - time.monotonic()))):
+                        max(0.0, min(1.0, deadline - time.monotonic())), wake):
+        wake = None
         if not client.loop.running:
             raise NotConnectedError("gone (its loop is not running)")
         if deadline is not None and time.monotonic() >= deadline:
@@ -57,8 +60,7 @@ class _LoopCall:
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self._fn, self._args = fn, args
         self._gate = _thread.allocate_lock()  # guards _phase
-        self._done = _thread.allocate_lock()
-        self._done.acquire()
+        self._done = Signal()
         self._phase = "posted"  # then "running" (the loop took it) or "given up"
         self._result: tuple[bool, Any] = (False, None)
 
@@ -73,11 +75,11 @@ class _LoopCall:
         except BaseException as exc:  # noqa: BLE001 - handed to the caller
             self._result = (False, exc)
         finally:
-            self._done.release()
+            self._done.set()
 
-    def wait(self, seconds: float) -> bool:
-        """True once the function has run (within ``seconds``)."""
-        return self._done.acquire(timeout=seconds)
+    def wait(self, seconds: float, wake: Loop | None = None) -> bool:
+        """True once the function has run (within ``seconds``); ``wake``: wake it first."""
+        return bool(self._done.wait(seconds, wake))
 
     def give_up(self) -> bool:
         """The caller stops waiting: True if the function had not started (it never will)."""
