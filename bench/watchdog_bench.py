@@ -114,7 +114,8 @@ def main() -> None:
     print(f"busy ({d['n']} messages in {args.seconds:.0f} s): watchdog "
           f"{busy_watchdog * 1000:.2f} ms of CPU = {busy_watchdog / busy_process:.3%} of the "
           f"client's CPU ({result['busy_watchdog_ns_per_message']:.0f} ns per message)")
-    print(f"idle: watchdog {idle_watchdog:.3%} of a core; a bare thread waking as often: "
+    print(f"idle: watchdog {idle_watchdog:.3%} of a core; a bare thread waking every "
+          f"{interval * 1000:.0f} ms: "
           f"{bare:.3%}")
     print("results:", common.save_results("watchdog", result))
     json.dump(result, sys.stdout)

@@ -243,3 +243,20 @@ def test_own_loop_clients_restarted_by_a_supervisor_leave_no_threads(echo_server
 def test_loop_option_must_be_a_loop_or_own(echo_server: Any, bad: Any) -> None:
     with pytest.raises(TypeError, match=re.escape(repr(bad))):
         wsx.start(echo_server.url, Rec, Probe(), loop=bad)
+
+
+def test_a_slow_callback_after_a_long_idle_time_is_reported(
+        echo_server: Any, loop: wsx.Loop, warnings: list[logging.LogRecord]) -> None:
+    # Idle for a while, the watchdog dozes (it is not woken 20 times a second);
+    # the loop wakes it as work comes, in time to see the next slow callback.
+    from wsx.process import watchdog
+
+    state = slow_state()
+    client = wsx.start(echo_server.url, Slow, state, loop=loop)
+    wait_until(lambda: watchdog._dozing is not None, TIMEOUT, "the watchdog to doze")
+    assert loop.on_wake is not None
+    wsx.cast(client, ("sleep", 0.3))
+    wait_until(lambda: warnings, TIMEOUT, "a slow-callback warning")
+    assert "Slow.handle_cast" in warnings[0].getMessage()
+    wait_until(lambda: state["done"] == ["sleep"], TIMEOUT, "the cast")
+    assert wsx.stop(client)

@@ -88,6 +88,8 @@ def run_epoll(loop, fire):
                 raise OSError(errno, strerror(errno).decode("utf-8", "replace"))
             PyErr_CheckSignals()  # e.g. KeyboardInterrupt when run in the main thread
             n = 0
+        if d["on_wake"] is not None:
+            loop._woken()
         for i in range(n):
             ev = events[i].events
             entry = handlers.get(events[i].data.fd)

@@ -192,6 +192,11 @@ class Loop:
         self._wake_w.setblocking(False)
         self._wake_pending = False
         self.add_reader(self._wake_r, self._drain_wakeup)
+        #: Called once (then cleared) when the loop next returns from its wait
+        #: for readiness: a watcher that sleeps while the loop is idle (the
+        #: slow-callback watchdog) sets it to be woken when work comes. Loop
+        #: thread, or set from any thread.
+        self.on_wake: Callable[[], Any] | None = None
 
     # ------------------------------------------------------------ properties
     @property
@@ -297,6 +302,15 @@ class Loop:
             heapq.heappop(timers)
             self._cancelled_timers -= 1
         return None
+
+    def _woken(self) -> None:
+        """Call and clear :attr:`on_wake` (the loop just returned from its wait)."""
+        callback, self.on_wake = self.on_wake, None
+        if callback is not None:
+            try:
+                callback()
+            except BaseException as exc:  # noqa: BLE001 - see wsx._guard
+                self._callback_failed(callback, (), exc)
 
     def _drain_wakeup(self) -> None:
         # Drain first, then clear the flag: clearing it first lets a poster
@@ -455,7 +469,10 @@ class Loop:
                 timeout = self._next_timeout()
             else:
                 timeout = None
-            for fd, events in poll(timeout):
+            events_ready = poll(timeout)
+            if self.on_wake is not None:
+                self._woken()
+            for fd, events in events_ready:
                 entry = handlers.get(fd)
                 if entry is None:
                     continue

@@ -17,8 +17,10 @@ which Python frame the callback is: the first frame outside wsx inside the
 loop's own frames. The same frame object seen again means the same callback
 is still running; a new frame is a new callback. So a warning comes between
 ``slow_callback`` and ``1.5 * slow_callback`` after the callback began, once
-per callback, and the time it gives is a lower bound. The thread ends when
-no watched loop is open.
+per callback, and the time it gives is a lower bound. After 10 looks that
+find every watched loop idle it dozes until a loop returns from its wait
+(``Loop.on_wake``) or for 1 s at most, so an idle process is not woken 20
+times a second. The thread ends when no watched loop is open.
 
 A callback with no Python frame (compiled code) is recognised by its
 process alone: consecutive such callbacks of one client count as one.
@@ -34,7 +36,7 @@ import time
 import weakref
 from types import FrameType
 
-from ..io.loop import Loop
+from ..io.loop import Loop, Signal
 from .base import Process, _Running, running_slot
 from .client import Client
 
@@ -45,10 +47,15 @@ logger = logging.getLogger("wsx.watchdog")
 _WSX_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _MIN_INTERVAL = 0.005  # seconds between looks, whatever slow_callback is
 _IDLE_INTERVAL = 0.1  # seconds between looks while no watched loop has a slow_callback
+_IDLE_LOOKS = 10  # looks finding every watched loop idle, then a doze
+_DOZE = 1.0  # seconds of a doze at most
 
 _lock = threading.Lock()
 _watched: list[_Watched] = []  # guarded by _lock
 _thread: threading.Thread | None = None
+
+
+_dozing: Signal | None = None  # set to wake the watchdog from a doze (guarded by _lock)
 
 
 def watch(loop: Loop) -> None:
@@ -60,6 +67,8 @@ def watch(loop: Loop) -> None:
         if _thread is None or not _thread.is_alive():
             _thread = threading.Thread(target=_run, name="wsx-watchdog", daemon=True)
             _thread.start()
+        elif _dozing is not None:
+            _dozing.set()
 
 
 class _Watched:
@@ -84,6 +93,7 @@ def _run() -> None:
     # Each look is cheap when the loops are idle (a slot read per loop); the
     # frames of the loop threads are fetched only when a callback runs.
     global _thread
+    idle_looks = 0
     while True:
         with _lock:
             watched = _watched[:] = [w for w in _watched if _open(w.ref())]
@@ -98,6 +108,7 @@ def _run() -> None:
         time.sleep(interval)
         now = time.monotonic()
         frames = None
+        busy = False
         for w in watched:
             loop = w.ref()
             tid = None if loop is None or loop.slow_callback is None else loop._thread_id
@@ -110,6 +121,7 @@ def _run() -> None:
             if process is None:
                 w.idle()
                 continue
+            busy = True
             if frames is None:
                 frames = sys._current_frames()  # only when a callback runs somewhere
             try:
@@ -117,6 +129,45 @@ def _run() -> None:
             except Exception:  # noqa: BLE001 - the watchdog must outlive what it watches
                 logger.exception("wsx watchdog: looking at a loop failed")
         frames = loop = process = None  # hold nothing while asleep
+        idle_looks = 0 if busy else idle_looks + 1
+        if idle_looks >= _IDLE_LOOKS:
+            # Woken by a loop: look 10 times again before the next doze; a
+            # doze that timed out is followed by one look, then another doze.
+            idle_looks = 0 if _doze(watched) else _IDLE_LOOKS - 1
+
+
+def _doze(watched: list[_Watched]) -> bool:
+    """Sleep while every watched loop is idle: until one wakes from its wait (``on_wake``).
+
+    True when woken (or a loop is busy), False after a doze that timed out.
+
+    At most ``_DOZE`` seconds (then look again): an idle process is not woken
+    20 times a second. A callback that began since the last look keeps the
+    watchdog awake; one that begins after that, in the same loop iteration
+    (the loop had not reached its wait yet), is seen within ``_DOZE``.
+    """
+    global _dozing
+    signal = Signal()
+    wake = signal.set
+    loops = [loop for loop in (w.ref() for w in watched) if loop is not None]
+    with _lock:
+        _dozing = signal
+    for loop in loops:
+        loop.on_wake = wake
+    try:
+        return any(_busy(loop) for loop in loops) or bool(signal.wait(_DOZE))
+    finally:
+        for loop in loops:
+            if loop.on_wake is wake:
+                loop.on_wake = None
+        with _lock:
+            _dozing = None
+
+
+def _busy(loop: Loop) -> bool:
+    tid = loop._thread_id
+    slot = None if tid is None else running_slot(tid)
+    return slot is not None and slot.process is not None
 
 
 def _open(loop: Loop | None) -> bool:
