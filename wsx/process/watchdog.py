@@ -53,8 +53,6 @@ _DOZE = 1.0  # seconds of a doze at most
 _lock = threading.Lock()
 _watched: list[_Watched] = []  # guarded by _lock
 _thread: threading.Thread | None = None
-
-
 _dozing: Signal | None = None  # set to wake the watchdog from a doze (guarded by _lock)
 
 
@@ -143,8 +141,10 @@ def _doze(watched: list[_Watched]) -> bool:
 
     At most ``_DOZE`` seconds (then look again): an idle process is not woken
     20 times a second. A callback that began since the last look keeps the
-    watchdog awake; one that begins after that, in the same loop iteration
-    (the loop had not reached its wait yet), is seen within ``_DOZE``.
+    watchdog awake. The one gap: a callback that begins just after that
+    check, in a loop iteration already under way (the loop had not reached
+    its wait, so it does not call ``on_wake`` before the callback), is seen
+    only when the doze ends, and is missed if it is over by then.
     """
     global _dozing
     signal = Signal()
