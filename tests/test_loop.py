@@ -557,14 +557,14 @@ def test_idle_loop_sleeps_until_the_next_live_timer() -> None:
     # deadline, so an idle loop does no work when nothing is due.
     lp = Loop("idle-loop")
     calls: list[tuple[float | None, int]] = []
-    poll = lp._poll
+    poll = lp._io.poll
 
     def recording_poll(timeout: float | None = None) -> Any:
         events = poll(timeout)
         calls.append((timeout, len(events)))
         return events
 
-    lp._poll = recording_poll
+    lp._io.poll = recording_poll
     thread = threading.Thread(target=lp.run, daemon=True)
     thread.start()
     try:
@@ -659,7 +659,7 @@ def test_stop_from_a_signal_handler_ends_the_wait(backend: str,
 
 # ------------------------------------------------------------------ Signal
 def test_signal_set_before_wait_and_after() -> None:
-    sig = wsx.io.loop.Signal()
+    sig = wsx.io.handoff.Signal()
     assert not sig.is_set()
     assert sig.wait(0) is False
     started = time.monotonic()
@@ -673,7 +673,7 @@ def test_signal_set_before_wait_and_after() -> None:
 
 
 def test_signal_wakes_a_waiting_thread() -> None:
-    sig = wsx.io.loop.Signal()
+    sig = wsx.io.handoff.Signal()
     got: list[tuple[bool, float]] = []
 
     def waiter() -> None:
@@ -691,7 +691,7 @@ def test_signal_wakes_a_waiting_thread() -> None:
 def test_signal_wait_wakes_the_loop_for_posted_callbacks(loop: Loop) -> None:
     # Loop.post queues without waking the loop; the waiter's first wait wakes it.
     time.sleep(0.05)  # the loop is asleep in its wait
-    sig = wsx.io.loop.Signal()
+    sig = wsx.io.handoff.Signal()
     ran: list[int] = []
 
     def on_loop() -> None:

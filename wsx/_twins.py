@@ -5,7 +5,8 @@ Some modules of wsx have a compiled twin that speeds the same rules up:
 * ``wsx._mask`` (from ``wsx/_mask.pyx``) for ``wsx._mask_py``;
 * ``wsx.core._codec`` (``wsx/core/_codec.pyx``) for the parser and encoder
   of ``wsx.core.frames``;
-* ``wsx.io._loop`` (``wsx/io/_loop.pyx``) for ``Loop._run`` on epoll;
+* ``wsx.io._loop`` (``wsx/io/_loop.pyx``) for ``Loop._run`` on epoll and for
+  ``wsx.io.handoff.Signal``;
 * ``wsx.io._syscalls`` (``wsx/io/_syscalls.pyx``): ``send(2)`` for the
   transport's plain TCP sockets, in place of ``socket.send``;
 * ``wsx.core._protocol``, ``wsx.io._transport`` and

@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 # cython: embedsignature=True
 """The compiled twins of :meth:`wsx.io.loop.Loop.run` for epoll (Linux) and of
-:class:`wsx.io.loop.Signal`.
+:class:`wsx.io.handoff.Signal`.
 
 ``run_epoll(loop, fire)`` runs the loop of ``Loop.run`` (``Loop._run`` in
 Python): wait for readiness, call the reader and writer callbacks of the
@@ -144,7 +144,7 @@ cdef extern from "<sys/socket.h>" nogil:
 
 
 cdef class Signal:
-    """The compiled twin of :class:`wsx.io.loop.Signal` (see there).
+    """The compiled twin of :class:`wsx.io.handoff.Signal` (see there).
 
     The difference is how: :meth:`set` releases the waiter, and :meth:`wait`
     writes the loop's wake-up byte and then blocks, without holding the GIL,

@@ -15,7 +15,6 @@ loop or the other clients on it.
 
 from __future__ import annotations
 
-import _thread
 import heapq
 import itertools
 import logging
@@ -32,8 +31,9 @@ from typing import Any
 
 from .._guard import must_propagate
 from .._twins import compiled
+from .readiness import Readiness
 
-__all__ = ["Loop", "Timer", "Signal", "get_default_loop"]
+__all__ = ["Loop", "Timer", "get_default_loop"]
 
 logger = logging.getLogger("wsx.io.loop")
 
@@ -86,56 +86,6 @@ class Timer:
             loop._timer_cancelled()
 
 
-class Signal:
-    """A one-shot signal between threads: :meth:`set` once, :meth:`wait` until it is set.
-
-    What a thread waiting for the loop's answer waits on (``wsx.call``,
-    ``wsx.sys``, a ``send_frame`` handed to the loop). ``wait(timeout,
-    loop)`` first wakes ``loop`` for callbacks queued with :meth:`Loop.post`:
-    the compiled twin (``wsx.io._loop.Signal``) wakes the loop and starts
-    waiting in one step without the GIL, and :meth:`set` releases the
-    waiter without the GIL too, so that the woken thread never has to wait
-    for the GIL of the thread that woke it (each such wait costs two context
-    switches).
-    """
-
-    __slots__ = ("_lock", "_set", "_got")
-
-    def __init__(self) -> None:
-        self._lock = _thread.allocate_lock()
-        self._lock.acquire()
-        self._set = False
-        self._got = False
-
-    def set(self) -> None:
-        """Release the waiter (any thread; later calls do nothing)."""
-        if not self._set:
-            self._set = True
-            self._lock.release()
-
-    def is_set(self) -> bool:
-        """True once :meth:`set` was called."""
-        return self._set
-
-    def wait(self, timeout: float, loop: Loop | None = None) -> bool:
-        """Wait at most ``timeout`` seconds (0: do not block); True once set.
-
-        With ``loop``, wake it first (unless a wake-up is pending already).
-        One thread waits on a signal.
-        """
-        if self._got:
-            return True
-        if loop is not None and not loop._wake_pending:
-            loop._wake()
-        if self._lock.acquire(True, timeout) if timeout > 0 else self._lock.acquire(False):
-            self._got = True
-        return self._got
-
-
-if _compiled_loop is not None:
-    Signal = _compiled_loop.Signal  # type: ignore[misc]  # its compiled twin (Linux)
-
-
 def _noop(*_args: Any) -> None:
     return None
 
@@ -154,23 +104,8 @@ class Loop:
         self.slow_callback = slow_callback
         # fd -> [fileobj, reader callback, writer callback]
         self._handlers: dict[int, list[Any]] = {}
-        # The readiness backend: epoll used directly where there is one (the
-        # selectors module adds a Python layer per call), else selectors.
-        # ``_poll(timeout)`` returns ``[(fd, events)]``; an event is readable
-        # when ``events & _rbits`` and writable when ``events & _wbits``
-        # (epoll: an error or hang-up wakes both, as selectors does).
-        self._epoll: Any = None
-        self._selector: selectors.BaseSelector | None = None
-        if _HAVE_EPOLL:
-            self._epoll = select.epoll()
-            self._in, self._out = select.EPOLLIN, select.EPOLLOUT
-            self._rbits, self._wbits = ~select.EPOLLOUT, ~select.EPOLLIN
-            self._poll: Callable[[float | None], list[tuple[int, int]]] = self._epoll_poll
-        else:
-            self._selector = selectors.DefaultSelector()
-            self._in, self._out = _EVENT_READ, _EVENT_WRITE
-            self._rbits, self._wbits = _EVENT_READ, _EVENT_WRITE
-            self._poll = self._selector_poll
+        self._io = Readiness(_HAVE_EPOLL)
+        self._epoll: Any = self._io.epoll  # the compiled loop waits on it (wsx/io/_loop.pyx)
         self._ready: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         self._timers: list[tuple[float, int, Timer]] = []
         self._cancelled_timers = 0  # cancelled entries still in self._timers
@@ -356,7 +291,7 @@ class Loop:
             if entry is None:
                 return
         del handlers[fd]
-        self._unregister(fd)
+        self._io.unregister(fd)
 
     def _update(self, fileobj: Any, event: int, callback: Callable[[], Any] | None) -> None:
         fd = _fileno(fileobj)
@@ -364,7 +299,7 @@ class Loop:
         if entry is not None and entry[0] is not fileobj:
             # The fd of a file closed without remove_all(), now reused.
             del self._handlers[fd]
-            self._unregister(fd)
+            self._io.unregister(fd)
             entry = None
         if entry is None:
             if callback is None:
@@ -372,47 +307,17 @@ class Loop:
             entry = [fileobj, None, None]
             entry[1 if event == _EVENT_READ else 2] = callback
             self._handlers[fd] = entry
-            self._register(fd, self._in if event == _EVENT_READ else self._out)
+            io = self._io
+            io.register(fd, io.read_mask if event == _EVENT_READ else io.write_mask)
             return
         entry[1 if event == _EVENT_READ else 2] = callback
-        mask = (self._in if entry[1] else 0) | (self._out if entry[2] else 0)
+        mask = ((self._io.read_mask if entry[1] else 0)
+                | (self._io.write_mask if entry[2] else 0))
         if mask:
-            self._modify(fd, mask)
+            self._io.modify(fd, mask)
         else:
             del self._handlers[fd]
-            self._unregister(fd)
-
-    # The readiness backend.
-    def _register(self, fd: int, mask: int) -> None:
-        if self._epoll is not None:
-            self._epoll.register(fd, mask)
-        else:
-            assert self._selector is not None
-            self._selector.register(fd, mask)
-
-    def _modify(self, fd: int, mask: int) -> None:
-        if self._epoll is not None:
-            self._epoll.modify(fd, mask)
-        else:
-            assert self._selector is not None
-            self._selector.modify(fd, mask)
-
-    def _unregister(self, fd: int) -> None:
-        try:
-            if self._epoll is not None:
-                self._epoll.unregister(fd)
-            else:
-                assert self._selector is not None
-                self._selector.unregister(fd)
-        except (KeyError, ValueError, OSError):
-            pass  # closed already (epoll forgets a closed fd by itself)
-
-    def _epoll_poll(self, timeout: float | None) -> list[tuple[int, int]]:
-        return self._epoll.poll(-1 if timeout is None else timeout)  # type: ignore[no-any-return]
-
-    def _selector_poll(self, timeout: float | None) -> list[tuple[int, int]]:
-        assert self._selector is not None
-        return [(key.fd, events) for key, events in self._selector.select(timeout)]
+            self._io.unregister(fd)
 
     # -------------------------------------------------------------------- DNS
     def resolve(
@@ -455,9 +360,9 @@ class Loop:
             self._thread_id = None
 
     def _run(self) -> None:
-        poll = self._poll
+        poll = self._io.poll
         handlers = self._handlers
-        rbits, wbits = self._rbits, self._wbits
+        rbits, wbits = self._io.rbits, self._io.wbits
         ready = self._ready
         timers = self._timers
         monotonic = time.monotonic
@@ -570,10 +475,7 @@ class Loop:
         self.remove_all(self._wake_r)
         self._wake_r.close()
         self._wake_w.close()
-        if self._epoll is not None:
-            self._epoll.close()
-        if self._selector is not None:
-            self._selector.close()
+        self._io.close()
         if self._executor is not None:
             self._executor.shutdown(wait=False)
 

@@ -25,7 +25,8 @@ from ..errors import (
     NotConnectedError,
     TimeoutExpired,
 )
-from ..io.loop import Loop, Signal, get_default_loop
+from ..io.handoff import Signal
+from ..io.loop import Loop, get_default_loop
 from . import watchdog
 from .base import current_process, resolve
 from .callbacks import Callbacks

@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CallingSelfError, TimeoutExpired, WSXError
-from ..io.loop import Signal
+from ..io.handoff import Signal
 from .base import NoProcessError, current_process
 
 if TYPE_CHECKING:

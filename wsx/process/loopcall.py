@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotConnectedError, TimeoutExpired
-from ..io.loop import Loop, Signal
+from ..io.handoff import Signal
+from ..io.loop import Loop
 
 if TYPE_CHECKING:
     from .client import Client

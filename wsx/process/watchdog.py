@@ -36,7 +36,8 @@ import time
 import weakref
 from types import FrameType
 
-from ..io.loop import Loop, Signal
+from ..io.handoff import Signal
+from ..io.loop import Loop
 from .base import Process, _Running, running_slot
 from .client import Client
 

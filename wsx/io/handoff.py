@@ -1,0 +1,70 @@
+"""Threads waiting for a loop's answer: :class:`Signal`.
+
+A thread that asks the loop for something and waits (``wsx.call``,
+``wsx.sys``, a ``send_frame`` handed to the loop) posts its callable with
+:meth:`wsx.io.loop.Loop.post` and waits on a :class:`Signal` the loop sets.
+When wsx is built, the compiled twin ``wsx.io._loop.Signal`` is used.
+"""
+
+from __future__ import annotations
+
+import _thread
+from typing import TYPE_CHECKING, Any
+
+from .._twins import compiled
+
+if TYPE_CHECKING:
+    from .loop import Loop
+
+__all__ = ["Signal"]
+
+
+class Signal:
+    """A one-shot signal between threads: :meth:`set` once, :meth:`wait` until it is set.
+
+    What a thread waiting for the loop's answer waits on (``wsx.call``,
+    ``wsx.sys``, a ``send_frame`` handed to the loop). ``wait(timeout,
+    loop)`` first wakes ``loop`` for callbacks queued with :meth:`Loop.post`:
+    the compiled twin (``wsx.io._loop.Signal``) wakes the loop and starts
+    waiting in one step without the GIL, and :meth:`set` releases the
+    waiter without the GIL too, so that the woken thread never has to wait
+    for the GIL of the thread that woke it (each such wait costs two context
+    switches).
+    """
+
+    __slots__ = ("_lock", "_set", "_got")
+
+    def __init__(self) -> None:
+        self._lock = _thread.allocate_lock()
+        self._lock.acquire()
+        self._set = False
+        self._got = False
+
+    def set(self) -> None:
+        """Release the waiter (any thread; later calls do nothing)."""
+        if not self._set:
+            self._set = True
+            self._lock.release()
+
+    def is_set(self) -> bool:
+        """True once :meth:`set` was called."""
+        return self._set
+
+    def wait(self, timeout: float, loop: Loop | None = None) -> bool:
+        """Wait at most ``timeout`` seconds (0: do not block); True once set.
+
+        With ``loop``, wake it first (unless a wake-up is pending already).
+        One thread waits on a signal.
+        """
+        if self._got:
+            return True
+        if loop is not None and not loop._wake_pending:
+            loop._wake()
+        if self._lock.acquire(True, timeout) if timeout > 0 else self._lock.acquire(False):
+            self._got = True
+        return self._got
+
+
+_compiled_loop: Any = compiled("wsx.io._loop")
+if _compiled_loop is not None and hasattr(_compiled_loop, "Signal"):
+    Signal = _compiled_loop.Signal  # type: ignore[misc]  # its compiled twin (Linux)
