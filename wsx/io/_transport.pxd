@@ -34,6 +34,8 @@ cdef class Transport:
     cpdef bint write(self, data) except -1
     cpdef bint write_frame(self, Protocol protocol, frame) except -1
     @cython.locals(n=Py_ssize_t)
+    cpdef bint send_direct(self, Protocol protocol, frame) except -1
+    @cython.locals(n=Py_ssize_t)
     cdef bint _put(self, data) except -1
     @cython.locals(n=Py_ssize_t)
     cdef Py_ssize_t _push(self, data) except -1

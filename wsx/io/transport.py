@@ -315,7 +315,8 @@ class Transport:
         """
         if self.secure:
             return False
-        with self.lock:
+        self._acquire()
+        try:
             sock = self.sock
             if sock is None or self.wbuf or self.waiters or self.corked is not None:
                 return False
@@ -329,6 +330,8 @@ class Transport:
             if n < len(data):
                 self.wbuf += memoryview(data)[n:]
                 self.loop.call_soon_threadsafe(self._arm_writer, sock)
+        finally:
+            self._release()
         return True
 
     def _arm_writer(self, sock: Any) -> None:

@@ -34,3 +34,5 @@ cdef class Dispatcher:
     @cython.locals(shape=tuple, n=Py_ssize_t)
     cpdef bint apply(self, str name, result, bint acts=*) except -1
     cpdef reply(self, str name, frame)
+    @cython.locals(transport=Transport, protocol=Protocol)
+    cpdef bint send_direct(self, frame) except -1

@@ -4,7 +4,8 @@
 wait for its first connection; ``send_frame``, ``cast``, ``send`` and
 ``stop`` post to the client's loop and, for the synchronous ones, wait for
 the answer. A ``send_frame`` from a thread other than the loop's is written
-by that thread when nothing is pending (``Transport.send_direct``), else
+by that thread when nothing is pending (``Dispatcher.send_direct`` says
+when, ``Transport.send_direct`` writes), else
 handed to the loop, which writes it or parks it while the output is over
 ``write_limit`` (at most ``send_timeout``).
 """
@@ -15,7 +16,6 @@ import inspect
 import time
 from typing import Any
 
-from .. import telemetry
 from ..core.conn import Conn
 from ..errors import (
     CallingSelfError,
@@ -211,7 +211,12 @@ def send_frame(client: Client | str, frame: Any) -> None:
     when called from the client's own callback (return ``("reply", frame,
     state)`` there instead).
     """
-    c = client_of(client)
+    c = client if type(client) is Client else client_of(client)
+    try:
+        if c.dispatcher.send_direct(frame):  # the usual case: written by this thread
+            return
+    except OSError as exc:
+        raise ConnError(f"cannot send {short(frame)}: the connection is broken", exc) from None
     if c.loop.in_loop_thread():
         if c.dispatcher.in_callback:
             raise CallingSelfError("send_frame")
@@ -220,7 +225,7 @@ def send_frame(client: Client | str, frame: Any) -> None:
         return
     if not c.alive:
         raise NotConnectedError("terminated")
-    if not _close_frame(c, frame) and not _send_direct(c, frame):
+    if not _close_frame(c, frame):
         _send_via_loop(c, frame)
 
 
@@ -244,25 +249,6 @@ def _close_frame(c: Client, frame: Any) -> bool:
 
     run_on_loop(c, start)
     return True
-
-
-def _send_direct(c: Client, frame: Any) -> bool:
-    """The usual case, written by the calling thread: no round trip through the loop.
-
-    An open connection with no trace or telemetry to report and no
-    extension (permessage-deflate's shared compression context needs frames
-    on the wire in the order they were encoded: the loop encodes and writes
-    them in one go); the transport adds its own conditions.
-    """
-    dispatcher = c.dispatcher
-    protocol = dispatcher.protocol
-    if (not dispatcher.open or protocol is None or protocol.extensions
-            or dispatcher.dbg is not None or telemetry._handlers):
-        return False
-    try:
-        return c.transport.send_direct(protocol, frame)
-    except OSError as exc:
-        raise ConnError(f"cannot send {short(frame)}: the connection is broken", exc) from None
 
 
 class _SendWaiter:

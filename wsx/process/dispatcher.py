@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 import time
 from collections import deque
 from typing import Any
@@ -42,6 +43,7 @@ _FRAME_CALLBACKS = {"text": "handle_frame", "binary": "handle_frame",
 _EV_RECEIVED = ("wsx", "frame", "received")
 _EV_SENT = ("wsx", "frame", "sent")
 _handlers = telemetry._handlers  # changed in place, never rebound
+_get_ident = threading.get_ident
 
 
 def frame_size(frame: Any) -> int:
@@ -250,6 +252,28 @@ class Dispatcher:
         self.sent(frame, "send")
         if not written:
             raise ConnError(f"cannot send {short(frame)}: the connection is broken")
+
+    def send_direct(self, frame: Any) -> bool:
+        """:func:`wsx.send_frame` from another thread, the usual case: write ``frame`` on it.
+
+        False when the frame must go through the loop instead: the caller is
+        the loop's thread; the connection is not open; it has an extension
+        (permessage-deflate's shared compression context needs frames on the
+        wire in the order they were encoded: the loop encodes and writes them
+        in one go); a trace or telemetry is to report; the frame is not a
+        data or control tuple, or is a close (which starts the close handshake
+        on the loop). The transport adds its own conditions. Raises what the
+        protocol raises for a bad frame, and ``OSError`` for a broken
+        connection.
+        """
+        protocol = self.protocol
+        transport = self.transport
+        if (not self.open or protocol is None or protocol.extensions
+                or self.dbg is not None or _handlers
+                or type(frame) is not tuple or not frame or frame[0] == "close"
+                or transport.loop._thread_id == _get_ident()):
+            return False
+        return bool(transport.send_direct(protocol, frame))
 
     def sent(self, frame: Any, kind: str, *args: Any) -> None:
         """Trace, count and report a frame written for the module."""
