@@ -35,6 +35,10 @@ AUTH = "alice:s3cr%3At%40"
 
 
 # ------------------------------------------------------------- a real proxy
+_RUN_PPROXY = ("import runpy, sys; sys.modules['uvloop'] = None; "
+               "sys.argv[0] = 'pproxy'; runpy.run_module('pproxy', run_name='__main__')")
+
+
 class PProxy:
     """``pproxy`` (HTTP and SOCKS5 on one port) in a subprocess, logging each tunnel."""
 
@@ -49,9 +53,11 @@ class PProxy:
         self.log_path = tmp / f"pproxy-{self.port}.log"
         self._log = open(self.log_path, "w")
         # --auth 0: check the credentials on every connection (pproxy otherwise
-        # lets an address in without them once it authenticated).
+        # lets an address in without them once it authenticated). pproxy uses
+        # uvloop when it can import it, and fails to start with recent uvloops
+        # (no current event loop): it runs on asyncio's own loop here.
         self.proc = subprocess.Popen(
-            [sys.executable, "-u", "-m", "pproxy", "-l", spec, "--auth", "0", "-v"],
+            [sys.executable, "-u", "-c", _RUN_PPROXY, "-l", spec, "--auth", "0", "-v"],
             stdout=self._log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30  # a first start may compile pproxy's modules

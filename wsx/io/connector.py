@@ -14,7 +14,7 @@ import os
 import socket
 import ssl
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.conn import Conn
 from ..core.proxy import (
@@ -26,7 +26,10 @@ from ..core.proxy import (
     negotiation_for,
 )
 from ..errors import ConnError
-from .loop import Loop, Timer
+from .loop import Timer
+
+if TYPE_CHECKING:
+    from .aioloop import HostLoop
 
 __all__ = ["Connector"]
 
@@ -57,7 +60,7 @@ class Connector:
     """
 
     def __init__(
-        self, loop: Loop, conn: Conn, on_done: Callable[[Any, ConnError | None], None]
+        self, loop: HostLoop, conn: Conn, on_done: Callable[[Any, ConnError | None], None]
     ) -> None:
         self.loop = loop
         self.conn = conn

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.conn import Conn
 from ..errors import (
@@ -33,6 +33,9 @@ from .callbacks import Callbacks
 from .client import Client
 from .dispatcher import short
 from .loopcall import run_on_loop
+
+if TYPE_CHECKING:
+    from ..io.aioloop import HostLoop
 
 __all__ = ["WebSocket", "start_link", "start", "send_frame", "cast", "send", "stop"]
 
@@ -72,7 +75,9 @@ _CONN_OPTIONS = tuple(
 )
 
 
-def _start(url_or_conn: Any, module: Any, state: Any, link: bool, opts: dict[str, Any]) -> Client:
+def _start(url_or_conn: Any, module: Any, state: Any, link: bool, opts: dict[str, Any],
+           host: HostLoop | None = None) -> Client:
+    """Make and begin a client; ``host``: the loop when no ``loop`` option says (wsx.aio)."""
     opts = dict(opts)
     conn_opts = {k: opts.pop(k) for k in _CONN_OPTIONS if k in opts}
     if isinstance(url_or_conn, Conn):
@@ -91,10 +96,13 @@ def _start(url_or_conn: Any, module: Any, state: Any, link: bool, opts: dict[str
     debug = opts.pop("debug", ())
     if opts:
         raise TypeError(f"unknown option(s) {', '.join(sorted(opts))}")
-    own = isinstance(loop_opt, str) and loop_opt == "own"
-    if own:
+    own: Loop | None = None
+    loop: HostLoop
+    if host is not None and loop_opt is None:
+        loop = host
+    elif isinstance(loop_opt, str) and loop_opt == "own":
         # Not watched (slow_callback None): blocking is what it is for.
-        loop = Loop(name="wsx-own-loop", slow_callback=None)
+        loop = own = Loop(name="wsx-own-loop", slow_callback=None)
     elif loop_opt is None:
         loop = get_default_loop()
     elif isinstance(loop_opt, Loop):
@@ -110,14 +118,15 @@ def _start(url_or_conn: Any, module: Any, state: Any, link: bool, opts: dict[str
         client = Client(conn, module, state, loop=loop, name=name, debug=debug,
                         handle_initial_conn_failure=handle_failure)
     except BaseException:
-        if own:
-            loop.close()
+        if own is not None:
+            own.close()
         raise
-    if own:
-        loop.name = f"wsx-own-loop-{name or client.id}"
-        client._watch(_LoopOwner(loop))
-        loop.start_thread(close=True)
-    watchdog.watch(loop)
+    if own is not None:
+        own.name = f"wsx-own-loop-{name or client.id}"
+        client._watch(_LoopOwner(own))
+        own.start_thread(close=True)
+    if isinstance(loop, Loop):
+        watchdog.watch(loop)
     parent = current_process() if link else None
     if parent is not None:
         client.link(parent)
@@ -256,10 +265,11 @@ class _SendWaiter:
 
     __slots__ = ("client", "frame", "done", "error")
 
-    def __init__(self, client: Client, frame: Any) -> None:
+    def __init__(self, client: Client, frame: Any, done: Any = None) -> None:
         self.client = client
         self.frame = frame
-        self.done = Signal()
+        #: Set once answered: a Signal for a thread, a FutureSignal for a coroutine.
+        self.done = Signal() if done is None else done
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -280,7 +290,7 @@ class _SendWaiter:
     def send_or_park(self) -> None:
         """Loop side: send, or park while the output is over ``write_limit`` (in order)."""
         c = self.client
-        if c.dispatcher.open and c.transport.must_park():
+        if _must_park(c):
             c.transport.park(self)
             return
         self.run()
@@ -299,6 +309,11 @@ class _SendWaiter:
         self.done.set()
 
 
+def _must_park(c: Client) -> bool:
+    """Loop side: a frame sent now must wait (the output is over ``write_limit``)."""
+    return c.dispatcher.open and c.transport.must_park()
+
+
 def _send_via_loop(c: Client, frame: Any) -> None:
     """Hand the frame to the loop and wait, at most ``send_timeout`` for the buffer to drain."""
     waiter = _SendWaiter(c, frame)
@@ -307,7 +322,7 @@ def _send_via_loop(c: Client, frame: Any) -> None:
     timeout = c.conn.send_timeout
     deadline = None if timeout is None else time.monotonic() + timeout
     done = waiter.done
-    wake: Loop | None = loop
+    wake: HostLoop | None = loop
     while True:
         wait = 1.0
         if deadline is not None:

@@ -37,11 +37,12 @@ class Caller:
 
     __slots__ = ("client", "_lock", "_done", "_value", "_replied")
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, done: Any = None) -> None:
         #: The client that was called.
         self.client = client
         self._lock = _thread.allocate_lock()  # guards _value and _replied
-        self._done = Signal()  # set by the reply
+        # Set by the reply: a Signal for a thread, a FutureSignal for a coroutine.
+        self._done = Signal() if done is None else done
         self._value: Any = _UNSET
         self._replied = False
 
@@ -74,12 +75,20 @@ class Caller:
                     return self._value
                 raise NoProcessError(client, reason=client.exit_reason)
             if deadline is not None and time.monotonic() >= deadline:
-                with self._lock:  # a reply from now on is dropped
-                    self._replied = True
-                    if self._value is not _UNSET:
-                        return self._value
-                raise TimeoutExpired("timeout", timeout or 0.0,
-                                     f"{client!r} did not answer the call in time")
+                value = self._give_up()
+                if value is not _UNSET:
+                    return value
+                raise self._timed_out(timeout or 0.0)
+
+    def _give_up(self) -> Any:
+        """Stop waiting: a reply from now on is dropped. The value if one came, else _UNSET."""
+        with self._lock:
+            self._replied = True
+            return self._value
+
+    def _timed_out(self, timeout: float) -> TimeoutExpired:
+        return TimeoutExpired("timeout", timeout,
+                              f"{self.client!r} did not answer the call in time")
 
 
 def call(client: Client | str, request: Any, timeout: float | None = 5.0) -> Any:
@@ -96,21 +105,33 @@ def call(client: Client | str, request: Any, timeout: float | None = 5.0) -> Any
     ``.reason``). A client that disconnects and reconnects keeps its
     pending calls.
     """
+    c = call_target(client, timeout, awaited=False)
+    caller = Caller(c)
+    c.loop.post(c.mailbox.deliver, "call", (request, caller))
+    return caller._wait(timeout)
+
+
+def call_target(client: Client | str, timeout: float | None, awaited: bool) -> Client:
+    """The client a call goes to, once the call is known to be possible.
+
+    ``awaited``: the caller does not block its thread (:func:`wsx.aio.call`),
+    so only a call from the client's own callback is refused.
+    """
     from .api import client_of
 
     c = client_of(client)
     if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
         raise ValueError(f"timeout must be a non-negative number of seconds or None, "
                          f"not {timeout!r}")
-    if c.loop.in_loop_thread():
+    if c.loop.in_loop_thread() and (not awaited or c.dispatcher.in_callback):
         raise CallingSelfError(
             "wsx.call", "a call from the client's loop thread could never be answered; "
-            "use wsx.cast, or call from another thread")
+            "use wsx.cast, or call from another thread" if not awaited else
+            "a call from the client's own callback could never be answered (it would "
+            "wait for itself); use wsx.cast")
     if not c.alive:
         raise NoProcessError(c, reason=c.exit_reason)
-    caller = Caller(c)
-    c.loop.post(c.mailbox.deliver, "call", (request, caller))
-    return caller._wait(timeout)
+    return c
 
 
 def reply(caller: Caller, value: Any) -> None:

@@ -48,11 +48,11 @@ from ..errors import (
     WSXError,
 )
 from ..io.connector import Connector
-from ..io.loop import Loop
 from .base import Process, is_normal_exit
 from .callbacks import DisconnectStatus, resolve_module
 from .closing import CloseDeadline
 from .debug import DebugState
+from .holds import Holds
 from .keepalive import Keepalive
 from .lifecycle import CLOSING, CONNECTING, DISCONNECTED, OPEN, RECONNECTING, TERMINATED, Lifecycle
 from .mailbox import Mailbox
@@ -62,6 +62,7 @@ from .upgrade import Upgrade
 
 if TYPE_CHECKING:
     from ..core.protocol import Protocol
+    from ..io.aioloop import HostLoop
     from ..io.transport import Transport
     from .dispatcher import Dispatcher
 else:
@@ -96,7 +97,7 @@ class Client(Process):
     :attr:`connection_state`, :attr:`conn`, :attr:`module`.
     """
 
-    def __init__(self, conn: Conn, module: Any, state: Any, *, loop: Loop,
+    def __init__(self, conn: Conn, module: Any, state: Any, *, loop: HostLoop,
                  name: str | None = None, debug: Any = (),
                  handle_initial_conn_failure: bool = False) -> None:
         cb = resolve_module(module)
@@ -118,6 +119,7 @@ class Client(Process):
         self._timer: Any = None  # reconnect timer
         self.close_deadline = CloseDeadline(self)
         self.mailbox = Mailbox(self)
+        self.holds = Holds(self)
         self._handle_initial_conn_failure = handle_initial_conn_failure
         self.reconnects = Reconnects(self)
         self.close_reason: Any = None
@@ -233,11 +235,19 @@ class Client(Process):
             self.keepalive.start()
         if not self.dispatcher.call("handle_connect", conn):
             return
+        job = self.holds.job
+        if job is not None:  # an async handle_connect awaits: go on once it accepted
+            job.then(lambda: self._accepted(response.leftover))
+        else:
+            self._accepted(response.leftover)
+
+    def _accepted(self, leftover: bytes) -> None:
+        """``handle_connect`` accepted the connection."""
         self.lifecycle.connections += 1
         self.started.release()
-        if response.leftover:
-            self.dispatcher.receive(response.leftover)
-        self._drain()
+        if leftover:
+            self.dispatcher.receive(leftover)
+        self.drain_held()
 
     def connect_failed(self, error: WSXError) -> None:
         """The attempt failed: end (first attempt, unless handled) or ask handle_disconnect."""
@@ -309,6 +319,7 @@ class Client(Process):
         Returns the bytes accepted for sending that were dropped unsent.
         """
         self.transport.uncork()  # e.g. the close frame of a crash, gathered with replies
+        self.holds.abandon()  # an async callback of this connection awaits no more
         self.close_deadline.cancel()
         if self._timer is not None:
             self._timer.cancel()
@@ -363,6 +374,14 @@ class Client(Process):
             self.terminate(_lost_data(reason, dropped) if dropped else self._stop[0])
             return
         decision = self.dispatcher.disconnect(DisconnectStatus(reason, attempt, self.conn))
+        if decision is not None:  # else an async handle_disconnect awaits, then decides
+            self.decided(decision)
+
+    def decided(self, decision: tuple[Any, ...]) -> None:
+        """What ``handle_disconnect`` decided: terminate, or reconnect (after a delay)."""
+        if self.terminated:
+            return
+        attempt = self.reconnects.attempt
         if decision[0] == "terminate":
             self.terminate(decision[1])
             return
@@ -383,10 +402,15 @@ class Client(Process):
 
     def terminate(self, reason: Any) -> None:
         """End the process: ``terminate(reason, state)``, then the exit (links told)."""
-        if self.terminated:
+        if self.terminated or self.lifecycle.awaiting == "terminate":
             return
         self.abandon_connection()
-        reason = self.dispatcher.terminate(reason)
+        exit_reason = self.dispatcher.terminate(reason)
+        if exit_reason is not None:  # else an async terminate awaits, then ends it
+            self.terminated_with(exit_reason)
+
+    def terminated_with(self, reason: Any) -> None:
+        """``terminate`` has run: the exit, with ``reason`` (links and monitors told)."""
         self.dispatcher.report_exit(reason)
         self._end("terminate", reason, report={"reason": reason})
         if not self.lifecycle.connections:
@@ -416,8 +440,8 @@ class Client(Process):
         return super().join(timeout)
 
     # -------------------------------------------------------------- messages
-    def _drain(self) -> None:
-        """Handle frames and messages held while suspended or not connected."""
+    def drain_held(self) -> None:
+        """Handle the frames and messages held (:mod:`~wsx.process.holds`) or not yet connected."""
         dispatcher = self.dispatcher
         dispatcher.drain()
         if dispatcher.protocol is not None:
@@ -432,17 +456,19 @@ class Client(Process):
                 self.mailbox.deliver("info", ("EXIT", other, reason))
             elif not is_normal_exit(reason):
                 self._stop = (("linked_exit", other, reason),)
-                self._stop_now()
+                self.stop_if_asked()
 
         self.loop.call_soon_threadsafe(handle)
 
     def request_stop(self, reason: Any) -> None:
         """:func:`wsx.stop`: close (handshake) if open, then terminate with ``reason``."""
         self._stop = (reason,)
+        if self.holds.job is not None:
+            return  # after the callback it awaits, as a message would be (holds.idle)
         self.resume()  # the close handshake needs the socket read again
-        self._stop_now()
+        self.stop_if_asked()
 
-    def _stop_now(self) -> None:
+    def stop_if_asked(self) -> None:
         if self.terminated or self._stop is None:
             return
         state = self.lifecycle.state
@@ -457,40 +483,23 @@ class Client(Process):
     # ------------------------------------------------------ wsx.sys support
     def suspend(self) -> None:
         """Hold frames and messages (:func:`wsx.sys.suspend`)."""
-        self.lifecycle.suspend()
-        if self.transport.sock is not None and self.lifecycle.state is OPEN:
-            self.transport.stop_reading()
+        self.holds.suspend()
 
     def resume(self) -> None:
         """Handle what was held, in order, and read again (:func:`wsx.sys.resume`)."""
-        if not self.suspended:
-            return
-        self.lifecycle.resume()
-        self.dispatcher.drain()
-        transport = self.transport
-        sock = transport.sock
-        if sock is not None and self.lifecycle.state in (OPEN, CLOSING):
-            transport.start_reading(self.read_path)
-            if not transport.read_paused:
-                # Frames that arrived while suspended come before later messages.
-                if self.dispatcher.in_callback:
-                    # resume() from a callback of this client: the read it is
-                    # part of is not finished, so read once that callback returned.
-                    self.loop.call_soon(transport.read_now, sock)
-                else:
-                    self.read_path()
-        self._drain()
+        self.holds.resume()
 
 
 class StartGate:
     """Released once (the first connection is up, or the start failed); starters wait on it."""
 
-    __slots__ = ("_lock", "_released")
+    __slots__ = ("_lock", "_released", "_signals")
 
     def __init__(self) -> None:
         self._lock = _thread.allocate_lock()
         self._lock.acquire()
         self._released = False
+        self._signals: list[Any] = []  # set at the release (wsx.aio's starters)
 
     def release(self) -> None:
         """Open the gate (once: later calls do nothing)."""
@@ -500,6 +509,15 @@ class StartGate:
         if not self._released:
             self._released = True
             self._lock.release()
+            for signal in self._signals:
+                signal.set()
+
+    def notify(self, signal: Any) -> None:
+        """``signal.set()`` at the release (now if released); loop thread only."""
+        if self._released:
+            signal.set()
+        else:
+            self._signals.append(signal)
 
     def wait(self, timeout: float) -> bool:
         """True once the gate is open; False if ``timeout`` passed first."""

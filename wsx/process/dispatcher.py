@@ -22,6 +22,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from .. import telemetry
@@ -30,6 +31,7 @@ from ..core.conn import Conn
 from ..core.protocol import OPEN
 from ..core.url import parse_url
 from ..errors import BadResponseError, CloseCode, ConnError, NotConnectedError, WSXError
+from .awaiting import AsyncCallback, AsyncNotSupportedError, is_awaitable
 from .base import _per_thread, is_normal_exit
 from .callbacks import Callbacks
 
@@ -229,8 +231,33 @@ class Dispatcher:
                     code, text = shape[1]
                     self.state = shape[2]
                     return self._close(name, code, text, ("local", code, text))
+        if is_awaitable(result):
+            return self._await_result(name, result, acts)
         self.crash(name, BadResponseError(self.client.module, name, result))
         return False
+
+    def _await_result(self, name: str, awaitable: Any, acts: bool) -> bool:
+        """An ``async def`` callback of :meth:`_run`: its result applied once it returns."""
+
+        def finish(result: Any) -> bool:
+            if is_awaitable(result):
+                self.crash(name, BadResponseError(self.client.module, name, result))
+                return False
+            return self.apply(name, result, acts)
+
+        return self._await(name, awaitable, finish, lambda exc: self.crash(name, exc))
+
+    def _await(self, name: str, awaitable: Any, finish: Callable[[Any], Any],
+               fail: Callable[[BaseException], Any]) -> bool:
+        """The client holds until ``awaitable`` is done, then ``finish(result)`` or
+        ``fail(exc)`` (:mod:`wsx.process.awaiting`); False if it cannot be awaited."""
+        try:
+            job = AsyncCallback(self.client, name, awaitable, finish, fail)
+        except AsyncNotSupportedError as exc:
+            fail(exc)
+            return False
+        self.client.holds.busy(job)
+        return True
 
     def reply(self, name: str, frame: Any) -> None:
         """Write a ``("reply", frame, state)`` frame (dropped unless the connection is open)."""
@@ -292,56 +319,53 @@ class Dispatcher:
                           {"client": client, "module": client.module, "conn": client.conn,
                            "frame": frame})
 
-    def disconnect(self, status: Any) -> tuple[Any, ...]:
+    def disconnect(self, status: Any) -> tuple[Any, ...] | None:
         """Run ``handle_disconnect``: ``("terminate", reason)`` or ``("reconnect", delay, conn)``.
 
         ``conn`` is the :class:`wsx.Conn` to reconnect with, or None to keep
         the current one. A raise or a bad shape terminates with the error.
+        None while an ``async def`` handle_disconnect awaits: the decision
+        then goes to ``client.decided``.
         """
         try:
             result = self.run_plain("handle_disconnect", status)
         except BaseException as exc:  # noqa: BLE001 - whatever it raises, the callback failed
-            self.crashed_in = "handle_disconnect"  # reported once, by report_exit
-            logger.debug("%r: callback handle_disconnect raised %r", self.client, exc)
-            return ("terminate", ("error", exc))
-        if type(result) is tuple and result:
-            tag = result[0]
-            n = len(result)
-            if tag == "ok" and n == 2:
-                self.state = result[1]
-                return ("terminate", status.reason)
-            if tag == "reconnect" and n == 2:
-                self.state = result[1]
-                return ("reconnect", 0.0, None)
-            if tag == "reconnect" and n == 3 and isinstance(result[1], (Conn, str)):
-                try:
-                    conn = as_conn(result[1], status.conn)
-                except WSXError as exc:
-                    error = BadResponseError(self.client.module, "handle_disconnect", result)
-                    error.__cause__ = exc
-                    self.crashed_in = "handle_disconnect"
-                    logger.debug("%r: %s (%s)", self.client, error, exc)
-                    return ("terminate", ("error", error))
-                self.state = result[2]
-                return ("reconnect", 0.0, conn)
-            if (tag == "reconnect_after" and n == 3 and isinstance(result[1], (int, float))
-                    and result[1] >= 0):
-                self.state = result[2]
-                return ("reconnect", float(result[1]), None)
-        error = BadResponseError(self.client.module, "handle_disconnect", result)
-        self.crashed_in = "handle_disconnect"
-        logger.debug("%r: %s", self.client, error)
-        return ("terminate", ("error", error))
+            return self._disconnect_failed(exc)
+        if is_awaitable(result):
+            decided = self.client.decided
+            self._await("handle_disconnect", result,
+                        lambda result: decided(_decision(self, result, status)),
+                        lambda exc: decided(self._disconnect_failed(exc)))
+            return None
+        return _decision(self, result, status)
+
+    def _disconnect_failed(self, exc: BaseException) -> tuple[Any, ...]:
+        self.crashed_in = "handle_disconnect"  # reported once, by report_exit
+        logger.debug("%r: callback handle_disconnect raised %r", self.client, exc)
+        return ("terminate", ("error", exc))
 
     def terminate(self, reason: Any) -> Any:
-        """Run ``terminate(reason, state)``; the exit reason (``sys.exit()`` there changes it)."""
+        """Run ``terminate(reason, state)``; the exit reason (``sys.exit()`` there changes it).
+
+        None while an ``async def`` terminate awaits: the exit reason then
+        goes to ``client.terminated_with``.
+        """
         try:
-            self.run_plain("terminate", reason)
-        except SystemExit as exc:
+            result = self.run_plain("terminate", reason)
+        except BaseException as exc:  # noqa: BLE001 - the process ends anyway
+            return self._terminate_failed(exc, reason)
+        if is_awaitable(result):
+            done = self.client.terminated_with
+            self._await("terminate", result, lambda _: done(reason),
+                        lambda exc: done(self._terminate_failed(exc, reason)))
+            return None
+        return reason
+
+    def _terminate_failed(self, exc: BaseException, reason: Any) -> Any:
+        if isinstance(exc, SystemExit):
             # WebSockex's tip: exit(:normal) from terminate makes the exit normal.
             return "normal" if exc.code in (None, 0, "normal") else ("exit", exc.code)
-        except BaseException:  # noqa: BLE001 - the process ends anyway
-            logger.exception("%r: callback terminate raised", self.client)
+        logger.error("%r: callback terminate raised", self.client, exc_info=exc)
         return reason
 
     def _close(self, name: str, code: Any, text: Any, reason: Any) -> bool:
@@ -383,6 +407,38 @@ class Dispatcher:
             except WSXError:
                 pass
         self.client.terminate(("error", exc))
+
+
+def _decision(d: Dispatcher, result: Any, status: Any) -> tuple[Any, ...]:
+    """What ``handle_disconnect``'s result decides (see :meth:`Dispatcher.disconnect`)."""
+    if type(result) is tuple and result:
+        tag = result[0]
+        n = len(result)
+        if tag == "ok" and n == 2:
+            d.state = result[1]
+            return ("terminate", status.reason)
+        if tag == "reconnect" and n == 2:
+            d.state = result[1]
+            return ("reconnect", 0.0, None)
+        if tag == "reconnect" and n == 3 and isinstance(result[1], (Conn, str)):
+            try:
+                conn = as_conn(result[1], status.conn)
+            except WSXError as exc:
+                error = BadResponseError(d.client.module, "handle_disconnect", result)
+                error.__cause__ = exc
+                d.crashed_in = "handle_disconnect"
+                logger.debug("%r: %s (%s)", d.client, error, exc)
+                return ("terminate", ("error", error))
+            d.state = result[2]
+            return ("reconnect", 0.0, conn)
+        if (tag == "reconnect_after" and n == 3 and isinstance(result[1], (int, float))
+                and result[1] >= 0):
+            d.state = result[2]
+            return ("reconnect", float(result[1]), None)
+    error = BadResponseError(d.client.module, "handle_disconnect", result)
+    d.crashed_in = "handle_disconnect"
+    logger.debug("%r: %s", d.client, error)
+    return ("terminate", ("error", error))
 
 
 def _is_default_ping(cb: Any) -> bool:

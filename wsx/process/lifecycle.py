@@ -18,13 +18,16 @@
   before this state had a name of its own);
 * ``TERMINATED``: the process ended; nothing follows.
 
-Suspension (:func:`wsx.sys.suspend`) is orthogonal to these states, as in
-OTP: a suspended client stays in its state (its timers run, a close timeout
-still ends the connection) but handles no frame or message until resumed.
-:meth:`Lifecycle.suspend` and :meth:`Lifecycle.resume` change it, next to
-:meth:`Lifecycle.to`, which changes the state: those three are the only
-writers. :meth:`Lifecycle.to` reports each change to the debug state (trace,
-log) and to telemetry. A transition not in :data:`TRANSITIONS` raises
+Two holds are orthogonal to these states: suspension (:func:`wsx.sys.suspend`),
+as in OTP, and an ``async def`` callback awaiting (:mod:`wsx.process.awaiting`).
+A held client stays in its state (its timers run, a close timeout still
+ends the connection) but handles no frame or message until released.
+:meth:`Lifecycle.suspend`, :meth:`Lifecycle.resume` and
+:meth:`Lifecycle.awaiting_in` change them, next to :meth:`Lifecycle.to`,
+which changes the state: those four are the only writers (what a hold does
+to the socket and to what was held is :mod:`wsx.process.holds`).
+:meth:`Lifecycle.to` reports each change to the debug state (trace, log)
+and to telemetry. A transition not in :data:`TRANSITIONS` raises
 :class:`IllegalTransition`: a bug in wsx, never the peer's or the user's.
 """
 
@@ -82,12 +85,14 @@ class IllegalTransition(RuntimeError):
 class Lifecycle:
     """The state of one client, and the one place it changes."""
 
-    __slots__ = ("client", "state", "suspended", "connections")
+    __slots__ = ("client", "state", "suspended", "awaiting", "connections")
 
     def __init__(self, client: ClientParts) -> None:
         self.client = client
         self.state = CONNECTING
         self.suspended = False
+        #: The name of the ``async def`` callback the client awaits, or None.
+        self.awaiting: str | None = None
         #: Connections ``handle_connect`` accepted so far (0: never connected;
         #: counted by the client).
         self.connections = 0
@@ -127,9 +132,19 @@ class Lifecycle:
         self.suspended = False
         self._mirror()
 
+    def awaiting_in(self, name: str | None) -> None:
+        """Hold frames and messages while the async callback ``name`` awaits; None: done."""
+        self.awaiting = name
+        self._mirror()
+
+    @property
+    def free(self) -> bool:
+        """Open, and neither suspended nor awaiting: a message is handled at once."""
+        return self.state is OPEN and not self.suspended and self.awaiting is None
+
     def _mirror(self) -> None:
         # What the dispatcher (and the compiled read path) reads of the state.
         dispatcher = self.client.dispatcher
         state = self.state
         dispatcher.open = state is OPEN
-        dispatcher.hold = self.suspended or state is TERMINATED
+        dispatcher.hold = self.suspended or self.awaiting is not None or state is TERMINATED

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import NotConnectedError, TimeoutExpired
 from ..io.handoff import Signal
-from ..io.loop import Loop
 
 if TYPE_CHECKING:
+    from ..io.aioloop import HostLoop
     from .client import Client
 
 __all__ = ["run_on_loop"]
@@ -37,7 +37,7 @@ def run_on_loop(client: Client, fn: Callable[..., Any], *args: Any,
     call = _LoopCall(fn, args)
     client.loop.post(call)  # the first wait wakes the loop
     deadline = None if timeout is None else time.monotonic() + timeout
-    wake: Loop | None = client.loop
+    wake: HostLoop | None = client.loop
     while not call.wait(1.0 if deadline is None else
                         max(0.0, min(1.0, deadline - time.monotonic())), wake):
         wake = None
@@ -78,7 +78,7 @@ class _LoopCall:
         finally:
             self._done.set()
 
-    def wait(self, seconds: float, wake: Loop | None = None) -> bool:
+    def wait(self, seconds: float, wake: HostLoop | None = None) -> bool:
         """True once the function has run (within ``seconds``); ``wake``: wake it first."""
         return bool(self._done.wait(seconds, wake))
 

@@ -2,7 +2,8 @@
 
 ``wsx.cast``, ``wsx.send`` and ``wsx.call`` deliver here. A message is
 handled at once (``handle_cast`` / ``handle_info`` / ``handle_call``) when the
-client is open, not suspended and has nothing older waiting; otherwise it
+client is open, neither suspended nor awaiting an ``async def`` callback, and
+has nothing older waiting; otherwise it
 waits, in order, until the client is open and free again (:meth:`drain`).
 Messages to a client that has terminated are dropped (logged at debug level).
 """
@@ -13,7 +14,7 @@ import logging
 from collections import deque
 from typing import Any
 
-from .lifecycle import OPEN, TERMINATED
+from .lifecycle import TERMINATED
 
 __all__ = ["Mailbox"]
 
@@ -39,7 +40,7 @@ class Mailbox:
         lifecycle = self.client.lifecycle
         if lifecycle.state is TERMINATED:
             logger.debug("%r: %s %r dropped: the client has terminated", self.client, kind, msg)
-        elif lifecycle.state is OPEN and not lifecycle.suspended and not self._held:
+        elif lifecycle.free and not self._held:
             self._handle(kind, msg)
         else:
             self._held.append((kind, msg))
@@ -47,7 +48,7 @@ class Mailbox:
     def drain(self) -> None:
         """Handle the messages held, in order, while the client is open and free."""
         lifecycle = self.client.lifecycle
-        while self._held and lifecycle.state is OPEN and not lifecycle.suspended:
+        while self._held and lifecycle.free:
             kind, msg = self._held.popleft()
             self._handle(kind, msg)
 

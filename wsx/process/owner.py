@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ..core.conn import Conn
     from ..core.handshake import HandshakeResponse
     from ..errors import WSXError
-    from ..io.loop import Loop
+    from ..io.aioloop import HostLoop
     from ..io.transport import Transport
     from .dispatcher import Dispatcher
 
@@ -26,7 +26,7 @@ __all__ = ["ClientParts"]
 class ClientParts(Protocol):
     """The client as its parts see it (see the module documentation)."""
 
-    loop: Loop
+    loop: HostLoop
     conn: Conn
     transport: Transport
     dispatcher: Dispatcher

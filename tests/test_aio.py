@@ -1,0 +1,672 @@
+"""wsx.aio: clients on the application's asyncio loop (the default loop and uvloop).
+
+Each test runs its coroutine on a fresh loop of each kind, bounded by a
+timeout; the servers are independent peers (the websockets server, raw
+sockets) in threads of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+
+import wsx
+import wsx._twins
+import wsx.aio
+from conftest import WSServer, accept_response, read_frame, read_request
+from wsx.io.aioloop import AsyncioLoop
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - uvloop is a test dependency on CPython
+    uvloop = None
+
+LOOPS = ["asyncio", pytest.param("uvloop", marks=pytest.mark.skipif(
+    uvloop is None, reason="uvloop is not installed"))]
+
+
+@pytest.fixture(params=LOOPS)
+def run(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """``run(coro_fn, timeout=20)``: run ``coro_fn()`` on a new loop of the parameter's kind."""
+
+    def go(coro_fn: Callable[[], Coroutine[Any, Any, Any]], timeout: float = 20.0) -> Any:
+        async def bounded() -> Any:
+            return await asyncio.wait_for(coro_fn(), timeout)
+
+        if request.param == "uvloop":
+            loop = uvloop.new_event_loop()
+        else:
+            loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(bounded())
+        finally:
+            loop.close()
+
+    return go
+
+
+class Queue(wsx.WebSocket):
+    """Puts every frame in ``state`` (an asyncio.Queue); answers calls with ("got", req)."""
+
+    def handle_frame(self, frame: Any, q: Any) -> Any:
+        q.put_nowait(frame)
+        return ("ok", q)
+
+    def handle_call(self, request: Any, caller: Any, q: Any) -> Any:
+        wsx.reply(caller, ("got", request))
+        return ("ok", q)
+
+
+class AsyncQueue(Queue):
+    async def handle_frame(self, frame: Any, q: Any) -> Any:
+        await asyncio.sleep(random.random() * 0.002)
+        await q.put(frame)
+        return ("ok", q)
+
+
+async def get(q: asyncio.Queue[Any], n: int, timeout: float = 5.0) -> list[Any]:
+    return [await asyncio.wait_for(q.get(), timeout) for _ in range(n)]
+
+
+def wsx_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("wsx")}
+
+
+# ---------------------------------------------------------------- basics
+def test_echo_on_the_running_loop_without_a_thread(run: Any, echo_server: WSServer) -> None:
+    before = wsx_threads()
+
+    async def main() -> None:
+        q: asyncio.Queue[Any] = asyncio.Queue()
+        client = await wsx.aio.start_link(echo_server.url, Queue, q)
+        assert isinstance(client.loop, AsyncioLoop)
+        assert client.loop.aloop is asyncio.get_running_loop()
+        if wsx._twins.compiled("wsx.process._reader") is not None:
+            assert type(client.read_path).__name__ == "FastReader"  # the compiled read path
+        for i in range(200):
+            await wsx.aio.send_frame(client, ("text", f"m{i}"))
+        await wsx.aio.send_frame(client, ("binary", b"\x00\xff"))
+        assert await get(q, 201) == [("text", f"m{i}") for i in range(200)] + [
+            ("binary", b"\x00\xff")]
+        assert await wsx.aio.call(client, "hi") == ("got", "hi")
+        assert await wsx.aio.stop(client)
+        assert client.exit_reason == "normal"
+
+    run(main)
+    assert wsx_threads() <= before  # no thread of wsx's was started for it
+
+
+def test_fragments_and_control_frames(run: Any, ws_server: Any) -> None:
+    async def handler(ws: Any) -> None:
+        await ws.send(["frag", "mented"])  # one message in two fragments
+        await ws.ping(b"are you there")
+        async for msg in ws:
+            await ws.send(msg)
+
+    server = ws_server(handler)
+
+    class Pings(Queue):
+        def handle_ping(self, frame: Any, q: Any) -> Any:
+            q.put_nowait(frame)
+            return ("reply", ("pong", frame[1]), q)
+
+        def handle_pong(self, frame: Any, q: Any) -> Any:
+            q.put_nowait(frame)
+            return ("ok", q)
+
+    async def main() -> None:
+        q: asyncio.Queue[Any] = asyncio.Queue()
+        client = await wsx.aio.start_link(server.url, Pings, q)
+        assert await get(q, 2) == [("text", "fragmented"), ("ping", b"are you there")]
+        await wsx.aio.send_frame(client, ("ping", b"p1"))
+        assert await get(q, 1) == [("pong", b"p1")]
+        await wsx.aio.stop(client)
+
+    run(main)
+
+
+def test_close_code_from_the_server_reaches_handle_disconnect(run: Any, ws_server: Any) -> None:
+    async def handler(ws: Any) -> None:
+        await ws.close(4001, "bye")
+
+    server = ws_server(handler)
+
+    class Closed(Queue):
+        def handle_disconnect(self, status: Any, q: Any) -> Any:
+            q.put_nowait(status.reason)
+            return ("ok", q)
+
+    async def main() -> None:
+        q: asyncio.Queue[Any] = asyncio.Queue()
+        client = await wsx.aio.start_link(server.url, Closed, q)
+        assert await get(q, 1) == [("remote", 4001, "bye")]
+        for _ in range(200):
+            if not client.alive:
+                break
+            await asyncio.sleep(0.01)
+        assert client.exit_reason == ("remote", 4001, "bye")
+
+    run(main)
+
+
+def test_reconnects_with_backoff_on_the_loop(run: Any, ws_server: Any) -> None:
+    async def handler(ws: Any) -> None:
+        await ws.send("hello")
+        await ws.close(1001, "going away")
+
+    server = ws_server(handler)
+
+    class Again(wsx.WebSocket):
+        def handle_frame(self, frame: Any, state: Any) -> Any:
+            state["q"].put_nowait(frame)
+            return ("ok", state)
+
+        def handle_disconnect(self, status: Any, state: Any) -> Any:
+            state["downs"] += 1
+            state["q"].put_nowait(("down", state["downs"], time.monotonic()))
+            if state["downs"] >= 4:
+                return ("ok", state)
+            return ("reconnect_after", 0.05 * state["downs"], state)
+
+    async def main() -> None:
+        q: asyncio.Queue[Any] = asyncio.Queue()
+        client = await wsx.aio.start_link(server.url, Again, {"q": q, "downs": 0})
+        events = await get(q, 8)
+        assert [e[0] if e[0] == "down" else e for e in events] == [
+            ("text", "hello"), "down", ("text", "hello"), "down",
+            ("text", "hello"), "down", ("text", "hello"), "down"]
+        downs = [e for e in events if e[0] == "down"]
+        # Each wait is at least the delay handle_disconnect asked for.
+        for i in range(3):
+            assert downs[i + 1][2] - downs[i][2] >= 0.05 * (i + 1)
+        for _ in range(300):
+            if not client.alive:
+                break
+            await asyncio.sleep(0.01)
+        assert client.exit_reason == ("remote", 1001, "going away")
+
+    run(main)
+    assert server.connections == 4
+
+
+def test_keepalive_timeout_on_the_loop(run: Any, raw_server: Any) -> None:
+    def silent(sock: socket.socket) -> None:  # upgrades, then never answers a ping
+        sock.sendall(accept_response(read_request(sock)))
+        while read_frame(sock) is not None:
+            pass
+
+    server = raw_server(silent)
+
+    class Dead(Queue):
+        def handle_disconnect(self, status: Any, q: Any) -> Any:
+            q.put_nowait(status.reason)
+            return ("ok", q)
+
+    async def main() -> None:
+        q: asyncio.Queue[Any] = asyncio.Queue()
+        t0 = time.monotonic()
+        await wsx.aio.start_link(server.url, Dead, q, ping_interval=0.1, ping_timeout=0.2)
+        (reason,) = await get(q, 1)
+        assert reason[0] == "error" and "keepalive" in str(reason[1]).lower(), reason
+        assert time.monotonic() - t0 < 3
+
+    run(main)
+
+
+def test_backpressure_waits_without_blocking_the_loop(run: Any, raw_server: Any) -> None:
+    release = threading.Event()
+
+    def stops_reading(sock: socket.socket) -> None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(accept_response(read_request(sock)))
+        release.wait(10)
+
+    server = raw_server(stops_reading)
+
+    async def main() -> None:
+        client = await wsx.aio.start_link(server.url, Queue, asyncio.Queue(),
+                                          write_limit=64 * 1024, send_timeout=0.3)
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        task = asyncio.ensure_future(ticker())
+        payload = b"x" * 16384
+        t0 = time.monotonic()
+        with pytest.raises(wsx.TimeoutExpired) as info:
+            for _ in range(10000):
+                await wsx.aio.send_frame(client, ("binary", payload))
+        elapsed = time.monotonic() - t0
+        task.cancel()
+        assert "write_limit" in str(info.value)
+        assert ticks >= 10, f"the loop ran {ticks} ticks in {elapsed:.2f} s of waiting"
+        assert client.alive  # the connection stays open
+        release.set()
+        await wsx.aio.stop(client, timeout=2)
+
+    run(main)
+
+
+# -------------------------------------------------------- async callbacks
+def test_async_callbacks_keep_the_order_under_load(run: Any, ws_server: Any) -> None:
+    async def handler(ws: Any) -> None:
+        for i in range(300):
+            await ws.send(f"m{i}")
+        async for msg in ws:
+            await ws.send(msg)
+
+    server = ws_server(handler)
+
+    class Slow(AsyncQueue):
+        async def handle_cast(self, msg: Any, q: Any) -> Any:
+            await asyncio.sleep(0)
+            await q.put(("cast", msg))
+            return ("ok", q)
+
+    async def main() -> None:
+        q: asyncio.Queue[Any] = asyncio.Queue()
+        others = 0
+
+        async def other_task() -> None:
+            nonlocal others
+            while True:
+                await asyncio.sleep(0.001)
+                others += 1
+
+        task = asyncio.ensure_future(other_task())
+        client = await wsx.aio.start_link(server.url, Slow, q)
+        got = await get(q, 300)
+        assert got == [("text", f"m{i}") for i in range(300)]
+        wsx.cast(client, "c1")
+        await wsx.aio.send_frame(client, ("text", "after"))
+        wsx.cast(client, "c2")
+        rest = await get(q, 3)
+        # Messages keep their order; a frame read after a hold may come before them.
+        assert sorted(rest) == [("cast", "c1"), ("cast", "c2"), ("text", "after")]
+        assert rest.index(("cast", "c1")) < rest.index(("cast", "c2"))
+        task.cancel()
+        assert others > 10  # other tasks ran while the callbacks awaited
+        await wsx.aio.stop(client)
+
+    run(main)
+
+
+def test_async_callback_reply_and_state(run: Any, echo_server: WSServer) -> None:
+    class Replies(wsx.WebSocket):
+        async def handle_connect(self, conn: Any, state: Any) -> Any:
+            await asyncio.sleep(0.05)
+            return ("ok", {**state, "connected": True})
+
+        async def handle_cast(self, msg: Any, state: Any) -> Any:
+            await asyncio.sleep(0.001)
+            return ("reply", ("text", msg), state)
+
+        async def handle_frame(self, frame: Any, state: Any) -> Any:
+            await state["q"].put(frame)
+            return ("ok", {**state, "n": state["n"] + 1})
+
+        async def handle_call(self, request: Any, caller: Any, state: Any) -> Any:
+            await asyncio.sleep(0.001)
+            wsx.reply(caller, (state["connected"], state["n"]))
+            return ("ok", state)
+
+    async def main() -> None:
+        q: asyncio.Queue[Any] = asyncio.Queue()
+        client = await wsx.aio.start_link(echo_server.url, Replies,
+                                          {"q": q, "n": 0, "connected": False})
+        # start_link returned after the async handle_connect finished.
+        assert wsx.sys.get_state(client)["connected"] is True
+        for i in range(5):
+            wsx.cast(client, f"c{i}")
+        assert await get(q, 5) == [("text", f"c{i}") for i in range(5)]
+        assert await wsx.aio.call(client, "count") == (True, 5)
+        await wsx.aio.stop(client)
+
+    run(main)
+
+
+def test_async_callback_that_raises_crashes_only_its_client(run: Any, ws_server: Any) -> None:
+    closes: list[Any] = []
+
+    async def handler(ws: Any) -> None:
+        try:
+            async for msg in ws:
+                await ws.send(msg)
+        finally:
+            closes.append((ws.close_code, ws.close_reason))
+
+    server = ws_server(handler)
+
+    class Boom(Queue):
+        async def handle_frame(self, frame: Any, q: Any) -> Any:
+            await asyncio.sleep(0.001)
+            raise ValueError("boom in " + frame[1])
+
+    async def main() -> None:
+        bad = await wsx.aio.start(server.url, Boom, asyncio.Queue())
+        q: asyncio.Queue[Any] = asyncio.Queue()
+        good = await wsx.aio.start(server.url, Queue, q)
+        await wsx.aio.send_frame(bad, ("text", "x"))
+        for _ in range(300):
+            if not bad.alive:
+                break
+            await asyncio.sleep(0.01)
+        reason = bad.exit_reason
+        assert reason[0] == "error" and isinstance(reason[1], ValueError)
+        assert str(reason[1]) == "boom in x"
+        await wsx.aio.send_frame(good, ("text", "still here"))
+        assert await get(q, 1) == [("text", "still here")]
+        await wsx.aio.stop(good)
+
+    run(main)
+    deadline = time.monotonic() + 5
+    while (1011, "") not in closes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (1011, "") in closes
+
+
+def test_cancelled_callback_crashes_the_client_not_the_loop(run: Any, echo_server: WSServer) -> None:
+    class Cancelled(Queue):
+        async def handle_frame(self, frame: Any, q: Any) -> Any:
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+            await asyncio.sleep(1)
+            return ("ok", q)
+
+    async def main() -> None:
+        client = await wsx.aio.start(echo_server.url, Cancelled, asyncio.Queue())
+        await wsx.aio.send_frame(client, ("text", "x"))
+        for _ in range(300):
+            if not client.alive:
+                break
+            await asyncio.sleep(0.01)
+        reason = client.exit_reason
+        assert reason[0] == "error" and isinstance(reason[1], asyncio.CancelledError), reason
+        assert "handle_frame" in str(reason[1])
+        await asyncio.sleep(0.05)  # the loop goes on
+        return None
+
+    run(main)
+
+
+def test_async_callback_on_a_wsx_loop_client_is_a_clear_crash(echo_server: WSServer) -> None:
+    class Async(Queue):
+        async def handle_frame(self, frame: Any, q: Any) -> Any:
+            return ("ok", q)
+
+    client = wsx.start(echo_server.url, Async, None)
+    wsx.send_frame(client, ("text", "x"))
+    assert client.join(5)
+    reason = client.exit_reason
+    assert reason[0] == "error" and isinstance(reason[1], TypeError)
+    assert "handle_frame" in str(reason[1]) and "wsx.aio.start_link" in str(reason[1])
+
+
+def test_stop_waits_for_an_awaiting_callback(run: Any, echo_server: WSServer) -> None:
+    class Busy(Queue):
+        async def handle_frame(self, frame: Any, q: Any) -> Any:
+            q.put_nowait("started")
+            await asyncio.sleep(0.2)
+            q.put_nowait("finished")
+            return ("ok", q)
+
+        def terminate(self, reason: Any, q: Any) -> None:
+            q.put_nowait(("terminate", reason))
+
+    async def main() -> None:
+        q: asyncio.Queue[Any] = asyncio.Queue()
+        client = await wsx.aio.start_link(echo_server.url, Busy, q)
+        await wsx.aio.send_frame(client, ("text", "x"))
+        assert await get(q, 1) == ["started"]
+        assert await wsx.aio.stop(client, timeout=5)
+        assert await get(q, 2) == ["finished", ("terminate", "normal")]
+
+    run(main)
+
+
+# ------------------------------------------------------------------ calls
+def test_calls_from_many_tasks_none_lost_or_misrouted(run: Any, echo_server: WSServer) -> None:
+    class Rpc(wsx.WebSocket):
+        """Each call goes to the server and back; the echo answers its caller."""
+
+        def handle_call(self, request: Any, caller: Any, state: Any) -> Any:
+            state[request] = caller
+            return ("reply", ("text", request), state)
+
+        def handle_frame(self, frame: Any, state: Any) -> Any:
+            wsx.reply(state.pop(frame[1]), "echo:" + frame[1])
+            return ("ok", state)
+
+    async def main() -> None:
+        client = await wsx.aio.start_link(echo_server.url, Rpc, {})
+
+        async def one(i: int) -> Any:
+            return await wsx.aio.call(client, f"r{i}", timeout=10)
+
+        answers = await asyncio.gather(*(one(i) for i in range(500)))
+        assert answers == [f"echo:r{i}" for i in range(500)]
+        await wsx.aio.stop(client)
+
+    run(main, timeout=30)
+
+
+def test_call_timeout_and_a_dead_client(run: Any, echo_server: WSServer) -> None:
+    class Silent(Queue):
+        def handle_call(self, request: Any, caller: Any, q: Any) -> Any:
+            if request == "die":
+                raise RuntimeError("dying")
+            return ("ok", q)  # never replies
+
+    async def main() -> None:
+        client = await wsx.aio.start(echo_server.url, Silent, asyncio.Queue())
+        t0 = time.monotonic()
+        with pytest.raises(wsx.TimeoutExpired):
+            await wsx.aio.call(client, "x", timeout=0.2)
+        assert 0.15 < time.monotonic() - t0 < 2
+        with pytest.raises(wsx.NoProcessError):
+            await wsx.aio.call(client, "die", timeout=5)
+        with pytest.raises(wsx.NoProcessError):
+            await wsx.aio.call(client, "again")
+        with pytest.raises(ValueError, match="timeout"):
+            await wsx.aio.call(client, "x", timeout=-1)
+
+    run(main)
+
+
+def test_calling_self_from_an_async_callback_is_refused(run: Any, echo_server: WSServer) -> None:
+    class Selfish(Queue):
+        async def handle_frame(self, frame: Any, q: Any) -> Any:
+            me = wsx.self()
+            for attempt in (lambda: wsx.aio.send_frame(me, ("text", "x")),
+                            lambda: wsx.aio.call(me, "x")):
+                try:
+                    await attempt()
+                except wsx.CallingSelfError as exc:
+                    q.put_nowait(type(exc).__name__)
+            return ("ok", q)
+
+    async def main() -> None:
+        q: asyncio.Queue[Any] = asyncio.Queue()
+        client = await wsx.aio.start_link(echo_server.url, Selfish, q)
+        await wsx.aio.send_frame(client, ("text", "go"))
+        assert await get(q, 2) == ["CallingSelfError", "CallingSelfError"]
+        # A blocking call on the loop's own thread is refused too.
+        with pytest.raises(wsx.CallingSelfError):
+            wsx.call(client, "x")
+        await wsx.aio.stop(client)
+
+    run(main)
+
+
+# ------------------------------------------------------- threads and loops
+def test_sending_from_another_thread(run: Any, echo_server: WSServer) -> None:
+    async def main() -> None:
+        q: asyncio.Queue[Any] = asyncio.Queue()
+        client = await wsx.aio.start_link(echo_server.url, Queue, q)
+        answers: list[Any] = []
+
+        def worker() -> None:
+            for i in range(100):
+                wsx.send_frame(client, ("text", f"t{i}"))
+            answers.append(wsx.call(client, "from a thread"))
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        got = await get(q, 100)
+        assert got == [("text", f"t{i}") for i in range(100)]
+        while thread.is_alive():
+            await asyncio.sleep(0.01)
+        assert answers == [("got", "from a thread")]
+        await wsx.aio.stop(client)
+
+    run(main)
+
+
+def test_awaitables_drive_a_client_on_a_wsx_loop(run: Any, echo_server: WSServer) -> None:
+    async def main() -> None:
+        got: list[Any] = []
+        ready = threading.Event()
+
+        class Plain(wsx.WebSocket):
+            def handle_frame(self, frame: Any, state: Any) -> Any:
+                got.append(frame)
+                if len(got) == 50:
+                    ready.set()
+                return ("ok", state)
+
+            def handle_call(self, request: Any, caller: Any, state: Any) -> Any:
+                wsx.reply(caller, request * 2)
+                return ("ok", state)
+
+        client = await wsx.aio.start_link(echo_server.url, Plain, None,
+                                          loop=wsx.get_default_loop())
+        assert client.loop is wsx.get_default_loop()
+        for i in range(50):
+            await wsx.aio.send_frame(client, ("text", f"w{i}"))
+        assert await wsx.aio.call(client, 21) == 42
+        while not ready.is_set():
+            await asyncio.sleep(0.01)
+        assert got == [("text", f"w{i}") for i in range(50)]
+        await wsx.aio.send_frame(client, "close")
+        for _ in range(300):
+            if not client.alive:
+                break
+            await asyncio.sleep(0.01)
+        assert not client.alive
+
+    run(main)
+
+
+def test_failed_and_cancelled_starts(run: Any, free_port: int, raw_server: Any) -> None:
+    hold = threading.Event()
+
+    def never_answers(sock: socket.socket) -> None:
+        read_request(sock)
+        hold.wait(5)
+
+    server = raw_server(never_answers)
+
+    async def main() -> None:
+        with pytest.raises(wsx.ConnError):
+            await wsx.aio.start_link(f"ws://127.0.0.1:{free_port}/", Queue, None)
+        task = asyncio.ensure_future(wsx.aio.start_link(server.url, Queue, None,
+                                                        name="aio-cancelled-start"))
+        await asyncio.sleep(0.2)
+        client = wsx.whereis("aio-cancelled-start")
+        assert client is not None
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(300):
+            if not client.alive:
+                break
+            await asyncio.sleep(0.01)
+        assert not client.alive  # no client left behind
+        hold.set()
+
+    run(main)
+
+
+def test_async_handle_disconnect_and_terminate(run: Any, ws_server: Any) -> None:
+    async def handler(ws: Any) -> None:
+        await ws.send("hi")
+        await ws.close(4000, "again")
+
+    server = ws_server(handler)
+
+    class Lifecycle(wsx.WebSocket):
+        def handle_frame(self, frame: Any, state: Any) -> Any:
+            state["q"].put_nowait(frame)
+            return ("ok", state)
+
+        async def handle_disconnect(self, status: Any, state: Any) -> Any:
+            await asyncio.sleep(0.02)
+            state["q"].put_nowait(("down", status.reason))
+            state["downs"] += 1
+            if state["downs"] == 1:
+                return ("reconnect", state)
+            if state["downs"] == 2:
+                return ("ok", state)
+            raise AssertionError("not reached")
+
+        async def terminate(self, reason: Any, state: Any) -> None:
+            await asyncio.sleep(0.05)
+            state["q"].put_nowait(("terminated", reason))
+
+    async def main() -> None:
+        q: asyncio.Queue[Any] = asyncio.Queue()
+        client = await wsx.aio.start_link(server.url, Lifecycle, {"q": q, "downs": 0})
+        assert await get(q, 5) == [
+            ("text", "hi"), ("down", ("remote", 4000, "again")),
+            ("text", "hi"), ("down", ("remote", 4000, "again")),
+            ("terminated", ("remote", 4000, "again"))]
+        for _ in range(300):
+            if not client.alive:
+                break
+            await asyncio.sleep(0.01)
+        assert client.exit_reason == ("remote", 4000, "again")
+
+    run(main)
+    assert server.connections == 2
+
+
+def test_failing_async_handle_disconnect_and_an_exit_from_async_terminate(
+        run: Any, ws_server: Any) -> None:
+    async def handler(ws: Any) -> None:
+        await ws.close(4000, "bye")
+
+    server = ws_server(handler)
+
+    class Raises(wsx.WebSocket):
+        async def handle_disconnect(self, status: Any, state: Any) -> Any:
+            await asyncio.sleep(0)
+            raise ValueError("cannot decide")
+
+    class Exits(wsx.WebSocket):
+        async def terminate(self, reason: Any, state: Any) -> None:
+            await asyncio.sleep(0)
+            raise SystemExit("normal")
+
+    async def main() -> None:
+        bad = await wsx.aio.start(server.url, Raises, None)
+        exits = await wsx.aio.start(server.url, Exits, None)
+        for _ in range(300):
+            if not bad.alive and not exits.alive:
+                break
+            await asyncio.sleep(0.01)
+        assert bad.exit_reason[0] == "error" and isinstance(bad.exit_reason[1], ValueError)
+        assert exits.exit_reason == "normal"  # exit(:normal) from terminate, as in WebSockex
+
+    run(main)

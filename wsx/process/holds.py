@@ -1,0 +1,105 @@
+"""What keeps a client from handling its frames and messages, and their release in order.
+
+Two things hold a client: :func:`wsx.sys.suspend` (until
+:func:`wsx.sys.resume`) and an ``async def`` callback awaiting
+(:mod:`wsx.process.awaiting`). While held, the client stops reading its
+socket (the server feels backpressure), the frames already read wait in the
+dispatcher's inbox and the messages in the mailbox. Once nothing holds it,
+:class:`Holds` handles them in order, then reads again. The flags
+themselves are the lifecycle's (``suspended``, ``awaiting``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .lifecycle import CLOSING, OPEN
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from .awaiting import AsyncCallback
+    from .client import Client
+
+__all__ = ["Holds"]
+
+
+class Holds:
+    """The holds of one client (see the module documentation)."""
+
+    __slots__ = ("client", "job")
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        #: The async callback the client awaits, or None.
+        self.job: AsyncCallback | None = None
+
+    # ------------------------------------------------------------ suspension
+    def suspend(self) -> None:
+        """Hold frames and messages (:func:`wsx.sys.suspend`)."""
+        self.client.lifecycle.suspend()
+        self._stop_reading()
+
+    def resume(self) -> None:
+        """End the suspension; handle what was held unless an async callback still awaits."""
+        lifecycle = self.client.lifecycle
+        if not lifecycle.suspended:
+            return
+        lifecycle.resume()
+        self.release()
+
+    # -------------------------------------------------------- async callbacks
+    def busy(self, job: AsyncCallback) -> None:
+        """The async callback ``job`` awaits: hold until :meth:`idle`."""
+        self.job = job
+        self.client.lifecycle.awaiting_in(job.name)
+        self._stop_reading()
+
+    def idle(self, job: AsyncCallback, then: Iterable[Callable[[], Any]] = ()) -> None:
+        """``job`` finished (its result applied): run ``then``, then release the client."""
+        if self.job is not job:
+            return
+        self.job = None
+        client = self.client
+        client.lifecycle.awaiting_in(None)
+        for callback in then:
+            callback()
+        self.release()
+        client.stop_if_asked()  # a wsx.stop that came while it awaited
+
+    def abandon(self) -> None:
+        """The connection ended: cancel the awaiting callback, drop its result."""
+        job = self.job
+        if job is not None:
+            self.job = None
+            self.client.lifecycle.awaiting_in(None)
+            job.abandon()
+
+    # -------------------------------------------------------------- release
+    def _stop_reading(self) -> None:
+        client = self.client
+        if client.transport.sock is not None and client.lifecycle.state is OPEN:
+            client.transport.stop_reading()
+
+    def release(self) -> None:
+        """Nothing holds the client any more: handle what was held, in order, and read again."""
+        client = self.client
+        dispatcher = client.dispatcher
+        if dispatcher.hold:
+            return
+        dispatcher.drain()
+        if dispatcher.hold:
+            return  # a held frame's callback holds the client again
+        transport = client.transport
+        sock = transport.sock
+        if sock is not None and client.lifecycle.state in (OPEN, CLOSING):
+            transport.start_reading(client.read_path)
+            if not transport.read_paused:
+                # Frames that arrived while held come before later messages.
+                if dispatcher.in_callback:
+                    # resume() from a callback of this client: the read it is
+                    # part of is not finished, so read once that callback returned.
+                    client.loop.call_soon(transport.read_now, sock)
+                else:
+                    client.read_path()
+        client.drain_held()
