@@ -377,26 +377,36 @@ def test_async_callback_that_raises_crashes_only_its_client(run: Any, ws_server:
 
 
 def test_cancelled_callback_crashes_the_client_not_the_loop(run: Any, echo_server: WSServer) -> None:
+    tasks: list[Any] = []
+
     class Cancelled(Queue):
         async def handle_frame(self, frame: Any, q: Any) -> Any:
+            await asyncio.sleep(0)  # from here on the callback runs in a task
             task = asyncio.current_task()
             assert task is not None
-            task.cancel()
-            await asyncio.sleep(1)
+            if frame == ("text", "self"):
+                task.cancel()  # cancelled from inside
+            else:
+                tasks.append(task)  # cancelled by the test
+            await asyncio.sleep(5)
             return ("ok", q)
 
     async def main() -> None:
-        client = await wsx.aio.start(echo_server.url, Cancelled, asyncio.Queue())
-        await wsx.aio.send_frame(client, ("text", "x"))
-        for _ in range(300):
-            if not client.alive:
-                break
-            await asyncio.sleep(0.01)
-        reason = client.exit_reason
-        assert reason[0] == "error" and isinstance(reason[1], asyncio.CancelledError), reason
-        assert "handle_frame" in str(reason[1])
+        for how in ("self", "other"):
+            client = await wsx.aio.start(echo_server.url, Cancelled, asyncio.Queue())
+            await wsx.aio.send_frame(client, ("text", how))
+            if how == "other":
+                while not tasks:
+                    await asyncio.sleep(0.01)
+                tasks[0].cancel()
+            for _ in range(300):
+                if not client.alive:
+                    break
+                await asyncio.sleep(0.01)
+            reason = client.exit_reason
+            assert reason[0] == "error" and isinstance(reason[1], asyncio.CancelledError), reason
+            assert "handle_frame" in str(reason[1])
         await asyncio.sleep(0.05)  # the loop goes on
-        return None
 
     run(main)
 
@@ -668,5 +678,102 @@ def test_failing_async_handle_disconnect_and_an_exit_from_async_terminate(
             await asyncio.sleep(0.01)
         assert bad.exit_reason[0] == "error" and isinstance(bad.exit_reason[1], ValueError)
         assert exits.exit_reason == "normal"  # exit(:normal) from terminate, as in WebSockex
+
+    run(main)
+
+
+# ------------------------------------------------------------ supervisors
+def test_a_supervisor_restarts_asyncio_hosted_clients(run: Any, echo_server: WSServer) -> None:
+    connects: list[Any] = []
+
+    class Child(wsx.WebSocket):
+        url = echo_server.url
+
+        async def handle_connect(self, conn: Any, state: Any) -> Any:
+            connects.append(asyncio.get_running_loop())
+            return ("ok", state)
+
+        async def handle_frame(self, frame: Any, state: Any) -> Any:
+            await asyncio.sleep(0)
+            if frame == ("text", "crash"):
+                raise RuntimeError("crash on purpose")
+            return ("ok", state)
+
+    async def main() -> None:
+        sup = await wsx.aio.Supervisor.start_link([(Child, None)], max_restarts=5)
+        ((_, first, _, _),) = sup.which_children()
+        assert isinstance(first, wsx.Client) and isinstance(first.loop, AsyncioLoop)
+        assert first.loop.aloop is asyncio.get_running_loop()
+        await wsx.aio.send_frame(first, ("text", "crash"))
+        for _ in range(500):
+            ((_, now, _, _),) = sup.which_children()
+            if now is not None and now is not first and now.connection_state == "open":
+                break
+            await asyncio.sleep(0.01)
+        assert now is not first and isinstance(now.loop, AsyncioLoop)
+        assert not first.alive and first.exit_reason[0] == "error"
+        # Dynamic children start on the loop too.
+        extra = await wsx.aio.Supervisor.start_child(
+            sup, {"id": "extra", "start": (Child.start_link, (None,))})
+        assert isinstance(extra.loop, AsyncioLoop)
+        await wsx.aio.Supervisor.terminate_child(sup, "extra")
+        assert not extra.alive
+        assert await wsx.aio.stop(sup)
+        assert not now.alive
+
+    run(main, timeout=30)
+    assert len(connects) == 3 and len(set(map(id, connects))) == 1
+
+
+def test_a_thread_starts_a_client_on_an_asyncio_loop(run: Any, echo_server: WSServer) -> None:
+    async def main() -> None:
+        aloop = asyncio.get_running_loop()
+        box: list[Any] = []
+
+        def worker() -> None:  # the blocking API, from a thread, onto the asyncio loop
+            client = wsx.start_link(echo_server.url, Queue, asyncio.Queue(), loop=aloop)
+            box.append(client)
+            box.append(wsx.call(client, "hi"))
+            box.append(wsx.stop(client))
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        while thread.is_alive():
+            await asyncio.sleep(0.01)
+        client, answer, stopped = box
+        assert isinstance(client.loop, AsyncioLoop) and client.loop.aloop is aloop
+        assert answer == ("got", "hi") and stopped
+
+    run(main)
+    with pytest.raises(TypeError, match="asyncio event loop"):
+        wsx.start_link("ws://127.0.0.1:1/", Queue, None, loop=object())
+
+
+def test_an_async_callback_that_does_not_wait_runs_at_once(run: Any, echo_server: WSServer) -> None:
+    class Inline(wsx.WebSocket):
+        async def handle_frame(self, frame: Any, state: Any) -> Any:
+            state["tasks"].add(asyncio.current_task())
+            await state["q"].put(frame)  # an unbounded queue: nothing to wait for
+            return ("ok", state)
+
+        async def handle_cast(self, msg: Any, state: Any) -> Any:
+            return "not a result"
+
+    async def main() -> None:
+        q: asyncio.Queue[Any] = asyncio.Queue()
+        state = {"q": q, "tasks": set()}
+        client = await wsx.aio.start(echo_server.url, Inline, state)
+        for i in range(50):
+            await wsx.aio.send_frame(client, ("text", f"i{i}"))
+        assert await get(q, 50) == [("text", f"i{i}") for i in range(50)]
+        assert state["tasks"] == {None}  # run in the read path: no task was made
+        wsx.cast(client, "bad")
+        for _ in range(300):
+            if not client.alive:
+                break
+            await asyncio.sleep(0.01)
+        reason = client.exit_reason
+        assert reason[0] == "error" and isinstance(reason[1], wsx.BadResponseError), reason
+        assert "handle_cast" in str(reason[1])
 
     run(main)

@@ -20,7 +20,7 @@ import wsx
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 SCRIPTS = ["echo_client.py", "supervised_app.py", "auth_headers.py", "tracing.py", "echo_server.py",
-           "request_reply.py"]
+           "request_reply.py", "asyncio_feed.py"]
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -137,6 +137,19 @@ def test_echo_client_as_a_module_with_trace(server_url):
         "received frame: ('text', 'Close the things!')",
         "closing with local reason: ('local', 'normal')",
         "sending close frame: ('local', 'normal')",
+    ]
+
+
+def test_asyncio_feed(server_url):
+    result = run("asyncio_feed.py", server_url)
+    assert result.stdout.splitlines() == [
+        f"Feed connected to {server_url}",
+        "app got: subscribe", "app got: tick 1", "app got: tick 2", "app got: tick 3",
+        "Feed terminating: ('error', ValueError('a message the feed cannot handle'))",
+        f"Feed connected to {server_url}",
+        "app got: subscribe", "app got: tick 4", "app got: tick 5", "app got: tick 6",
+        "Feed terminating: 'shutdown'",
+        "supervisor stopped: True",
     ]
 
 

@@ -37,12 +37,13 @@ from .errors import CallingSelfError, ConnError, NotConnectedError
 from .io.aioloop import for_loop
 from .io.handoff import FutureSignal
 from .process.api import _close_frame, _must_park, _SendWaiter, _start, cast, client_of, send
-from .process.base import NoProcessError
+from .process.base import NoProcessError, Process, _set_current, current_process, resolve
 from .process.calls import _UNSET, Caller, call_target
 from .process.client import Client
 from .process.dispatcher import short
+from .process.supervisor import Supervisor as _Supervisor
 
-__all__ = ["call", "cast", "send", "send_frame", "start", "start_link", "stop"]
+__all__ = ["Supervisor", "call", "cast", "send", "send_frame", "start", "start_link", "stop"]
 
 
 async def start_link(url_or_conn: str | Conn, module: Any, state: Any = None,
@@ -159,15 +160,20 @@ async def call(client: Client | str, request: Any, timeout: float | None = 5.0) 
     raise caller._timed_out(timeout or 0.0)
 
 
-async def stop(client: Client | str, reason: Any = "normal",
+async def stop(client: Client | _Supervisor | str, reason: Any = "normal",
                timeout: float | None = 10.0) -> bool:
     """Close the connection, terminate the client and await its end, as :func:`wsx.stop`.
 
     True when it ended within ``timeout`` seconds with ``reason`` as its exit
     reason (or had ended already). From the client's own callback it only
-    starts the stop (the client ends once that callback returned).
+    starts the stop (the client ends once that callback returned). A
+    :class:`wsx.Supervisor` (or its name) is stopped as with its
+    :meth:`~wsx.Supervisor.stop` (its children first), awaited.
     """
-    c = client_of(client)
+    target = resolve(client)
+    if isinstance(target, _Supervisor):
+        return await Supervisor.stop(target, reason, timeout)
+    c = client_of(target)
     if not c.alive:
         return True
     c.loop.call_soon_threadsafe(c.request_stop, reason)
@@ -182,6 +188,63 @@ async def stop(client: Client | str, reason: Any = "normal",
         finally:
             c._unwatch(ended)
     return not c.alive and c.exit_reason == reason
+
+
+class Supervisor:
+    """:class:`wsx.Supervisor` for asyncio code: children on the running loop, calls awaited.
+
+    ``await wsx.aio.Supervisor.start_link(children, ...)`` starts a
+    :class:`wsx.Supervisor` (the same object, strategies and child specs)
+    whose children's clients run on the running asyncio loop, unless their
+    start names a loop. The supervisor's own work (starting, restarting,
+    stopping children) runs in its thread, as always: the clients connect on
+    the asyncio loop meanwhile. Its blocking methods have awaitable
+    twins here, which wait without blocking the loop.
+    """
+
+    @staticmethod
+    async def start_link(children: Any, strategy: str = "one_for_one",
+                         max_restarts: int = 3, max_seconds: float = 5,
+                         name: str | None = None, loop: Any = None) -> _Supervisor:
+        """As :meth:`wsx.Supervisor.start_link`; ``loop`` defaults to the running loop."""
+        host = for_loop() if loop is None else loop  # made here: it knows its thread
+        parent = current_process()
+
+        def start() -> _Supervisor:
+            previous = _set_current(parent)  # linked to the caller's process, if any
+            try:
+                return _Supervisor.start_link(children, strategy, max_restarts,
+                                              max_seconds, name, loop=host)
+            finally:
+                _set_current(previous)
+
+        return await asyncio.to_thread(start)
+
+    @staticmethod
+    async def start_child(sup: _Supervisor, spec: Any) -> Process:
+        """:meth:`wsx.Supervisor.start_child`, awaited."""
+        return await asyncio.to_thread(sup.start_child, spec)
+
+    @staticmethod
+    async def terminate_child(sup: _Supervisor, child_id: Any) -> None:
+        """:meth:`wsx.Supervisor.terminate_child`, awaited."""
+        await asyncio.to_thread(sup.terminate_child, child_id)
+
+    @staticmethod
+    async def restart_child(sup: _Supervisor, child_id: Any) -> Process:
+        """:meth:`wsx.Supervisor.restart_child`, awaited."""
+        return await asyncio.to_thread(sup.restart_child, child_id)
+
+    @staticmethod
+    async def delete_child(sup: _Supervisor, child_id: Any) -> None:
+        """:meth:`wsx.Supervisor.delete_child`, awaited."""
+        await asyncio.to_thread(sup.delete_child, child_id)
+
+    @staticmethod
+    async def stop(sup: _Supervisor, reason: Any = "normal",
+                   timeout: float | None = 30.0) -> bool:
+        """:meth:`wsx.Supervisor.stop` (its children first), awaited."""
+        return await asyncio.to_thread(sup.stop, reason, timeout)
 
 
 async def _on_loop(c: Client, fn: Any, *args: Any) -> Any:

@@ -42,8 +42,8 @@ _adapters_lock = threading.Lock()
 def for_loop(aloop: asyncio.AbstractEventLoop | None = None) -> AsyncioLoop:
     """The :class:`AsyncioLoop` of ``aloop`` (default: the running loop), made once.
 
-    Raises ``RuntimeError`` when no asyncio loop is running in this thread
-    and none is given.
+    Any thread may ask. Raises ``RuntimeError`` when no asyncio loop is
+    running in this thread and none is given.
     """
     if aloop is None:
         aloop = asyncio.get_running_loop()
@@ -68,7 +68,18 @@ class AsyncioLoop:
     def __init__(self, aloop: asyncio.AbstractEventLoop) -> None:
         self.aloop = aloop
         self.name = f"asyncio-loop-{id(aloop):x}"
-        self._thread_id = threading.get_ident()
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        self._thread_id: int | None = None
+        if running is aloop:
+            self._thread_id = threading.get_ident()
+        else:
+            # Made from another thread (a supervisor's): the loop tells its
+            # thread before it runs anything of a client's (callbacks run in
+            # the order they were posted).
+            aloop.call_soon_threadsafe(self._learn_thread)
         #: Read by the clients' read paths, one at a time (see wsx.io.loop.Loop).
         self.read_buffer = memoryview(bytearray(256 * 1024))
         #: Never called here: only the watchdog sets it, and it does not watch this loop.
@@ -79,6 +90,9 @@ class AsyncioLoop:
 
     def __repr__(self) -> str:
         return f"<wsx.AsyncioLoop of {self.aloop!r}>"
+
+    def _learn_thread(self) -> None:
+        self._thread_id = threading.get_ident()
 
     @property
     def running(self) -> bool:

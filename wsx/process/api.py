@@ -13,6 +13,7 @@ handed to the loop, which writes it or parks it while the output is over
 from __future__ import annotations
 
 import inspect
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,7 @@ from ..errors import (
 from ..io.handoff import Signal
 from ..io.loop import Loop, get_default_loop
 from . import watchdog
-from .base import current_process, resolve
+from .base import Process, current_process, resolve
 from .callbacks import Callbacks
 from .client import Client
 from .dispatcher import short
@@ -75,6 +76,22 @@ _CONN_OPTIONS = tuple(
 )
 
 
+def asyncio_host(value: Any) -> HostLoop | None:
+    """The host of clients on the asyncio loop ``value`` (or that host); None if not one.
+
+    (Without importing asyncio: a program that never did has no asyncio loop.)
+    """
+    aioloop = sys.modules.get("wsx.io.aioloop")
+    if aioloop is not None and isinstance(value, aioloop.AsyncioLoop):
+        return value  # type: ignore[no-any-return]
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None or not isinstance(value, asyncio.AbstractEventLoop):
+        return None
+    from ..io.aioloop import for_loop
+
+    return for_loop(value)
+
+
 def _start(url_or_conn: Any, module: Any, state: Any, link: bool, opts: dict[str, Any],
            host: HostLoop | None = None) -> Client:
     """Make and begin a client; ``host``: the loop when no ``loop`` option says (wsx.aio)."""
@@ -104,11 +121,15 @@ def _start(url_or_conn: Any, module: Any, state: Any, link: bool, opts: dict[str
         # Not watched (slow_callback None): blocking is what it is for.
         loop = own = Loop(name="wsx-own-loop", slow_callback=None)
     elif loop_opt is None:
-        loop = get_default_loop()
+        # A supervisor's children run on its loop (Supervisor.start_link(loop=...)).
+        loop = getattr(current_process(), "children_loop", None) or get_default_loop()
     elif isinstance(loop_opt, Loop):
         loop = loop_opt
+    elif (adapter := asyncio_host(loop_opt)) is not None:
+        loop = adapter
     else:
-        raise TypeError(f"loop must be a wsx.Loop or \"own\", not {loop_opt!r}")
+        raise TypeError(f"loop must be a wsx.Loop, an asyncio event loop or \"own\", "
+                        f"not {loop_opt!r}")
     if not async_connect and loop.in_loop_thread():
         raise CallingSelfError(
             "start_link/start without async_connect=True on the loop's own thread "
@@ -192,7 +213,7 @@ def start(url_or_conn: str | Conn, module: Any, state: Any = None, **opts: Any) 
     return _start(url_or_conn, module, state, False, opts)
 
 
-def client_of(target: Client | str) -> Client:
+def client_of(target: Process | str) -> Client:
     """The client of a handle or a registered name (TypeError for another process)."""
     proc = resolve(target)
     if not isinstance(proc, Client):

@@ -1,8 +1,11 @@
 """``async def`` callbacks: a client that awaits its callback before its next event.
 
 On a client hosted by an asyncio loop (:func:`wsx.aio.start_link`) any
-callback may be ``async def``. Its coroutine runs as an asyncio task
-(:class:`AsyncCallback`); until it finishes the client is *busy*: it holds
+callback may be ``async def``. Its coroutine's first step runs at once, as a
+plain callback would (:class:`AsyncCallback`): one that finishes without
+waiting for anything (``await queue.put(x)`` on a queue with room) costs
+no task and no hold. One that waits goes on as an asyncio task; until it
+finishes the client is *busy*: it holds
 its frames and messages, in order, and stops reading its socket (the
 server feels backpressure, as with :func:`wsx.sys.suspend`), while other
 clients and tasks on the loop run. When the coroutine returns, its result
@@ -53,7 +56,8 @@ class AsyncCallback:
     :meth:`abandon` was called.
     """
 
-    __slots__ = ("name", "client", "finish", "fail", "task", "abandoned", "_error", "_then")
+    __slots__ = ("name", "client", "finish", "fail", "task", "abandoned", "ok", "_awaitable",
+                 "_aloop", "_error", "_then")
 
     def __init__(self, client: Any, name: str, awaitable: Any,
                  finish: Callable[[Any], Any], fail: Callable[[BaseException], Any]) -> None:
@@ -62,9 +66,13 @@ class AsyncCallback:
         self.finish = finish
         self.fail = fail
         self.abandoned = False
+        #: What ``finish`` returned (False once it failed), when it is done.
+        self.ok = False
+        self.task: asyncio.Task[Any] | None = None
+        self._awaitable = awaitable
         self._error: BaseException | None = None
         self._then: list[Callable[[], Any]] = []
-        aloop = getattr(client.loop, "aloop", None)
+        aloop = self._aloop = getattr(client.loop, "aloop", None)
         if aloop is None:
             if hasattr(awaitable, "close"):
                 awaitable.close()  # no "never awaited" warning: it is reported here
@@ -72,8 +80,22 @@ class AsyncCallback:
                 f"{name} of {client.module!r} returned an awaitable (async def): async "
                 f"callbacks run only on a client hosted by an asyncio loop "
                 f"(wsx.aio.start_link / wsx.aio.start), not on {client.loop!r}")
-        self.task = aloop.create_task(_AsProcess(self, awaitable))
+
+    def start(self) -> bool:
+        """Run the first step now. True if it is done (``finish`` or ``fail`` ran);
+        False if it waits: its task goes on, and the caller holds the client."""
+        step = _AsProcess(self, self._awaitable)
+        self._awaitable = None
+        try:
+            first = step.send(None)
+        except StopIteration as stop:
+            self._settle(stop.value)
+            return True
+        step.prime(first)
+        assert self._aloop is not None
+        self.task = self._aloop.create_task(step)
         self.task.add_done_callback(self._done)
+        return False
 
     def __repr__(self) -> str:
         return f"<wsx.AsyncCallback {self.name} of {self.client!r}>"
@@ -86,27 +108,33 @@ class AsyncCallback:
         """Cancel the task and drop its result (the connection it was for has ended)."""
         if not self.abandoned:
             self.abandoned = True
-            self.task.cancel()
+            if self.task is not None:
+                self.task.cancel()
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         import asyncio  # loaded already: the task ran on it
 
         if self.abandoned:
             return
-        error = self._error
-        if error is None and task.cancelled():
-            error = asyncio.CancelledError()
-        then: list[Callable[[], Any]] = []
+        if self._error is None and task.cancelled():
+            self._error = asyncio.CancelledError()
         try:
-            if error is not None:
-                if isinstance(error, asyncio.CancelledError):
-                    error = _cancelled(self.name, error)
-                self.fail(error)
-            elif self.finish(task.result()):
-                then = self._then
+            self._settle(None if self._error is not None else task.result())
         finally:
             # Then what was held meanwhile, in order (wsx.process.holds).
-            self.client.holds.idle(self, then)
+            self.client.holds.idle(self, self._then if self.ok else ())
+
+    def _settle(self, result: Any) -> None:
+        """Apply what the coroutine returned (``finish``) or raised (``fail``)."""
+        import asyncio
+
+        error = self._error
+        if error is None:
+            self.ok = bool(self.finish(result))
+            return
+        if isinstance(error, asyncio.CancelledError):
+            error = _cancelled(self.name, error)
+        self.fail(error)
 
 
 def _cancelled(name: str, error: BaseException) -> BaseException:
@@ -117,6 +145,9 @@ def _cancelled(name: str, error: BaseException) -> BaseException:
     return exc
 
 
+_NOTHING: Any = object()
+
+
 class _AsProcess(Coroutine[Any, Any, Any]):
     """Steps a callback's coroutine as the client's process; keeps its errors for wsx.
 
@@ -125,7 +156,7 @@ class _AsProcess(Coroutine[Any, Any, Any]):
     :class:`AsyncCallback`: the loop's exception handler never sees it.
     """
 
-    __slots__ = ("job", "inner", "_send", "_throw")
+    __slots__ = ("job", "inner", "_send", "_throw", "_primed")
 
     def __init__(self, job: AsyncCallback, awaitable: Any) -> None:
         self.job = job
@@ -133,6 +164,11 @@ class _AsProcess(Coroutine[Any, Any, Any]):
         self.inner = inner
         self._send = inner.send
         self._throw = inner.throw
+        self._primed: Any = _NOTHING
+
+    def prime(self, first: Any) -> None:
+        """The first step already ran and yielded ``first``: the task's first send gets it."""
+        self._primed = first
 
     def __await__(self) -> Generator[Any, None, Any]:
         return self
@@ -144,6 +180,10 @@ class _AsProcess(Coroutine[Any, Any, Any]):
         return self.send(None)
 
     def send(self, value: Any) -> Any:
+        primed = self._primed
+        if primed is not _NOTHING:
+            self._primed = _NOTHING
+            return primed  # the task starts waiting on what the first step waits on
         return self._step(self._send, value)
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:

@@ -256,6 +256,8 @@ class Dispatcher:
         except AsyncNotSupportedError as exc:
             fail(exc)
             return False
+        if job.start():  # done in its first step: no task, no hold
+            return job.ok
         self.client.holds.busy(job)
         return True
 

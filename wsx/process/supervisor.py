@@ -42,6 +42,8 @@ from typing import Any
 
 from .._guard import must_propagate
 from ..errors import WSXError
+from ..io.loop import Loop
+from .api import asyncio_host
 from .api import stop as stop_client
 from .base import Process, _set_current, current_process, is_normal_exit
 from .client import Client
@@ -110,7 +112,7 @@ class Supervisor(Process):
     """A running supervisor; create it with :meth:`Supervisor.start_link`."""
 
     def __init__(self, children: Sequence[Any], strategy: str, max_restarts: int,
-                 max_seconds: float, name: str | None) -> None:
+                 max_seconds: float, name: str | None, loop: Any = None) -> None:
         if strategy not in STRATEGIES:
             raise SupervisorError(f"strategy must be one of {STRATEGIES}, not {strategy!r}")
         if max_restarts < 0 or max_seconds <= 0:
@@ -132,19 +134,29 @@ class Supervisor(Process):
         self._restarts: deque[float] = deque()
         self._thread: threading.Thread | None = None
         self._parent: Process | None = None
+        #: Where its children's clients run unless their start says otherwise
+        #: (a wsx.Loop or an asyncio loop's host); None: the default loop.
+        self.children_loop = _host(loop)
 
     # ----------------------------------------------------------------- API
     @classmethod
     def start_link(cls, children: Sequence[Any], strategy: str = "one_for_one",
-                   max_restarts: int = 3, max_seconds: float = 5, name: str | None = None
-                   ) -> Supervisor:
+                   max_restarts: int = 3, max_seconds: float = 5, name: str | None = None,
+                   loop: Any = None) -> Supervisor:
         """Start a supervisor and its children (in order); return when all are started.
 
         Linked to the current process (a parent supervisor). Raises
         :class:`SupervisorError` if a child fails to start (the children
-        already started are stopped first).
+        already started are stopped first). ``loop``: where the clients its
+        children start run unless their start names a loop: a
+        :class:`wsx.Loop`, or an asyncio event loop (which must be running
+        and not blocked meanwhile: from asyncio code use
+        :meth:`wsx.aio.Supervisor.start_link`);
+        by default the parent supervisor's, else the default loop.
         """
-        sup = cls(children, strategy, max_restarts, max_seconds, name)
+        if loop is None:
+            loop = getattr(current_process(), "children_loop", None)
+        sup = cls(children, strategy, max_restarts, max_seconds, name, loop)
         parent = current_process()
         ready = threading.Event()
         error: list[BaseException] = []
@@ -392,6 +404,15 @@ class Supervisor(Process):
         while self._restarts and now - self._restarts[0] > self.max_seconds:
             self._restarts.popleft()
         return len(self._restarts) <= self.max_restarts
+
+
+def _host(loop: Any) -> Any:
+    if loop is None or isinstance(loop, Loop):
+        return loop
+    host = asyncio_host(loop)
+    if host is None:
+        raise TypeError(f"loop must be a wsx.Loop or an asyncio event loop, not {loop!r}")
+    return host
 
 
 def _stop_process(proc: Process, timeout: float) -> None:
