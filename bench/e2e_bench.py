@@ -43,6 +43,9 @@ CLIENTS: dict[str, tuple[str, str, str]] = {
     "wsx-callback": ("wsx_client.py", "callback", "wsx"),
     "wsx-thread": ("wsx_client.py", "thread", "wsx"),
     "wsx-call": ("wsx_client.py", "call", "wsx"),
+    "wsx-aio-uvloop": ("wsx_aio_client.py", "uvloop", "wsx"),
+    "wsx-aio-uvloop-async": ("wsx_aio_client.py", "uvloop-async", "wsx"),
+    "wsx-aio-asyncio": ("wsx_aio_client.py", "asyncio", "wsx"),
     "picows-uvloop": ("picows_client.py", "uvloop", "anchor"),
     "picows-asyncio": ("picows_client.py", "asyncio", "anchor"),
     "websockets-asyncio": ("websockets_client.py", "asyncio", "anchor"),
@@ -208,7 +211,8 @@ def run(quick: bool = False, reps: int | None = None, clients: list[str] | None 
         pin: bool = False, sizes: list[int] | None = None, modes: list[str] | None = None
         ) -> dict[str, Any]:
     reps = reps or (3 if quick else 5)
-    names = clients or [n for n in CLIENTS if n != "wsx-call"]  # wsx-call: threads_bench
+    # wsx-call: threads_bench; wsx-aio-*: aio_bench
+    names = clients or [n for n in CLIENTS if n != "wsx-call" and not n.startswith("wsx-aio")]
     columns = [Column(f"{mode} {common.size_label(size)}", mode, size,
                       COUNTS[(mode, size)] // (5 if quick else 1))
                for mode in modes or MODES for size in sizes or SIZES]

@@ -1,6 +1,6 @@
 """Run the wsx benchmark suite.
 
-    python bench/run.py [--quick] [--only mask,codec,e2e,threads,fanout,latency,scale]
+    python bench/run.py [--quick] [--only mask,codec,e2e,threads,fanout,latency,scale,aio]
                         [--reps N] [--pin]
 
 Prints the machine (CPU model, cores) and the versions of everything
@@ -25,11 +25,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # noqa: E402
 
-BENCHMARKS = ["mask", "codec", "e2e", "threads", "fanout", "latency", "scale"]
+BENCHMARKS = ["mask", "codec", "e2e", "threads", "fanout", "latency", "scale", "aio"]
 MODULES = {"mask": "mask_bench", "codec": "codec_bench", "e2e": "e2e_bench",
            "threads": "threads_bench", "fanout": "fanout_bench", "latency": "latency_bench",
-           "scale": "scale_bench"}
-PINNABLE = {"e2e", "threads", "fanout", "latency"}
+           "scale": "scale_bench", "aio": "aio_bench"}
+PINNABLE = {"e2e", "threads", "fanout", "latency", "aio"}
 ANCHOR_MODULES = {"picows": "picows", "websockets": "websockets",
                   "websocket-client": "websocket", "aiohttp": "aiohttp",
                   "wsproto": "wsproto", "uvloop": "uvloop"}

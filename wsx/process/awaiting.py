@@ -2,18 +2,18 @@
 
 On a client hosted by an asyncio loop (:func:`wsx.aio.start_link`) any
 callback may be ``async def``. Its coroutine's first step runs at once, as a
-plain callback would (:class:`AsyncCallback`): one that finishes without
-waiting for anything (``await queue.put(x)`` on a queue with room) costs
-no task and no hold. One that waits goes on as an asyncio task; until it
-finishes the client is *busy*: it holds
-its frames and messages, in order, and stops reading its socket (the
-server feels backpressure, as with :func:`wsx.sys.suspend`), while other
-clients and tasks on the loop run. When the coroutine returns, its result
-is applied exactly as a plain callback's (``("ok", state)``, ``("reply",
-frame, state)``, ``("close", ...)``; a bad shape crashes), then what was
-held is handled. A coroutine that raises, or whose task is cancelled by
-anyone but wsx, crashes the client (close 1011, ``terminate(("error",
-exc))``); nothing of it reaches the loop's exception handler.
+plain callback would (:func:`first_step`): one that finishes without waiting
+for anything (``await queue.put(x)`` on a queue with room) costs no task and
+no hold. One that waits goes on as an asyncio task (:class:`AsyncCallback`);
+until it finishes the client is *busy*: it holds its frames and messages, in
+order, and stops reading its socket (the server feels backpressure, as with
+:func:`wsx.sys.suspend`), while other clients and tasks on the loop run.
+When the coroutine returns, its result is applied exactly as a plain
+callback's (``("ok", state)``, ``("reply", frame, state)``, ``("close",
+...)``; a bad shape crashes), then what was held is handled. A coroutine
+that raises, or whose task is cancelled by anyone but wsx, crashes the
+client (close 1011, ``terminate(("error", exc))``); nothing of it reaches
+the loop's exception handler.
 
 Each step of the coroutine runs as the client's process (``wsx.self()``
 is the client, and a ``wsx.send_frame`` to itself raises
@@ -26,6 +26,7 @@ the connection it was for is gone. A :func:`wsx.stop` waits for it.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,13 @@ from .base import _per_thread
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["AsyncCallback", "AsyncNotSupportedError", "is_awaitable"]
+__all__ = ["DONE", "FAILED", "WAITS", "AsyncCallback", "AsyncNotSupportedError",
+           "first_step", "is_awaitable"]
+
+#: What :func:`first_step` found: the result, what it raised, or what it waits on.
+DONE, FAILED, WAITS = "done", "failed", "waits"
+
+_Coroutine = types.CoroutineType
 
 
 class AsyncNotSupportedError(TypeError):
@@ -44,58 +51,93 @@ class AsyncNotSupportedError(TypeError):
 
 def is_awaitable(result: Any) -> bool:
     """True for what an ``async def`` callback returns (a coroutine, or any awaitable)."""
-    return hasattr(result, "__await__") and type(result) is not tuple
+    return type(result) is _Coroutine or hasattr(result, "__await__")
+
+
+def first_step(client: Any, name: str, awaitable: Any) -> tuple[str, Any]:
+    """Run the first step of the callback ``name``'s awaitable, as the client's process.
+
+    ``(DONE, result)``; ``(FAILED, exc)``; or ``(WAITS, (steps, yielded))``
+    for :class:`AsyncCallback`. Raises :class:`AsyncNotSupportedError` (the
+    awaitable closed, unrun) when the client's loop is not an asyncio loop.
+    """
+    if not hasattr(client.loop, "aloop"):
+        if hasattr(awaitable, "close"):
+            awaitable.close()  # no "never awaited" warning: it is reported here
+        raise AsyncNotSupportedError(
+            f"{name} of {client.module!r} returned an awaitable (async def): async "
+            f"callbacks run only on a client hosted by an asyncio loop "
+            f"(wsx.aio.start_link / wsx.aio.start), not on {client.loop!r}")
+    steps = awaitable if type(awaitable) is _Coroutine else awaitable.__await__()
+    # As _as_process, inline: this is every async callback's cost.
+    dispatcher = client.dispatcher
+    running = _per_thread.running
+    previous = running.process
+    running.process = client
+    dispatcher.in_callback = True
+    try:
+        yielded = steps.send(None)
+    except StopIteration as stop:
+        return DONE, stop.value
+    except BaseException as exc:  # noqa: BLE001 - the callback failed: wsx reports it
+        return FAILED, _described(name, exc)
+    finally:
+        dispatcher.in_callback = False
+        running.process = previous
+    return WAITS, (steps, yielded)
+
+
+def _as_process(client: Any, fn: Callable[[Any], Any], arg: Any) -> Any:
+    """``fn(arg)``: one step of a callback's coroutine, run as the client's process."""
+    dispatcher = client.dispatcher
+    running = _per_thread.running
+    previous = running.process
+    running.process = client
+    dispatcher.in_callback = True
+    try:
+        return fn(arg)
+    finally:
+        dispatcher.in_callback = False
+        running.process = previous
+
+
+def _described(name: str, exc: BaseException) -> BaseException:
+    """A cancellation says which callback's task was cancelled; other errors stay."""
+    import asyncio  # loaded: only asyncio hosts run coroutines
+
+    if not isinstance(exc, asyncio.CancelledError):
+        return exc
+    error = asyncio.CancelledError(f"the task of the async callback {name} was cancelled")
+    error.__cause__ = exc
+    return error
 
 
 class AsyncCallback:
-    """One ``async def`` callback of a client in progress (see the module documentation).
+    """An ``async def`` callback that waits: its task, and what to do when it is done.
 
+    ``waiting`` is what :func:`first_step` returned with ``WAITS``.
     ``finish(result)`` runs on the loop thread with what the coroutine
-    returned; ``fail(exc)`` with what it raised (``asyncio.CancelledError``
-    when its task was cancelled by someone else). Neither runs once
-    :meth:`abandon` was called.
+    returned and says whether the result was applied; ``fail(exc)`` with
+    what it raised (``asyncio.CancelledError`` when its task was cancelled
+    by someone else). Neither runs once :meth:`abandon` was called. Then
+    ``client.holds.idle`` releases the client.
     """
 
-    __slots__ = ("name", "client", "finish", "fail", "task", "abandoned", "ok", "_awaitable",
-                 "_aloop", "_error", "_then")
+    __slots__ = ("name", "client", "finish", "fail", "task", "abandoned", "_error", "_then")
 
-    def __init__(self, client: Any, name: str, awaitable: Any,
+    def __init__(self, client: Any, name: str, waiting: tuple[Any, Any],
                  finish: Callable[[Any], Any], fail: Callable[[BaseException], Any]) -> None:
         self.name = name
         self.client = client
         self.finish = finish
         self.fail = fail
         self.abandoned = False
-        #: What ``finish`` returned (False once it failed), when it is done.
-        self.ok = False
-        self.task: asyncio.Task[Any] | None = None
-        self._awaitable = awaitable
         self._error: BaseException | None = None
         self._then: list[Callable[[], Any]] = []
-        aloop = self._aloop = getattr(client.loop, "aloop", None)
-        if aloop is None:
-            if hasattr(awaitable, "close"):
-                awaitable.close()  # no "never awaited" warning: it is reported here
-            raise AsyncNotSupportedError(
-                f"{name} of {client.module!r} returned an awaitable (async def): async "
-                f"callbacks run only on a client hosted by an asyncio loop "
-                f"(wsx.aio.start_link / wsx.aio.start), not on {client.loop!r}")
-
-    def start(self) -> bool:
-        """Run the first step now. True if it is done (``finish`` or ``fail`` ran);
-        False if it waits: its task goes on, and the caller holds the client."""
-        step = _AsProcess(self, self._awaitable)
-        self._awaitable = None
-        try:
-            first = step.send(None)
-        except StopIteration as stop:
-            self._settle(stop.value)
-            return True
-        step.prime(first)
-        assert self._aloop is not None
-        self.task = self._aloop.create_task(step)
+        steps, yielded = waiting
+        self.task: asyncio.Task[Any] = client.loop.aloop.create_task(
+            _AsProcess(self, steps, yielded))
         self.task.add_done_callback(self._done)
-        return False
 
     def __repr__(self) -> str:
         return f"<wsx.AsyncCallback {self.name} of {self.client!r}>"
@@ -108,67 +150,43 @@ class AsyncCallback:
         """Cancel the task and drop its result (the connection it was for has ended)."""
         if not self.abandoned:
             self.abandoned = True
-            if self.task is not None:
-                self.task.cancel()
+            self.task.cancel()
 
     def _done(self, task: asyncio.Task[Any]) -> None:
-        import asyncio  # loaded already: the task ran on it
-
         if self.abandoned:
             return
-        if self._error is None and task.cancelled():
-            self._error = asyncio.CancelledError()
+        error = self._error
+        if error is None and task.cancelled():
+            import asyncio
+
+            error = asyncio.CancelledError()
+        applied = False
         try:
-            self._settle(None if self._error is not None else task.result())
+            if error is not None:
+                self.fail(_described(self.name, error))
+            else:
+                applied = bool(self.finish(task.result()))
         finally:
             # Then what was held meanwhile, in order (wsx.process.holds).
-            self.client.holds.idle(self, self._then if self.ok else ())
-
-    def _settle(self, result: Any) -> None:
-        """Apply what the coroutine returned (``finish``) or raised (``fail``)."""
-        import asyncio
-
-        error = self._error
-        if error is None:
-            self.ok = bool(self.finish(result))
-            return
-        if isinstance(error, asyncio.CancelledError):
-            error = _cancelled(self.name, error)
-        self.fail(error)
-
-
-def _cancelled(name: str, error: BaseException) -> BaseException:
-    import asyncio
-
-    exc = asyncio.CancelledError(f"the task of the async callback {name} was cancelled")
-    exc.__cause__ = error
-    return exc
-
-
-_NOTHING: Any = object()
+            self.client.holds.idle(self, self._then if applied else ())
 
 
 class _AsProcess(Coroutine[Any, Any, Any]):
-    """Steps a callback's coroutine as the client's process; keeps its errors for wsx.
+    """What the task runs: the callback's coroutine from its second step on.
 
-    Whatever the coroutine raises (but what must propagate, see
-    :mod:`wsx._guard`) ends this wrapper normally, the error kept in the
-    :class:`AsyncCallback`: the loop's exception handler never sees it.
+    Steps it as the client's process. Whatever the coroutine raises (but
+    what must propagate, see :mod:`wsx._guard`) ends this wrapper normally,
+    the error kept in the :class:`AsyncCallback`: the loop's exception
+    handler never sees it.
     """
 
-    __slots__ = ("job", "inner", "_send", "_throw", "_primed")
+    __slots__ = ("job", "steps", "_primed", "_primed_set")
 
-    def __init__(self, job: AsyncCallback, awaitable: Any) -> None:
+    def __init__(self, job: AsyncCallback, steps: Any, yielded: Any) -> None:
         self.job = job
-        inner = awaitable.__await__()
-        self.inner = inner
-        self._send = inner.send
-        self._throw = inner.throw
-        self._primed: Any = _NOTHING
-
-    def prime(self, first: Any) -> None:
-        """The first step already ran and yielded ``first``: the task's first send gets it."""
-        self._primed = first
+        self.steps = steps
+        self._primed: Any = yielded  # what the first step waits on
+        self._primed_set = True
 
     def __await__(self) -> Generator[Any, None, Any]:
         return self
@@ -180,36 +198,30 @@ class _AsProcess(Coroutine[Any, Any, Any]):
         return self.send(None)
 
     def send(self, value: Any) -> Any:
-        primed = self._primed
-        if primed is not _NOTHING:
-            self._primed = _NOTHING
-            return primed  # the task starts waiting on what the first step waits on
-        return self._step(self._send, value)
+        if self._primed_set:
+            # The task's first step: it waits on what the first step yielded.
+            self._primed_set = False
+            primed, self._primed = self._primed, None
+            return primed
+        return self._step(self.steps.send, value)
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
-        return self._step(self._throw, val if val is not None else typ)
+        self._primed_set = False  # cancelled before its first step: it waits no more
+        self._primed = None
+        return self._step(self.steps.throw, val if val is not None else typ)
 
     def close(self) -> None:
-        close = getattr(self.inner, "close", None)
+        close = getattr(self.steps, "close", None)
         if close is not None:
             close()
 
     def _step(self, fn: Callable[[Any], Any], arg: Any) -> Any:
-        job = self.job
-        dispatcher = job.client.dispatcher
-        running = _per_thread.running
-        previous = running.process
-        running.process = job.client
-        dispatcher.in_callback = True
         try:
-            return fn(arg)
+            return _as_process(self.job.client, fn, arg)
         except StopIteration:
             raise
         except BaseException as exc:  # noqa: BLE001 - the callback failed: wsx reports it
+            self.job._error = exc
             if must_propagate(exc):
                 raise
-            job._error = exc
             raise StopIteration(None) from None
-        finally:
-            dispatcher.in_callback = False
-            running.process = previous

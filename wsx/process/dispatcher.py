@@ -31,7 +31,14 @@ from ..core.conn import Conn
 from ..core.protocol import OPEN
 from ..core.url import parse_url
 from ..errors import BadResponseError, CloseCode, ConnError, NotConnectedError, WSXError
-from .awaiting import AsyncCallback, AsyncNotSupportedError, is_awaitable
+from .awaiting import (
+    DONE,
+    FAILED,
+    AsyncCallback,
+    AsyncNotSupportedError,
+    first_step,
+    is_awaitable,
+)
 from .base import _per_thread, is_normal_exit
 from .callbacks import Callbacks
 
@@ -249,16 +256,21 @@ class Dispatcher:
 
     def _await(self, name: str, awaitable: Any, finish: Callable[[Any], Any],
                fail: Callable[[BaseException], Any]) -> bool:
-        """The client holds until ``awaitable`` is done, then ``finish(result)`` or
-        ``fail(exc)`` (:mod:`wsx.process.awaiting`); False if it cannot be awaited."""
+        """``finish(result)`` or ``fail(exc)`` once ``awaitable`` is done; until then the
+        client holds (:mod:`wsx.process.awaiting`). False if it failed at once."""
         try:
-            job = AsyncCallback(self.client, name, awaitable, finish, fail)
+            found, value = first_step(self.client, name, awaitable)
         except AsyncNotSupportedError as exc:
             fail(exc)
             return False
-        if job.start():  # done in its first step: no task, no hold
-            return job.ok
-        self.client.holds.busy(job)
+        if found is DONE:  # done in its first step: no task, no hold
+            return bool(finish(value))
+        if found is FAILED:
+            fail(value)
+            if must_propagate(value):  # Ctrl-C on the main thread (see wsx._guard)
+                raise value
+            return False
+        self.client.holds.busy(AsyncCallback(self.client, name, value, finish, fail))
         return True
 
     def reply(self, name: str, frame: Any) -> None:
