@@ -777,3 +777,30 @@ def test_an_async_callback_that_does_not_wait_runs_at_once(run: Any, echo_server
         assert "handle_cast" in str(reason[1])
 
     run(main)
+
+
+def test_wsx_sys_on_an_asyncio_hosted_client(run: Any, echo_server: WSServer) -> None:
+    async def main() -> None:
+        q: asyncio.Queue[Any] = asyncio.Queue()
+        client = await wsx.aio.start_link(echo_server.url, AsyncQueue, q, debug=["statistics"])
+        seen: dict[str, Any] = {}
+
+        def inspect() -> None:  # from another thread, as an operator would
+            seen["state"] = wsx.sys.get_state(client)
+            wsx.sys.suspend(client)
+            seen["status"] = wsx.sys.get_status(client)
+            wsx.send_frame(client, ("text", "while suspended"))
+            time.sleep(0.2)
+            seen["held"] = q.qsize()
+            wsx.sys.resume(client)
+
+        thread = threading.Thread(target=inspect)
+        thread.start()
+        while thread.is_alive():
+            await asyncio.sleep(0.01)
+        assert seen["state"] is q and seen["held"] == 0
+        assert await get(q, 1) == [("text", "while suspended")]
+        assert wsx.sys.statistics(client)["frames_in"] >= 1  # on the loop thread: at once
+        await wsx.aio.stop(client)
+
+    run(main)
