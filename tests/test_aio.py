@@ -804,3 +804,45 @@ def test_wsx_sys_on_an_asyncio_hosted_client(run: Any, echo_server: WSServer) ->
         await wsx.aio.stop(client)
 
     run(main)
+
+
+def test_reconnect_with_backoff_through_failed_attempts(run: Any, raw_server: Any) -> None:
+    accepted: list[float] = []
+    release = threading.Event()
+
+    def flaky(sock: socket.socket) -> None:
+        accepted.append(time.monotonic())
+        request = read_request(sock)
+        n = len(accepted)
+        if n in (2, 3):
+            return  # closes before answering: a failed attempt
+        sock.sendall(accept_response(request))
+        if n == 1:
+            return  # opens, then closes at once: the first disconnect
+        release.wait(10)
+
+    server = raw_server(flaky)
+    backoff = wsx.Backoff(base=0.1, factor=2.0, jitter=False)
+
+    class Retries(Queue):
+        def handle_connect(self, conn: Any, q: Any) -> Any:
+            q.put_nowait("connected")
+            return ("ok", q)
+
+        def handle_disconnect(self, status: Any, q: Any) -> Any:
+            q.put_nowait(("down", status.attempt_number))
+            return ("reconnect_after", backoff.delay(status.attempt_number), q)
+
+    async def main() -> None:
+        q: asyncio.Queue[Any] = asyncio.Queue()
+        client = await wsx.aio.start_link(server.url, Retries, q)
+        assert await get(q, 5) == ["connected", ("down", 1), ("down", 2), ("down", 3),
+                                   "connected"]
+        assert len(accepted) == 4
+        gaps = [b - a for a, b in zip(accepted, accepted[1:], strict=False)]
+        for gap, attempt in zip(gaps, (1, 2, 3), strict=True):
+            assert gap >= backoff.delay(attempt) * 0.95, (gaps, attempt)
+        release.set()
+        await wsx.aio.stop(client, timeout=2)
+
+    run(main)

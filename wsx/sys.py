@@ -243,12 +243,12 @@ def get_status(client: Client | str, timeout: float | None = 5.0) -> dict[str, A
 
 def suspend(client: Client | str, timeout: float | None = 5.0) -> None:
     """Stop handling frames and messages; they wait until :func:`resume`."""
-    _on(client, lambda c: c.suspend(), timeout)
+    _on(client, lambda c: c.holds.suspend(), timeout)
 
 
 def resume(client: Client | str, timeout: float | None = 5.0) -> None:
     """Handle again what waited while suspended, in order."""
-    _on(client, lambda c: c.resume(), timeout)
+    _on(client, lambda c: c.holds.resume(), timeout)
 
 
 def change_code(client: Client | str, module: Any, extra: Any = None,

@@ -465,7 +465,7 @@ class Client(Process):
         self._stop = (reason,)
         if self.holds.job is not None:
             return  # after the callback it awaits, as a message would be (holds.idle)
-        self.resume()  # the close handshake needs the socket read again
+        self.holds.resume()  # the close handshake needs the socket read again
         self.stop_if_asked()
 
     def stop_if_asked(self) -> None:
@@ -479,15 +479,6 @@ class Client(Process):
                 self.terminate(self._stop[0])
         elif state is not CLOSING:
             self.terminate(self._stop[0])
-
-    # ------------------------------------------------------ wsx.sys support
-    def suspend(self) -> None:
-        """Hold frames and messages (:func:`wsx.sys.suspend`)."""
-        self.holds.suspend()
-
-    def resume(self) -> None:
-        """Handle what was held, in order, and read again (:func:`wsx.sys.resume`)."""
-        self.holds.resume()
 
 
 class StartGate:
