@@ -8,6 +8,7 @@ sockets) in threads of their own.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
 import socket
 import threading
@@ -749,11 +750,18 @@ def test_a_thread_starts_a_client_on_an_asyncio_loop(run: Any, echo_server: WSSe
         wsx.start_link("ws://127.0.0.1:1/", Queue, None, loop=object())
 
 
-def test_an_async_callback_that_does_not_wait_runs_at_once(run: Any, echo_server: WSServer) -> None:
-    class Inline(wsx.WebSocket):
+def test_async_callbacks_run_in_tasks_of_their_own(run: Any, echo_server: WSServer) -> None:
+    var: contextvars.ContextVar[Any] = contextvars.ContextVar("var", default=None)
+
+    class InTask(wsx.WebSocket):
         async def handle_frame(self, frame: Any, state: Any) -> Any:
-            state["tasks"].add(asyncio.current_task())
-            await state["q"].put(frame)  # an unbounded queue: nothing to wait for
+            task = asyncio.current_task()
+            state["tasks"].add(None if task is None else task.get_name())
+            seen = var.get()  # what an earlier callback set must not show here
+            token = var.set(frame[1])
+            await asyncio.wait_for(asyncio.sleep(0), 5)  # timeouts need a current task
+            var.reset(token)  # the same context across the await
+            await state["q"].put((frame, seen))
             return ("ok", state)
 
         async def handle_cast(self, msg: Any, state: Any) -> Any:
@@ -762,11 +770,11 @@ def test_an_async_callback_that_does_not_wait_runs_at_once(run: Any, echo_server
     async def main() -> None:
         q: asyncio.Queue[Any] = asyncio.Queue()
         state = {"q": q, "tasks": set()}
-        client = await wsx.aio.start(echo_server.url, Inline, state)
+        client = await wsx.aio.start(echo_server.url, InTask, state)
         for i in range(50):
             await wsx.aio.send_frame(client, ("text", f"i{i}"))
-        assert await get(q, 50) == [("text", f"i{i}") for i in range(50)]
-        assert state["tasks"] == {None}  # run in the read path: no task was made
+        assert await get(q, 50) == [(("text", f"i{i}"), None) for i in range(50)]
+        assert None not in state["tasks"] and len(state["tasks"]) == 50
         wsx.cast(client, "bad")
         for _ in range(300):
             if not client.alive:
@@ -846,3 +854,59 @@ def test_reconnect_with_backoff_through_failed_attempts(run: Any, raw_server: An
         await wsx.aio.stop(client, timeout=2)
 
     run(main)
+
+
+def test_review_edges_stop_reasons_guards_and_closed_loops(run: Any, ws_server: Any) -> None:
+    async def closes_later(ws: Any) -> None:
+        async for msg in ws:
+            if msg == "close":
+                await ws.close(4000, "asked")
+            else:
+                await ws.send(msg)
+
+    server = ws_server(closes_later)
+
+    class SlowDown(Queue):
+        async def handle_disconnect(self, status: Any, q: Any) -> Any:
+            q.put_nowait("deciding")
+            await asyncio.sleep(0.2)
+            return ("reconnect", q)
+
+    async def main() -> None:
+        # A stop with reason None ends the client with that reason.
+        plain = await wsx.aio.start(server.url, Queue, asyncio.Queue())
+        assert await wsx.aio.stop(plain, None) and plain.exit_reason is None
+        # A stop asked while an async handle_disconnect waits wins over its decision.
+        q: asyncio.Queue[Any] = asyncio.Queue()
+        client = await wsx.aio.start(server.url, SlowDown, q)
+        await wsx.aio.send_frame(client, ("text", "close"))
+        assert await get(q, 1) == ["deciding"]
+        assert await wsx.aio.stop(client, "enough", timeout=5)
+        assert client.exit_reason == "enough"
+        # A blocking supervisor start onto this very loop would never end.
+        with pytest.raises(wsx.CallingSelfError):
+            wsx.Supervisor.start_link([(Queue, None)], loop=asyncio.get_running_loop())
+
+    run(main)
+
+
+def test_after_the_loop_is_closed(echo_server: WSServer) -> None:
+    import gc
+
+    import wsx.io.aioloop
+
+    holder: list[Any] = []
+
+    async def main() -> None:
+        holder.append(await wsx.aio.start(echo_server.url, Queue, asyncio.Queue()))
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(main())
+    loop.close()
+    (client,) = holder
+    wsx.cast(client, "dropped")  # no error: the loop is gone, the message is dropped
+    assert wsx.stop(client, timeout=0.2) is False  # it cannot end without its loop
+    client.transport.close()  # (what a stop before the loop's end would have done)
+    del loop
+    gc.collect()
+    assert not any(a.name == client.loop.name for a in wsx.io.aioloop._adapters.values())

@@ -122,10 +122,15 @@ async def send_frame(client: Client | str, frame: Any) -> None:
     else:
         c.loop.call_soon_threadsafe(waiter.send_or_park)
     timeout = c.conn.send_timeout
-    if not await _wait(done, c, timeout):
-        # Ask the loop to drop the frame; it answers either way.
-        c.loop.call_soon_threadsafe(waiter.expire, timeout or 0.0)
-        await _wait(done, c)
+    try:
+        if not await _wait(done, c, timeout):
+            # Ask the loop to drop the frame; it answers either way.
+            c.loop.call_soon_threadsafe(waiter.expire, timeout or 0.0)
+            await _wait(done, c)
+    except BaseException:
+        # Cancelled (or its loop stopped): the frame is not sent later either.
+        c.loop.call_soon_threadsafe(c.transport.unpark, waiter)
+        raise
     if waiter.error is not None:
         raise waiter.error
 

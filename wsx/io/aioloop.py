@@ -66,7 +66,9 @@ class AsyncioLoop:
     slow_callback: float | None = None
 
     def __init__(self, aloop: asyncio.AbstractEventLoop) -> None:
-        self.aloop = aloop
+        # A weak reference: the adapter is the value of a weak-keyed table
+        # whose key is the loop, so a strong one would keep both forever.
+        self._aloop = weakref.ref(aloop)
         self.name = f"asyncio-loop-{id(aloop):x}"
         try:
             running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
@@ -89,7 +91,15 @@ class AsyncioLoop:
         self._wake_pending = True
 
     def __repr__(self) -> str:
-        return f"<wsx.AsyncioLoop of {self.aloop!r}>"
+        return f"<wsx.AsyncioLoop of {self._aloop()!r}>"
+
+    @property
+    def aloop(self) -> asyncio.AbstractEventLoop:
+        """The asyncio loop (``RuntimeError`` once it is gone)."""
+        aloop = self._aloop()
+        if aloop is None:
+            raise RuntimeError(f"the asyncio loop of {self.name} is gone")
+        return aloop
 
     def _learn_thread(self) -> None:
         self._thread_id = threading.get_ident()
@@ -97,11 +107,12 @@ class AsyncioLoop:
     @property
     def running(self) -> bool:
         """True while the asyncio loop runs."""
-        return self.aloop.is_running() and not self.aloop.is_closed()
+        aloop = self._aloop()
+        return aloop is not None and aloop.is_running() and not aloop.is_closed()
 
     def in_loop_thread(self) -> bool:
-        """True when called from the asyncio loop's thread."""
-        return self._thread_id == threading.get_ident()
+        """True when called from the asyncio loop's thread while it runs."""
+        return self._thread_id == threading.get_ident() and self.running
 
     # ------------------------------------------------------------ callbacks
     def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
@@ -115,12 +126,12 @@ class AsyncioLoop:
         stopped :class:`wsx.Loop`, it never runs); the waiting caller's own
         checks of :attr:`running` tell it.
         """
-        if self._thread_id == threading.get_ident():
-            self.aloop.call_soon(callback, *args)
-            return
         try:
-            self.aloop.call_soon_threadsafe(callback, *args)
-        except RuntimeError:  # the loop is closed
+            if self._thread_id == threading.get_ident():
+                self.aloop.call_soon(callback, *args)
+            else:
+                self.aloop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:  # the loop is closed, or gone
             logger.debug("%r is closed: %r not run", self, callback)
 
     #: From another thread it wakes the loop as :meth:`call_soon_threadsafe`.
@@ -160,10 +171,11 @@ class AsyncioLoop:
 
     def remove_all(self, fileobj: Any) -> None:
         """Stop watching ``fileobj`` (before it is closed)."""
-        if self.aloop.is_closed():
+        aloop = self._aloop()
+        if aloop is None or aloop.is_closed():
             return
-        self.aloop.remove_reader(fileobj)
-        self.aloop.remove_writer(fileobj)
+        aloop.remove_reader(fileobj)
+        aloop.remove_writer(fileobj)
 
     # ------------------------------------------------------------------- DNS
     def resolve(

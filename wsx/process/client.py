@@ -48,6 +48,7 @@ from ..errors import (
     WSXError,
 )
 from ..io.connector import Connector
+from .awaiting import PENDING
 from .base import Process, is_normal_exit
 from .callbacks import DisconnectStatus, resolve_module
 from .closing import CloseDeadline
@@ -381,6 +382,9 @@ class Client(Process):
         """What ``handle_disconnect`` decided: terminate, or reconnect (after a delay)."""
         if self.terminated:
             return
+        if self._stop is not None:  # asked while an async handle_disconnect waited
+            self.terminate(self._stop[0])
+            return
         attempt = self.reconnects.attempt
         if decision[0] == "terminate":
             self.terminate(decision[1])
@@ -406,7 +410,7 @@ class Client(Process):
             return
         self.abandon_connection()
         exit_reason = self.dispatcher.terminate(reason)
-        if exit_reason is not None:  # else an async terminate awaits, then ends it
+        if exit_reason is not PENDING:  # else an async terminate waits, then ends it
             self.terminated_with(exit_reason)
 
     def terminated_with(self, reason: Any) -> None:
@@ -455,17 +459,23 @@ class Client(Process):
             if getattr(self.dispatcher.cb, "trap_exit", False):
                 self.mailbox.deliver("info", ("EXIT", other, reason))
             elif not is_normal_exit(reason):
+                # An exit signal: at once, whatever callback waits (as in OTP).
                 self._stop = (("linked_exit", other, reason),)
-                self.stop_if_asked()
+                self.holds.abandon()
+                self.stop_when_free()
 
         self.loop.call_soon_threadsafe(handle)
 
     def request_stop(self, reason: Any) -> None:
         """:func:`wsx.stop`: close (handshake) if open, then terminate with ``reason``."""
         self._stop = (reason,)
-        if self.holds.job is not None:
-            return  # after the callback it awaits, as a message would be (holds.idle)
-        self.holds.resume()  # the close handshake needs the socket read again
+        self.stop_when_free()
+
+    def stop_when_free(self) -> None:
+        """Stop as asked, once no async callback waits (a message: ``Holds.idle`` calls again)."""
+        if self._stop is None or self.holds.job is not None:
+            return
+        self.holds.end_suspension()  # the close handshake needs the socket read again
         self.stop_if_asked()
 
     def stop_if_asked(self) -> None:
@@ -502,6 +512,7 @@ class StartGate:
             self._lock.release()
             for signal in self._signals:
                 signal.set()
+            self._signals.clear()
 
     def notify(self, signal: Any) -> None:
         """``signal.set()`` at the release (now if released); loop thread only."""

@@ -31,16 +31,10 @@ from ..core.conn import Conn
 from ..core.protocol import OPEN
 from ..core.url import parse_url
 from ..errors import BadResponseError, CloseCode, ConnError, NotConnectedError, WSXError
-from .awaiting import (
-    DONE,
-    FAILED,
-    AsyncCallback,
-    AsyncNotSupportedError,
-    first_step,
-    is_awaitable,
-)
+from .awaiting import PENDING, AsyncCallback, AsyncNotSupportedError, is_awaitable
 from .base import _per_thread, is_normal_exit
 from .callbacks import Callbacks
+from .holds import HELD_FRAMES
 
 __all__ = ["Dispatcher", "frame_size"]
 
@@ -124,6 +118,8 @@ class Dispatcher:
             if self.hold:
                 if not self.client.terminated:
                     self.inbox.extend(events[i:])
+                    if len(self.inbox) >= HELD_FRAMES:
+                        self.client.holds.full()
                 return
             self.handle_event(event)
 
@@ -259,18 +255,13 @@ class Dispatcher:
         """``finish(result)`` or ``fail(exc)`` once ``awaitable`` is done; until then the
         client holds (:mod:`wsx.process.awaiting`). False if it failed at once."""
         try:
-            found, value = first_step(self.client, name, awaitable)
+            job = AsyncCallback(self.client, name, awaitable, finish, fail)
         except AsyncNotSupportedError as exc:
             fail(exc)
             return False
-        if found is DONE:  # done in its first step: no task, no hold
-            return bool(finish(value))
-        if found is FAILED:
-            fail(value)
-            if must_propagate(value):  # Ctrl-C on the main thread (see wsx._guard)
-                raise value
-            return False
-        self.client.holds.busy(AsyncCallback(self.client, name, value, finish, fail))
+        if job.start():  # done already (an eager task): no hold
+            return job.ok
+        self.client.holds.busy(job)
         return True
 
     def reply(self, name: str, frame: Any) -> None:
@@ -361,8 +352,8 @@ class Dispatcher:
     def terminate(self, reason: Any) -> Any:
         """Run ``terminate(reason, state)``; the exit reason (``sys.exit()`` there changes it).
 
-        None while an ``async def`` terminate awaits: the exit reason then
-        goes to ``client.terminated_with``.
+        ``PENDING`` while an ``async def`` terminate waits: the exit reason
+        then goes to ``client.terminated_with``.
         """
         try:
             result = self.run_plain("terminate", reason)
@@ -372,7 +363,7 @@ class Dispatcher:
             done = self.client.terminated_with
             self._await("terminate", result, lambda _: done(reason),
                         lambda exc: done(self._terminate_failed(exc, reason)))
-            return None
+            return PENDING
         return reason
 
     def _terminate_failed(self, exc: BaseException, reason: Any) -> Any:

@@ -1,12 +1,14 @@
 """What keeps a client from handling its frames and messages, and their release in order.
 
 Two things hold a client: :func:`wsx.sys.suspend` (until
-:func:`wsx.sys.resume`) and an ``async def`` callback awaiting
-(:mod:`wsx.process.awaiting`). While held, the client stops reading its
-socket (the server feels backpressure), the frames already read wait in the
-dispatcher's inbox and the messages in the mailbox. Once nothing holds it,
-:class:`Holds` handles them in order, then reads again. The flags
-themselves are the lifecycle's (``suspended``, ``awaiting``).
+:func:`wsx.sys.resume`) and an ``async def`` callback that waits
+(:mod:`wsx.process.awaiting`). While held, the frames read wait in the
+dispatcher's inbox and the messages in the mailbox. A suspended client
+stops reading its socket at once; one whose callback waits reads on (its
+keepalive sees the server alive) until :data:`HELD_FRAMES` frames wait,
+then stops: either way the server feels backpressure. Once nothing holds
+it, :class:`Holds` handles what was held in order and reads again. The
+flags themselves are the lifecycle's (``suspended``, ``awaiting``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ if TYPE_CHECKING:
     from .awaiting import AsyncCallback
     from .client import Client
 
-__all__ = ["Holds"]
+__all__ = ["HELD_FRAMES", "Holds"]
+
+#: Frames a client whose async callback waits holds before it stops reading.
+HELD_FRAMES = 64
 
 
 class Holds:
@@ -48,11 +53,20 @@ class Holds:
         lifecycle.resume()
         self.release()
 
+    def end_suspension(self) -> None:
+        """For a stop: end any suspension and read again (the close handshake needs it)."""
+        if self.client.lifecycle.suspended:
+            self.client.lifecycle.resume()
+        self.release()
+
     # -------------------------------------------------------- async callbacks
     def busy(self, job: AsyncCallback) -> None:
         """The async callback ``job`` awaits: hold until :meth:`idle`."""
         self.job = job
-        self.client.lifecycle.awaiting_in(job.name)
+        self.client.lifecycle.awaiting_in(job.name)  # reading goes on: see full()
+
+    def full(self) -> None:
+        """:data:`HELD_FRAMES` frames wait: stop reading until the client is released."""
         self._stop_reading()
 
     def idle(self, job: AsyncCallback, then: Iterable[Callable[[], Any]] = ()) -> None:
@@ -65,7 +79,8 @@ class Holds:
         for callback in then:
             callback()
         self.release()
-        client.stop_if_asked()  # a wsx.stop that came while it awaited
+        if self.job is None:  # (release may have started another async callback)
+            client.stop_when_free()  # a wsx.stop that came while it waited
 
     def abandon(self) -> None:
         """The connection ended: cancel the awaiting callback, drop its result."""
@@ -92,7 +107,8 @@ class Holds:
             return  # a held frame's callback holds the client again
         transport = client.transport
         sock = transport.sock
-        if sock is not None and client.lifecycle.state in (OPEN, CLOSING):
+        if (sock is not None and client.lifecycle.state in (OPEN, CLOSING)
+                and not transport.reading):
             transport.start_reading(client.read_path)
             if not transport.read_paused:
                 # Frames that arrived while held come before later messages.

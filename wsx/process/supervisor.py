@@ -41,7 +41,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._guard import must_propagate
-from ..errors import WSXError
+from ..errors import CallingSelfError, WSXError
 from ..io.loop import Loop
 from .api import asyncio_host
 from .api import stop as stop_client
@@ -53,6 +53,9 @@ __all__ = ["Supervisor", "SupervisorError"]
 logger = logging.getLogger("wsx.process.supervisor")
 
 STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
+# The public methods the internal ones of _request serve (for error messages).
+_PUBLIC = {"_add_child": "start_child", "_terminate_child": "terminate_child",
+           "_restart_child": "restart_child", "_delete_child": "delete_child"}
 RESTARTS = ("permanent", "transient", "temporary")
 
 
@@ -157,6 +160,7 @@ class Supervisor(Process):
         if loop is None:
             loop = getattr(current_process(), "children_loop", None)
         sup = cls(children, strategy, max_restarts, max_seconds, name, loop)
+        sup._not_on_children_loop("start_link")
         parent = current_process()
         ready = threading.Event()
         error: list[BaseException] = []
@@ -227,10 +231,20 @@ class Supervisor(Process):
         return self.join(timeout)
 
     # ------------------------------------------------------------ internals
+    def _not_on_children_loop(self, what: str) -> None:
+        # The children's starts wait for their loop: waiting on its thread never ends.
+        host = self.children_loop
+        if host is not None and host.in_loop_thread():
+            raise CallingSelfError(
+                f"Supervisor.{what}", f"called on the thread of {host!r}, where the children "
+                "start: waiting for them would block it (from asyncio code use "
+                "wsx.aio.Supervisor)")
+
     def _request(self, fn: Callable[..., Any], *args: Any) -> Any:
         # Run fn(*args) on the supervisor's thread, between two exits it handles.
         if current_process() is self:
             return fn(*args)
+        self._not_on_children_loop(_PUBLIC.get(getattr(fn, "__name__", ""), "a call"))
         box: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
         self._queue.put(("call", fn, args, box))
         while True:
