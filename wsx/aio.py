@@ -80,7 +80,7 @@ async def _start_awaited(url_or_conn: Any, module: Any, state: Any, link: bool,
         await _wait(started, client)
     except BaseException:
         # Cancelled, or the loop it runs on stopped: leave no client behind.
-        client.loop.call_soon_threadsafe(client.request_stop, "shutdown")
+        client.loop.call_soon_threadsafe(client.stopping.ask, "shutdown")
         raise
     if client.start_error is not None and not client.lifecycle.connections:
         raise client.start_error
@@ -181,7 +181,7 @@ async def stop(client: Client | _Supervisor | str, reason: Any = "normal",
     c = client_of(target)
     if not c.alive:
         return True
-    c.loop.call_soon_threadsafe(c.request_stop, reason)
+    c.loop.call_soon_threadsafe(c.stopping.ask, reason)
     if c.loop.in_loop_thread() and c.dispatcher.in_callback:
         return not c.alive
     ended = FutureSignal()

@@ -41,7 +41,6 @@ from ..core.conn import Conn
 from ..core.handshake import HandshakeResponse
 from ..errors import (
     CallingSelfError,
-    CloseCode,
     ConnError,
     FrameEncodeError,
     HandshakeError,
@@ -59,6 +58,7 @@ from .lifecycle import CLOSING, CONNECTING, DISCONNECTED, OPEN, RECONNECTING, TE
 from .mailbox import Mailbox
 from .reader import Reader
 from .reconnect import Reconnects
+from .stopping import Stopping
 from .upgrade import Upgrade
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ class Client(Process):
         self._handle_initial_conn_failure = handle_initial_conn_failure
         self.reconnects = Reconnects(self)
         self.close_reason: Any = None
-        self._stop: tuple[Any] | None = None  # (reason,) once a stop is asked for
+        self.stopping = Stopping(self)  # wsx.stop, or an exit signal
         #: Released once the first connection is up, or the start failed.
         self.started = StartGate()
         self.start_error: BaseException | None = None
@@ -370,9 +370,9 @@ class Client(Process):
         attempt = self.reconnects.disconnected()
         self.lifecycle.to(DISCONNECTED, "disconnected", reason,
                           report={"reason": reason, "attempt_number": attempt})
-        if self._stop is not None:
+        if self.stopping.asked:
             # A stop that could not send what it had accepted does not end cleanly.
-            self.terminate(_lost_data(reason, dropped) if dropped else self._stop[0])
+            self.terminate(_lost_data(reason, dropped) if dropped else self.stopping.reason)
             return
         decision = self.dispatcher.disconnect(DisconnectStatus(reason, attempt, self.conn))
         if decision is not None:  # else an async handle_disconnect awaits, then decides
@@ -382,8 +382,8 @@ class Client(Process):
         """What ``handle_disconnect`` decided: terminate, or reconnect (after a delay)."""
         if self.terminated:
             return
-        if self._stop is not None:  # asked while an async handle_disconnect waited
-            self.terminate(self._stop[0])
+        if self.stopping.asked:  # asked while an async handle_disconnect waited
+            self.terminate(self.stopping.reason)
             return
         attempt = self.reconnects.attempt
         if decision[0] == "terminate":
@@ -460,35 +460,9 @@ class Client(Process):
                 self.mailbox.deliver("info", ("EXIT", other, reason))
             elif not is_normal_exit(reason):
                 # An exit signal: at once, whatever callback waits (as in OTP).
-                self._stop = (("linked_exit", other, reason),)
-                self.holds.abandon()
-                self.stop_when_free()
+                self.stopping.exit_signal(other, reason)
 
         self.loop.call_soon_threadsafe(handle)
-
-    def request_stop(self, reason: Any) -> None:
-        """:func:`wsx.stop`: close (handshake) if open, then terminate with ``reason``."""
-        self._stop = (reason,)
-        self.stop_when_free()
-
-    def stop_when_free(self) -> None:
-        """Stop as asked, once no async callback waits (a message: ``Holds.idle`` calls again)."""
-        if self._stop is None or self.holds.job is not None:
-            return
-        self.holds.end_suspension()  # the close handshake needs the socket read again
-        self.stop_if_asked()
-
-    def stop_if_asked(self) -> None:
-        if self.terminated or self._stop is None:
-            return
-        state = self.lifecycle.state
-        if state is OPEN:
-            try:
-                self.local_close(CloseCode.NORMAL, "", ("local", "normal"))
-            except WSXError:
-                self.terminate(self._stop[0])
-        elif state is not CLOSING:
-            self.terminate(self._stop[0])
 
 
 class StartGate:

@@ -80,7 +80,7 @@ class Holds:
             callback()
         self.release()
         if self.job is None:  # (release may have started another async callback)
-            client.stop_when_free()  # a wsx.stop that came while it waited
+            client.stopping.when_free()  # a wsx.stop that came while it waited
 
     def abandon(self) -> None:
         """The connection ended: cancel the awaiting callback, drop its result."""
