@@ -30,8 +30,6 @@ ws://127.0.0.1:40123/
 
 from __future__ import annotations
 
-import base64
-import binascii
 import errno
 import selectors
 import socket
@@ -43,197 +41,16 @@ from types import TracebackType
 
 from ..core.frames import (
     DEFAULT_MAX_SIZE,
-    OP_CLOSE,
-    OP_CONTINUATION,
-    OP_PING,
-    OP_PONG,
-    OP_TEXT,
-    Frame,
-    PyFrameParser,
-    encode_close,
-    encode_frame,
-    parse_close,
 )
-from ..core.handshake import Headers, accept_key, parse_header_list
-from ..core.utf8 import is_valid_utf8
-from ..errors import CloseCode, FrameError
-from .echo_http import HTTPRefusal, has_token, parse_request
+from ..core.handshake import Headers
+from ..errors import CloseCode
+from .echo_conn import EchoConnection
 
 __all__ = ["EchoServer"]
 
 _MAX_HEAD = 16384  # bytes of request head accepted before answering 431
 _READ_SIZE = 262144
 _HIGH_WATER = 4 * 1024 * 1024  # stop reading a client while this much is queued for it
-
-
-class _Connection:
-    """One client connection: the handshake, then frames (sans-I/O apart from ``sock``)."""
-
-    def __init__(self, server: EchoServer, sock: socket.socket, peer: str) -> None:
-        self.server = server
-        self.sock = sock
-        self.peer = peer
-        self.rbuf = bytearray()
-        self.wbuf = bytearray()
-        self.upgraded = False
-        self.closing = False  # a close frame was sent: nothing more is read or echoed
-        self.reading = True
-        # Set once everything is sent after ``closing``: the write side is shut
-        # and the rest of the input is read and discarded until EOF or then.
-        self.drain_deadline: float | None = None
-        # Message in progress: opcode (0 when none) and the payload pieces.
-        self.msg_opcode = 0
-        self.msg_parts: list[bytes] = []
-        limit = server.max_message_size
-        self.parser = PyFrameParser(max_frame_size=limit, max_message_size=limit, masked=True)
-
-    # -- input -----------------------------------------------------------
-    def receive(self, data: bytes) -> None:
-        """Handle bytes from the client; queue what must be sent."""
-        if self.closing:
-            return  # after our close frame, the rest is discarded
-        self.rbuf += data
-        if not self.upgraded:
-            self._handshake()
-            if not self.upgraded:
-                return
-        try:
-            self._frames()
-        except FrameError as exc:
-            self.fail(exc.code, exc.message)
-
-    def _handshake(self) -> None:
-        end = self.rbuf.find(b"\r\n\r\n")
-        if end == -1:
-            if self.rbuf[:1] == b"\x16":  # a TLS handshake record: a wss:// client
-                self._refuse(HTTPRefusal(
-                    400, "Bad Request",
-                    "this is a plain ws:// server: the client started a TLS handshake (wss://)"))
-            elif len(self.rbuf) > _MAX_HEAD:
-                self._refuse(HTTPRefusal(
-                    431, "Request Header Fields Too Large",
-                    f"the request head is longer than {_MAX_HEAD} bytes"))
-            return
-        head = bytes(self.rbuf[:end])
-        del self.rbuf[: end + 4]
-        try:
-            response = self._upgrade(head)
-        except HTTPRefusal as refusal:
-            self._refuse(refusal)
-            return
-        self.upgraded = True
-        self.wbuf += response
-        self.server._log(f"{self.peer}: connected ({head.split(b' ', 2)[1].decode('latin-1')})")
-
-    def _upgrade(self, head: bytes) -> bytes:
-        method, target, version, headers = parse_request(head)
-        self.server._record_request(target, headers)
-        hint = "this is a WebSocket echo server: connect with a WebSocket client"
-        if method != "GET":
-            raise HTTPRefusal(400, "Bad Request", f"method {method!r} is not GET; {hint}")
-        if version != "HTTP/1.1":
-            raise HTTPRefusal(400, "Bad Request", f"{version!r} is not HTTP/1.1; {hint}")
-        if not has_token(headers, "Upgrade", "websocket"):
-            raise HTTPRefusal(
-                400, "Bad Request",
-                f"Upgrade header is {headers.get('Upgrade')!r}, expected 'websocket'; {hint}")
-        if not has_token(headers, "Connection", "upgrade"):
-            raise HTTPRefusal(
-                400, "Bad Request",
-                f"Connection header is {headers.get('Connection')!r}, expected 'Upgrade'; {hint}")
-        ws_version = headers.get("Sec-WebSocket-Version")
-        if ws_version != "13":
-            raise HTTPRefusal(
-                426, "Upgrade Required",
-                f"Sec-WebSocket-Version is {ws_version!r}, only 13 is supported",
-                "Sec-WebSocket-Version: 13\r\n")
-        key = headers.get("Sec-WebSocket-Key", "")
-        try:
-            raw_key = base64.b64decode(key, validate=True)
-        except (binascii.Error, ValueError):
-            raw_key = b""
-        if len(raw_key) != 16:
-            raise HTTPRefusal(
-                400, "Bad Request", f"Sec-WebSocket-Key {key!r} is not 16 bytes in base64")
-        lines = [
-            "HTTP/1.1 101 Switching Protocols",
-            "Upgrade: websocket",
-            "Connection: Upgrade",
-            f"Sec-WebSocket-Accept: {accept_key(key)}",
-        ]
-        offered = parse_header_list(headers.get("Sec-WebSocket-Protocol", ""))
-        chosen = next((p for p in offered if p in self.server.subprotocols), None)
-        if chosen is not None:
-            lines.append(f"Sec-WebSocket-Protocol: {chosen}")
-        # Sec-WebSocket-Extensions is not answered: every extension is declined.
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-    def _refuse(self, refusal: HTTPRefusal) -> None:
-        self.server._log(f"{self.peer}: refused with {refusal.status}: {refusal.detail}")
-        self.wbuf += refusal.response()
-        self.closing = True
-        self.rbuf.clear()
-
-    def _frames(self) -> None:
-        """Parse the complete frames in ``rbuf`` (client frames: masked) and answer them.
-
-        The frame rules (and their close codes) are wsx's own parser's, in its
-        server-role mode: ``wsx.core.frames.PyFrameParser(masked=True)``.
-        """
-        data = bytes(self.rbuf)
-        self.rbuf.clear()
-        try:
-            frames = self.parser.feed(data)
-        except FrameError as exc:
-            self._answer(exc.frames)  # the frames before the broken one count
-            if not self.closing:
-                raise
-            return
-        self._answer(frames)
-
-    def _answer(self, frames: list[Frame]) -> None:
-        for opcode, fin, _rsv, payload in frames:
-            if self.closing:
-                return  # after the close frame, the rest is discarded
-            self._frame(opcode, fin, payload)
-
-    def _frame(self, opcode: int, fin: bool, payload: bytes) -> None:
-        if opcode == OP_PING:
-            self.wbuf += encode_frame(OP_PONG, payload, masked=False)
-        elif opcode == OP_PONG:
-            pass
-        elif opcode == OP_CLOSE:
-            code, reason = parse_close(payload)  # FrameError for a bad payload
-            self.server._record_close(code, reason)
-            detail = f"{code} {reason!r}" if reason else str(code)
-            if code is None:
-                detail = "no status code"
-            self.server._log(f"{self.peer}: closed ({detail})")
-            self.wbuf += encode_frame(OP_CLOSE, encode_close(code, reason), masked=False)
-            self.closing = True
-        else:
-            if opcode != OP_CONTINUATION:
-                self.msg_opcode = opcode
-            self.msg_parts.append(payload)
-            if not fin:
-                return
-            message = b"".join(self.msg_parts)
-            op = self.msg_opcode
-            self.msg_opcode, self.msg_parts = 0, []
-            if op == OP_TEXT and not is_valid_utf8(message):
-                raise FrameError(CloseCode.INVALID_DATA, "text message is not valid UTF-8")
-            self.wbuf += encode_frame(op, message, masked=False)
-            self.server._count_message()
-
-    def fail(self, code: int, message: str) -> None:
-        """Send a close frame with ``code`` and stop reading (the socket closes once flushed)."""
-        if self.closing or not self.upgraded:
-            self.closing = True
-            return
-        reason = message.encode("utf-8")[:123].decode("utf-8", "ignore")
-        self.server._log(f"{self.peer}: closing with {code}: {message}")
-        self.wbuf += encode_frame(OP_CLOSE, encode_close(code, reason), masked=False)
-        self.closing = True
 
 
 class EchoServer:
@@ -294,7 +111,7 @@ class EchoServer:
         self._wake_w: socket.socket | None = None
         self._stopping = False
         self._stop_timeout = 2.0
-        self._draining: set[_Connection] = set()  # connections with a drain_deadline
+        self._draining: set[EchoConnection] = set()  # connections with a drain_deadline
         self._port = 0
 
     # -- public ----------------------------------------------------------
@@ -418,7 +235,7 @@ class EchoServer:
             except Exception:  # noqa: BLE001 - a logging failure must not stop the server
                 pass
 
-    def _count_message(self) -> None:
+    def _record_message(self, opcode: int, message: bytes) -> None:
         self.messages += 1
 
     # -- the loop --------------------------------------------------------
@@ -436,7 +253,7 @@ class EchoServer:
         sel = selectors.DefaultSelector()
         sel.register(listener, selectors.EVENT_READ, None)
         sel.register(wake_r, selectors.EVENT_READ, None)
-        conns: dict[socket.socket, _Connection] = {}
+        conns: dict[socket.socket, EchoConnection] = {}
         self._draining.clear()
         deadline: float | None = None
         try:
@@ -485,7 +302,7 @@ class EchoServer:
             self._listener = None
             self._wake_r = self._wake_w = None
 
-    def _accept(self, sel: selectors.BaseSelector, conns: dict[socket.socket, _Connection],
+    def _accept(self, sel: selectors.BaseSelector, conns: dict[socket.socket, EchoConnection],
                 listener: socket.socket) -> None:
         for _ in range(64):
             try:
@@ -503,11 +320,12 @@ class EchoServer:
             except OSError:
                 pass
             host, port = addr[0], addr[1]
-            conn = _Connection(self, sock, f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+            peer = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            conn = EchoConnection(self, sock, peer)
             conns[sock] = conn
             sel.register(sock, selectors.EVENT_READ, None)
 
-    def _read(self, conn: _Connection) -> None:
+    def _read(self, conn: EchoConnection) -> None:
         try:
             data = conn.sock.recv(_READ_SIZE)
         except (BlockingIOError, InterruptedError):
@@ -529,7 +347,7 @@ class EchoServer:
             with self._lock:
                 self.connections += 1
 
-    def _flush(self, conn: _Connection) -> None:
+    def _flush(self, conn: EchoConnection) -> None:
         if not conn.wbuf:
             return
         try:
@@ -542,16 +360,16 @@ class EchoServer:
             return
         del conn.wbuf[:n]
 
-    def _drop(self, sel: selectors.BaseSelector, conns: dict[socket.socket, _Connection],
-              conn: _Connection) -> None:
+    def _drop(self, sel: selectors.BaseSelector, conns: dict[socket.socket, EchoConnection],
+              conn: EchoConnection) -> None:
         sock = conn.sock
         self._draining.discard(conn)
         if conns.pop(sock, None) is not None:
             sel.unregister(sock)
             _close(sock)
 
-    def _update(self, sel: selectors.BaseSelector, conns: dict[socket.socket, _Connection],
-                conn: _Connection) -> None:
+    def _update(self, sel: selectors.BaseSelector, conns: dict[socket.socket, EchoConnection],
+                conn: EchoConnection) -> None:
         """Register the events the connection waits for, or close it when it is done."""
         sock = conn.sock
         if sock not in conns:
