@@ -43,28 +43,33 @@ DEFAULT_URL = "ws://127.0.0.1:8765/"
 URL = os.environ.get("WSX_EXAMPLE_URL", DEFAULT_URL)
 
 
-class Feed(wsx.WebSocket):
+#: The app's queue of the messages the feed receives.
+Messages = asyncio.Queue[str | bytes]
+
+
+class Feed(wsx.WebSocket[Messages]):
     """State: the app's ``asyncio.Queue`` of messages."""
 
     @classmethod
-    def start_link(cls, state: Any = None, **opts: Any) -> wsx.Client:
+    def start_link(cls, state: Messages, **opts: Any) -> wsx.Client:
         return wsx.start_link(URL, cls, state, **opts)
 
-    def handle_connect(self, conn: wsx.Conn, queue: Any) -> Any:
+    def handle_connect(self, conn: wsx.Conn, queue: Messages) -> wsx.ConnectResult[Messages]:
         print(f"Feed connected to {conn.url}", flush=True)
         wsx.cast(wsx.self(), "subscribe")  # handled once connected, as every message
         return ("ok", queue)
 
-    def handle_cast(self, msg: Any, queue: Any) -> Any:
+    def handle_cast(self, msg: str, queue: Messages) -> wsx.FrameResult[Messages]:
         return ("reply", ("text", msg), queue)
 
-    async def handle_frame(self, frame: Any, queue: Any) -> Any:
+    async def handle_frame(self, frame: wsx.DataFrame,
+                           queue: Messages) -> wsx.FrameResult[Messages]:
         if frame == ("text", "poison"):
             raise ValueError("a message the feed cannot handle")
         await queue.put(frame[1])
         return ("ok", queue)
 
-    def terminate(self, reason: Any, queue: Any) -> None:
+    def terminate(self, reason: Any, queue: Messages) -> None:
         print(f"Feed terminating: {reason!r}", flush=True)
 
 
@@ -76,7 +81,7 @@ def the_feed(sup: wsx.Supervisor) -> wsx.Client | None:
     return None
 
 
-async def ticks(sup: wsx.Supervisor, queue: asyncio.Queue[Any], first: int) -> None:
+async def ticks(sup: wsx.Supervisor, queue: Messages, first: int) -> None:
     """Send three ticks through the feed and print what the queue gets."""
     feed = the_feed(sup)
     assert feed is not None
@@ -87,7 +92,7 @@ async def ticks(sup: wsx.Supervisor, queue: asyncio.Queue[Any], first: int) -> N
 
 
 async def app() -> int:
-    queue: asyncio.Queue[Any] = asyncio.Queue()
+    queue: Messages = asyncio.Queue()
     sup = await wsx.aio.Supervisor.start_link([(Feed, queue)], strategy="one_for_one")
     print(f"app got: {await asyncio.wait_for(queue.get(), 5)}", flush=True)  # subscribe
     await ticks(sup, queue, 1)

@@ -52,19 +52,23 @@ def with_userinfo(url: str, user: str, password: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, parts.fragment))
 
 
-class WhoAmI(wsx.WebSocket):
+#: Where WhoAmI puts the frames it receives.
+Answers = queue.Queue[wsx.DataFrame]
+
+
+class WhoAmI(wsx.WebSocket[Answers]):
     """Asks the server who it thinks we are; the answer goes to the queue in ``state``."""
 
-    def handle_connect(self, conn: wsx.Conn, state: Any) -> Any:
+    def handle_connect(self, conn: wsx.Conn, state: Answers) -> wsx.ConnectResult[Answers]:
         return ("ok", state)
 
-    def handle_frame(self, frame: Any, state: Any) -> Any:
+    def handle_frame(self, frame: wsx.DataFrame, state: Answers) -> wsx.FrameResult[Answers]:
         state.put(frame)
         return ("ok", state)
 
 
 def ask(url: str, **opts: Any) -> str:
-    answers: queue.Queue[Any] = queue.Queue()
+    answers: Answers = queue.Queue()
     client = wsx.start_link(url, WhoAmI, answers, **opts)
     try:
         wsx.send_frame(client, ("text", "whoami"))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -43,25 +44,27 @@ def example_url(argv: list[str] | None = None) -> str:
     return args[0] if args else os.environ.get("WSX_EXAMPLE_URL", DEFAULT_URL)
 
 
-class EchoClient(wsx.WebSocket):
+class EchoClient(wsx.WebSocket[str]):
     """The callback module; its state is a placeholder, as in the Elixir version."""
 
     @classmethod
     def start_link(cls, url: str | None = None, **opts: Any) -> wsx.Client:  # type: ignore[override]
         return wsx.start_link(url or example_url(), cls, "fake_state", **opts)
 
-    def handle_connect(self, conn: wsx.Conn, state: Any) -> Any:
+    def handle_connect(self, conn: wsx.Conn, state: str) -> wsx.ConnectResult[str]:
         logger.info("Connected!")
         return ("ok", state)
 
-    def handle_frame(self, frame: Any, state: Any) -> Any:
+    def handle_frame(self, frame: wsx.DataFrame, state: str) -> wsx.FrameResult[str]:
         _kind, msg = frame
         logger.info("Received Message: %s", msg)
         if frame == ("text", "Close the things!"):
             return ("close", state)
         return ("ok", state)
 
-    def handle_disconnect(self, status: wsx.DisconnectStatus, state: Any) -> Any:
+    def handle_disconnect(
+        self, status: wsx.DisconnectStatus, state: str
+    ) -> wsx.DisconnectResult[str] | Awaitable[wsx.DisconnectResult[str]]:
         reason = status.reason
         if reason[0] == "local":
             detail = reason[1] if len(reason) == 2 else reason[1:]

@@ -21,7 +21,7 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 try:
     import wsx
@@ -32,10 +32,17 @@ except ImportError:  # running from a checkout without installing wsx
 DEFAULT_URL = "ws://127.0.0.1:8765/"
 
 
-class Quotes(wsx.WebSocket):
+class QuotesState(TypedDict):
+    next: int  # the id of the next request
+    pending: dict[int, wsx.Caller]  # the callers waiting, by request id
+
+
+class Quotes(wsx.WebSocket[QuotesState]):
     """State: ``{"next": int, "pending": {request id: caller}}``."""
 
-    def handle_call(self, request: Any, caller: wsx.Caller, state: Any) -> Any:
+    def handle_call(
+        self, request: Any, caller: wsx.Caller, state: QuotesState
+    ) -> wsx.FrameResult[QuotesState]:
         match request:
             case ("quote", symbol):
                 rid = state["next"]
@@ -45,7 +52,9 @@ class Quotes(wsx.WebSocket):
         wsx.reply(caller, None)  # an unknown request gets None
         return ("ok", state)
 
-    def handle_frame(self, frame: Any, state: Any) -> Any:
+    def handle_frame(
+        self, frame: wsx.DataFrame, state: QuotesState
+    ) -> wsx.FrameResult[QuotesState]:
         try:
             msg = json.loads(frame[1])
         except (TypeError, ValueError):
@@ -61,8 +70,11 @@ class Quotes(wsx.WebSocket):
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     url = args[0] if args else os.environ.get("WSX_EXAMPLE_URL", DEFAULT_URL)
+    # A TypedDict state is annotated before start_link: a type checker reads a
+    # bare dict literal there as a plain dict.
+    state: QuotesState = {"next": 0, "pending": {}}
     try:
-        client = wsx.start_link(url, Quotes, {"next": 0, "pending": {}})
+        client = wsx.start_link(url, Quotes, state)
     except wsx.ConnError as exc:
         print(f"cannot connect to {url}: {exc}\n"
               "start the echo server first: python examples/echo_server.py --port 8765",

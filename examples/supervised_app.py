@@ -38,31 +38,31 @@ DEFAULT_URL = "ws://127.0.0.1:8765/"
 URL = os.environ.get("WSX_EXAMPLE_URL", DEFAULT_URL)
 
 #: Frames the clients received, for the script to wait on.
-received: queue.Queue[Any] = queue.Queue()
+received: queue.Queue[wsx.DataFrame] = queue.Queue()
 
 
-class Client(wsx.WebSocket):
-    """MyApp.Client."""
+class Client(wsx.WebSocket[list[str]]):
+    """MyApp.Client; its state: a list of strings."""
 
     @classmethod
-    def start_link(cls, state: Any) -> wsx.Client:  # type: ignore[override]
-        return wsx.start_link(URL, cls, state)
+    def start_link(cls, state: list[str], **opts: Any) -> wsx.Client:
+        return wsx.start_link(URL, cls, state, **opts)
 
-    def handle_connect(self, conn: wsx.Conn, state: Any) -> Any:
+    def handle_connect(self, conn: wsx.Conn, state: list[str]) -> wsx.ConnectResult[list[str]]:
         print(f"MyApp.Client connected to {conn.url} with state {state!r}", flush=True)
         return ("ok", state)
 
-    def handle_frame(self, frame: Any, state: Any) -> Any:
+    def handle_frame(self, frame: wsx.DataFrame, state: list[str]) -> wsx.FrameResult[list[str]]:
         print(f"MyApp.Client received {frame!r}", flush=True)
         received.put(frame)
         return ("ok", state)
 
-    def handle_cast(self, msg: Any, state: Any) -> Any:
+    def handle_cast(self, msg: Any, state: list[str]) -> wsx.FrameResult[list[str]]:
         if msg == "crash":
             raise RuntimeError("asked to crash")
         return ("reply", ("text", str(msg)), state)
 
-    def terminate(self, reason: Any, state: Any) -> None:
+    def terminate(self, reason: Any, state: list[str]) -> None:
         print(f"MyApp.Client terminating: {reason!r}", flush=True)
 
 

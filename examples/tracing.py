@@ -30,8 +30,8 @@ from __future__ import annotations
 import os
 import queue
 import sys
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
 
 try:
     import wsx
@@ -48,25 +48,31 @@ def example_url(argv: list[str] | None = None) -> str:
     return args[0] if args else os.environ.get("WSX_EXAMPLE_URL", DEFAULT_URL)
 
 
-class Echo(wsx.WebSocket):
+#: What Echo puts in its queue: the frames and pings it receives.
+Inbox = queue.Queue[wsx.Frame]
+
+
+class Echo(wsx.WebSocket[Inbox]):
     """Puts every frame and ping in the queue held in ``state``; closes on request."""
 
-    def handle_frame(self, frame: Any, state: Any) -> Any:
+    def handle_frame(self, frame: wsx.DataFrame, state: Inbox) -> wsx.FrameResult[Inbox]:
         state.put(frame)
         if frame == ("text", "Close the things!"):
             return ("close", state)
         return ("ok", state)
 
-    def handle_ping(self, frame: Any, state: Any) -> Any:
+    def handle_ping(
+        self, frame: wsx.PingFrame, state: Inbox
+    ) -> wsx.FrameResult[Inbox] | Awaitable[wsx.FrameResult[Inbox]]:
         state.put(frame)
-        return super().handle_ping(frame, state)
+        return super().handle_ping(frame, state)  # the default: a pong (typed as the base's)
 
 
 class WrongServer(Exception):
     """The server does not behave as examples/echo_server.py does."""
 
 
-def wait_for(inbox: queue.Queue[Any], wanted: Any) -> None:
+def wait_for(inbox: Inbox, wanted: wsx.Frame) -> None:
     try:
         while inbox.get(timeout=5) != wanted:
             pass
@@ -92,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(url: str) -> int:
 
     print("1. a client started with debug=['trace']", flush=True)
-    inbox: queue.Queue[Any] = queue.Queue()
+    inbox: Inbox = queue.Queue()
     traced = wsx.start_link(url, Echo, inbox, debug=["trace"])
     wsx.send_frame(traced, ("text", "Hello"))
     wait_for(inbox, ("text", "Hello"))

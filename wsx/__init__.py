@@ -40,7 +40,20 @@ from .mask import IMPLEMENTATION as implementation
 from .process import NoProcessError, whereis
 from .process.api import WebSocket, cast, send, send_frame, start, start_link, stop
 from .process.backoff import Backoff
-from .process.callbacks import DisconnectStatus
+from .process.callbacks import (
+    CallbackModule,
+    CloseFrame,
+    CodeChangeResult,
+    ConnectResult,
+    DataFrame,
+    DisconnectResult,
+    DisconnectStatus,
+    Frame,
+    FrameResult,
+    OutFrame,
+    PingFrame,
+    PongFrame,
+)
 from .process.calls import Caller, SendAfter, call, reply, send_after
 from .process.calls import self_ as self
 from .process.client import Client
@@ -52,22 +65,33 @@ __version__ = "0.1.0"
 __all__ = [
     "Backoff",
     "BadResponseError",
+    "CallbackModule",
     "Caller",
     "CallingSelfError",
     "Client",
     "CloseCode",
+    "CloseFrame",
+    "CodeChangeResult",
     "Conn",
     "ConnError",
+    "ConnectResult",
+    "DataFrame",
     "Deflate",
+    "DisconnectResult",
     "DisconnectStatus",
+    "Frame",
     "FrameEncodeError",
     "FrameError",
+    "FrameResult",
     "HandshakeError",
     "InvalidFrameError",
     "Loop",
     "MonitorRef",
     "NoProcessError",
     "NotConnectedError",
+    "OutFrame",
+    "PingFrame",
+    "PongFrame",
     "ProxyError",
     "ProxyURL",
     "RequestError",

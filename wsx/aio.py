@@ -30,7 +30,7 @@ are :func:`wsx.cast` and :func:`wsx.send`: they never wait.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, overload
 
 from .core.conn import Conn
 from .errors import CallingSelfError, ConnError, NotConnectedError
@@ -38,6 +38,7 @@ from .io.aioloop import for_loop
 from .io.handoff import FutureSignal
 from .process.api import _close_frame, _must_park, _SendWaiter, _start, cast, client_of, send
 from .process.base import NoProcessError, Process, _set_current, current_process, resolve
+from .process.callbacks import CallbackModule, CloseFrame, OutFrame, S
 from .process.calls import _UNSET, Caller, call_target
 from .process.client import Client
 from .process.dispatcher import short
@@ -46,6 +47,12 @@ from .process.supervisor import Supervisor as _Supervisor
 __all__ = ["Supervisor", "call", "cast", "send", "send_frame", "start", "start_link", "stop"]
 
 
+@overload
+async def start_link(url_or_conn: str | Conn, module: CallbackModule[S], state: S,
+                     **opts: Any) -> Client: ...
+@overload
+async def start_link(url_or_conn: str | Conn, module: CallbackModule[None], state: None = None,
+                     **opts: Any) -> Client: ...
 async def start_link(url_or_conn: str | Conn, module: Any, state: Any = None,
                      **opts: Any) -> Client:
     """Start a client linked to the current process, on the running asyncio loop.
@@ -60,6 +67,12 @@ async def start_link(url_or_conn: str | Conn, module: Any, state: Any = None,
     return await _start_awaited(url_or_conn, module, state, True, opts)
 
 
+@overload
+async def start(url_or_conn: str | Conn, module: CallbackModule[S], state: S,
+                **opts: Any) -> Client: ...
+@overload
+async def start(url_or_conn: str | Conn, module: CallbackModule[None], state: None = None,
+                **opts: Any) -> Client: ...
 async def start(url_or_conn: str | Conn, module: Any, state: Any = None,
                 **opts: Any) -> Client:
     """Like :func:`start_link`, without a link: the client's end never affects the caller."""
@@ -87,7 +100,7 @@ async def _start_awaited(url_or_conn: Any, module: Any, state: Any, link: bool,
     return client
 
 
-async def send_frame(client: Client | str, frame: Any) -> None:
+async def send_frame(client: Client | str, frame: OutFrame | CloseFrame) -> None:
     """Send a frame; return once it is written to the socket (buffer), as :func:`wsx.send_frame`.
 
     While the connection's pending output is over its ``write_limit`` it

@@ -15,7 +15,7 @@ from __future__ import annotations
 import inspect
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from ..core.conn import Conn
 from ..errors import (
@@ -30,7 +30,7 @@ from ..io.handoff import Signal
 from ..io.loop import Loop, get_default_loop
 from . import watchdog
 from .base import Process, current_process, resolve
-from .callbacks import Callbacks
+from .callbacks import CallbackModule, Callbacks, CloseFrame, OutFrame, S
 from .client import Client
 from .dispatcher import short
 from .loopcall import run_on_loop
@@ -41,19 +41,33 @@ if TYPE_CHECKING:
 __all__ = ["WebSocket", "start_link", "start", "send_frame", "cast", "send", "stop"]
 
 
-class WebSocket(Callbacks):
+class WebSocket(Callbacks[S]):
     """Base class of callback modules; every callback has WebSockex's default.
 
     Subclasses are instantiated once per client process; ``self`` can hold
     helpers, while the connection's evolving data belongs in ``state``.
+
+    Generic over the type of the state: ``class Feed(wsx.WebSocket[FeedState])``
+    lets a type checker check each callback's result (:data:`wsx.FrameResult`
+    and the other aliases) and the state given to :func:`wsx.start_link`. A
+    bare ``wsx.WebSocket`` is ``wsx.WebSocket[Any]``.
     """
 
+    @overload
     @classmethod
-    def start_link(cls, state: Any = None, **opts: Any) -> Any:
+    def start_link(cls: type[WebSocket[None]], state: None = None, **opts: Any) -> Client: ...
+    @overload
+    @classmethod
+    def start_link(cls, state: S, **opts: Any) -> Client: ...
+    @classmethod
+    def start_link(cls, state: Any = None, **opts: Any) -> Client:
         """Start a client of this module linked to the caller.
 
         Uses the class attribute ``url`` (define it, or override
         ``start_link`` as in WebSockex: ``return wsx.start_link(URL, cls, state)``).
+        For a type checker the state may be left out only when the state type
+        is ``None`` (or ``Any``: a bare ``wsx.WebSocket``); an override
+        ``def start_link(cls, state: MyState, **opts: Any) -> wsx.Client`` fits.
         """
         url = getattr(cls, "url", None)
         if url is None:
@@ -179,6 +193,12 @@ class _LoopOwner:
         self.loop.stop()
 
 
+@overload
+def start_link(url_or_conn: str | Conn, module: CallbackModule[S], state: S,
+               **opts: Any) -> Client: ...
+@overload
+def start_link(url_or_conn: str | Conn, module: CallbackModule[None], state: None = None,
+               **opts: Any) -> Client: ...
 def start_link(url_or_conn: str | Conn, module: Any, state: Any = None, **opts: Any) -> Client:
     """Start a client linked to the current process; return its handle.
 
@@ -208,6 +228,11 @@ def start_link(url_or_conn: str | Conn, module: Any, state: Any = None, **opts: 
     return _start(url_or_conn, module, state, True, opts)
 
 
+@overload
+def start(url_or_conn: str | Conn, module: CallbackModule[S], state: S, **opts: Any) -> Client: ...
+@overload
+def start(url_or_conn: str | Conn, module: CallbackModule[None], state: None = None,
+          **opts: Any) -> Client: ...
 def start(url_or_conn: str | Conn, module: Any, state: Any = None, **opts: Any) -> Client:
     """Like :func:`start_link`, without a link: the client's end never affects the caller."""
     return _start(url_or_conn, module, state, False, opts)
@@ -221,7 +246,7 @@ def client_of(target: Process | str) -> Client:
     return proc
 
 
-def send_frame(client: Client | str, frame: Any) -> None:
+def send_frame(client: Client | str, frame: OutFrame | CloseFrame) -> None:
     """Send a frame and return once it is written to the socket (buffer).
 
     Backpressure: while the connection's pending output is over its
