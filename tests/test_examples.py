@@ -20,7 +20,7 @@ import wsx
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 SCRIPTS = ["echo_client.py", "supervised_app.py", "auth_headers.py", "tracing.py", "echo_server.py",
-           "request_reply.py", "asyncio_feed.py"]
+           "request_reply.py", "asyncio_feed.py", "telemetry_logging.py"]
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -67,6 +67,18 @@ def run(script: str, *args: str, timeout: float = 30, **extra_env: str) -> subpr
         timeout=timeout, env=env(**extra_env), cwd=ROOT, check=False)
     assert result.returncode == 0, (result.stdout, result.stderr)
     return result
+
+
+def test_every_example_passes_mypy_strict(tmp_path: Path) -> None:
+    """Every file of examples/ type-checks with ``mypy --strict`` against the wsx imported."""
+    api = pytest.importorskip("mypy.api")
+    files = sorted(str(path) for path in EXAMPLES.glob("*.py"))
+    assert len(files) >= len(SCRIPTS)
+    out, err, status = api.run([
+        "--strict", "--config-file=", "--cache-dir", str(tmp_path / "mypy-cache"),
+        "--python-version", f"{sys.version_info[0]}.{sys.version_info[1]}",
+        "--no-error-summary", "--no-color-output", *files])
+    assert status == 0, out + err
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -151,6 +163,47 @@ def test_asyncio_feed(server_url):
         "Feed terminating: 'shutdown'",
         "supervisor stopped: True",
     ]
+
+
+def test_telemetry_logging(server_url):
+    result = run("telemetry_logging.py", server_url)
+    # "<Client #N 'telemetry-demo'>" dropped: N depends on the interpreter.
+    out = [re.sub(r"<Client #\d+ 'telemetry-demo'> ", "", line)
+           for line in result.stdout.splitlines()]
+    frames = [
+        "DEBUG wsx.events: sent text frame, 5 bytes",
+        "DEBUG wsx.events: received text frame, 5 bytes",
+        "DEBUG wsx.events: sent binary frame, 3 bytes",
+        "DEBUG wsx.events: received binary frame, 3 bytes",
+        "DEBUG wsx.events: sent text frame, 3 bytes",
+        "DEBUG wsx.events: received text frame, 3 bytes",
+    ]
+    # The server pings after its first echo: that ping may come before the close.
+    assert [line for line in out if "ping frame" not in line] == (
+        [f"INFO wsx.events: connected to {server_url}"] + sorted(frames, key=out.index) + [
+            "INFO wsx.events: disconnected: ('local', 'normal') (attempt 1)",
+            "INFO wsx.events: terminated: ('local', 'normal')",
+        ])
+    assert set(out) - set(frames) - {"DEBUG wsx.events: received ping frame, 0 bytes"} == {
+        f"INFO wsx.events: connected to {server_url}",
+        "INFO wsx.events: disconnected: ('local', 'normal') (attempt 1)",
+        "INFO wsx.events: terminated: ('local', 'normal')",
+    }
+    pos = out.index
+    for sent, received in zip(frames[::2], frames[1::2], strict=True):  # each echo after its frame
+        assert pos(sent) < pos(received)
+    assert pos(frames[0]) < pos(frames[2]) < pos(frames[4])  # sends in order
+    assert pos(frames[1]) < pos(frames[3]) < pos(frames[5])  # echoes in order
+    assert "wsx.telemetry" not in result.stderr  # the handler never failed
+
+
+def test_telemetry_logging_against_the_embedded_echo_server() -> None:
+    from wsx.tools.echo_server import EchoServer
+
+    with EchoServer() as other:  # `wsx echo-server`: it does not ping
+        result = run("telemetry_logging.py", other.url)
+    assert "received ping" not in result.stdout
+    assert result.stdout.splitlines()[-1].endswith("terminated: ('local', 'normal')")
 
 
 def test_supervised_app(server_url):

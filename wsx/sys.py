@@ -257,7 +257,7 @@ def change_code(client: Client | str, module: Any, extra: Any = None,
 
     The new module's ``code_change(old_vsn, state, extra)`` runs; on
     ``("ok", state)`` the client continues with the new module and state; on
-    ``("error", reason)`` (or a raise) nothing changes and :class:`WSXError`
+    ``("error", reason)`` (or a raise) nothing changes and :class:`wsx.WSXError`
     is raised. ``old_vsn`` is the old module's ``vsn`` attribute (or ``None``).
     """
 

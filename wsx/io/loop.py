@@ -54,7 +54,7 @@ def _fileno(fileobj: Any) -> int:
 
 
 class Timer:
-    """A callback scheduled with :meth:`Loop.call_later`; :meth:`cancel` it to drop it.
+    """A callback scheduled with :meth:`wsx.Loop.call_later`; :meth:`cancel` it to drop it.
 
     Cancelling is O(1): the entry stays in the loop's heap, marked, until it
     reaches the top or the loop compacts the heap (when cancelled entries make
