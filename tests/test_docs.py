@@ -9,6 +9,8 @@ is built by ``tox -e docs``.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import types
 from pathlib import Path
 
@@ -67,3 +69,17 @@ def test_the_sys_functions_are_all_exported() -> None:
 def test_the_testing_aids_are_documented() -> None:
     names = documented()
     assert {"wsx.testing", "wsx.testing.plugin"} <= names
+
+
+def test_the_testing_guide_s_examples_pass(tmp_path: Path) -> None:
+    # The guide's code blocks, as a user's test file, run by pytest with the
+    # fixtures of the installed plugin.
+    guide = (API.parent / "guides" / "testing.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", guide, re.S)
+    code = "\n".join(b for b in blocks if "def test_" in b or "class " in b)
+    assert code.count("def test_") >= 4
+    test = tmp_path / "test_guide.py"
+    test.write_text("import wsx\n" + code)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           str(test)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -269,7 +269,7 @@ class Server:
     def send_protocol_violation(self, kind: str = "reserved_opcode") -> int:
         """Send a frame that breaks RFC 6455 (the client must close with 1002).
 
-        ``kind`` is one of :data:`VIOLATIONS`.
+        ``kind`` is one of :data:`wsx.testing.VIOLATIONS`.
         """
         if kind not in VIOLATIONS:
             raise ValueError(f"unknown violation {kind!r}; one of {', '.join(VIOLATIONS)}")
