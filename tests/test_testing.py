@@ -367,3 +367,21 @@ def test_the_plugin_is_registered_by_the_entry_point(tmp_path: Any) -> None:
                            str(test)], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
+
+
+def test_a_client_that_does_not_read_does_not_spin_the_server(wsx_server: Server) -> None:
+    # The server's output backs up; its thread must wait on the selector, not spin.
+    ev = Events()
+    c = start(wsx_server, ev)
+    wsx_server.wait_for_connections(1)
+    wsx.sys.suspend(c)  # the client stops reading its socket
+    for _ in range(64):
+        wsx_server.send(b"x" * 262144)
+    time.sleep(0.2)  # let the kernel buffers fill
+    cpu = time.process_time()
+    time.sleep(0.5)
+    assert time.process_time() - cpu < 0.25
+    wsx.sys.resume(c)
+    for _ in range(64):
+        assert ev.wait("frame")[0] == ("binary", b"x" * 262144)
+    wsx.stop(c)

@@ -346,8 +346,8 @@ class Peer(EchoConnection):
         wake_at = []
         if self.outbox:
             wake_at.append(max(self.outbox[0][0], self.hold_until))
-        elif self.wbuf:
-            wake_at.append(self.hold_until)
+        elif self.wbuf and self.hold_until > now:
+            wake_at.append(self.hold_until)  # else the selector says when it is writable
         if self.close_deadline is not None:
             wake_at.append(self.close_deadline)
         return max(0.0, min(wake_at) - now) if wake_at else None
