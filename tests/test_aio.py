@@ -1,8 +1,9 @@
 """wsx.aio: clients on the application's asyncio loop (the default loop and uvloop).
 
 Each test runs its coroutine on a fresh loop of each kind, bounded by a
-timeout; the servers are independent peers (the websockets server, raw
-sockets) in threads of their own.
+timeout; the servers are independent peers (the websockets server,
+``wsx.testing.Server`` for the scripted faults, raw sockets) in threads of
+their own.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import pytest
 import wsx
 import wsx._twins
 import wsx.aio
-from conftest import WSServer, accept_response, read_frame, read_request
+from conftest import WSServer, accept_response, read_request
 from wsx.io.aioloop import AsyncioLoop
+from wsx.testing import Server
 
 try:
     import uvloop
@@ -197,13 +199,9 @@ def test_reconnects_with_backoff_on_the_loop(run: Any, ws_server: Any) -> None:
     assert server.connections == 4
 
 
-def test_keepalive_timeout_on_the_loop(run: Any, raw_server: Any) -> None:
-    def silent(sock: socket.socket) -> None:  # upgrades, then never answers a ping
-        sock.sendall(accept_response(read_request(sock)))
-        while read_frame(sock) is not None:
-            pass
-
-    server = raw_server(silent)
+def test_keepalive_timeout_on_the_loop(run: Any, wsx_server: Server) -> None:
+    wsx_server.stall()  # upgrades, then never answers a ping
+    server = wsx_server
 
     class Dead(Queue):
         def handle_disconnect(self, status: Any, q: Any) -> Any:
@@ -219,17 +217,12 @@ def test_keepalive_timeout_on_the_loop(run: Any, raw_server: Any) -> None:
         assert time.monotonic() - t0 < 3
 
     run(main)
+    assert wsx_server.wait_for_frames("ping")[0].payload.startswith(b"wsx-keepalive-")
 
 
-def test_backpressure_waits_without_blocking_the_loop(run: Any, raw_server: Any) -> None:
-    release = threading.Event()
-
-    def stops_reading(sock: socket.socket) -> None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.sendall(accept_response(read_request(sock)))
-        release.wait(10)
-
-    server = raw_server(stops_reading)
+def test_backpressure_waits_without_blocking_the_loop(run: Any, wsx_server_factory: Any) -> None:
+    server = wsx_server_factory(echo=False)
+    server.stop_reading()
 
     async def main() -> None:
         client = await wsx.aio.start_link(server.url, Queue, asyncio.Queue(),
@@ -253,7 +246,7 @@ def test_backpressure_waits_without_blocking_the_loop(run: Any, raw_server: Any)
         assert "write_limit" in str(info.value)
         assert ticks >= 10, f"the loop ran {ticks} ticks in {elapsed:.2f} s of waiting"
         assert client.alive  # the connection stays open
-        release.set()
+        server.stop_reading(False)
         await wsx.aio.stop(client, timeout=2)
 
     run(main)
@@ -580,14 +573,9 @@ def test_awaitables_drive_a_client_on_a_wsx_loop(run: Any, echo_server: WSServer
     run(main)
 
 
-def test_failed_and_cancelled_starts(run: Any, free_port: int, raw_server: Any) -> None:
-    hold = threading.Event()
-
-    def never_answers(sock: socket.socket) -> None:
-        read_request(sock)
-        hold.wait(5)
-
-    server = raw_server(never_answers)
+def test_failed_and_cancelled_starts(run: Any, free_port: int, wsx_server: Server) -> None:
+    wsx_server.handshake(delay=10.0)  # reads the request, holds the answer
+    server = wsx_server
 
     async def main() -> None:
         with pytest.raises(wsx.ConnError):
@@ -605,7 +593,6 @@ def test_failed_and_cancelled_starts(run: Any, free_port: int, raw_server: Any) 
                 break
             await asyncio.sleep(0.01)
         assert not client.alive  # no client left behind
-        hold.set()
 
     run(main)
 

@@ -3,8 +3,9 @@
 The write buffer of a connection is bounded by ``write_limit``: a
 ``send_frame`` from another thread waits for it to drain (at most
 ``send_timeout``), and replies produced by callbacks (``("reply", ...)``,
-pongs) stop the client from reading until it drains. The peers are raw TCP
-servers that stop reading; the parser's limits are checked over a socket too.
+pongs) stop the client from reading until it drains. The peers are
+``wsx.testing.Server`` (told to stop reading) and a raw TCP server that floods
+and never reads; the parser's limits are checked over a socket too.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import Any
 import pytest
 
 import wsx
-from conftest import accept_response, read_frame, read_request, server_frame, wait_until
-from wsx.core.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT
+from conftest import accept_response, read_request, server_frame, wait_until
+from wsx.core.frames import OP_PING, OP_TEXT
 from wsx.errors import TimeoutExpired
+from wsx.testing import Server
 
 TIMEOUT = 5.0
 LIMIT = 64 * 1024
@@ -30,37 +32,6 @@ READ_SIZE = 256 * 1024  # the loop's shared receive buffer: the most one read br
 
 def handshake(sock: socket.socket) -> None:
     sock.sendall(accept_response(read_request(sock)))
-
-
-def read_frame_fast(sock: socket.socket) -> tuple[int, bytes] | None:
-    """``conftest.read_frame`` for bulk traffic: the same result, unmasked in C."""
-
-    def exact(n: int) -> bytes | None:
-        parts = []
-        while n:
-            chunk = sock.recv(min(n, 1 << 20))
-            if not chunk:
-                return None
-            parts.append(chunk)
-            n -= len(chunk)
-        return b"".join(parts)
-
-    head = exact(2)
-    if head is None:
-        return None
-    n = head[1] & 0x7F
-    if n >= 126:
-        raw = exact(2 if n == 126 else 8)
-        if raw is None:
-            return None
-        n = int.from_bytes(raw, "big")
-    key = exact(4) if head[1] & 0x80 else b"\0\0\0\0"
-    payload = exact(n) if n else b""
-    if key is None or payload is None:
-        return None
-    mask = (key * (n // 4 + 1))[:n]
-    data = (int.from_bytes(payload, "big") ^ int.from_bytes(mask, "big")).to_bytes(n, "big")
-    return head[0] & 0x0F, data
 
 
 class Recorder(wsx.WebSocket):
@@ -91,39 +62,24 @@ class Recorder(wsx.WebSocket):
         return ("ok", state)
 
 
-class StalledServer:
-    """A raw server that completes the handshake, then reads nothing until ``release``.
-
-    After the release it reads every frame into ``frames`` until the client's
-    close (or EOF).
-    """
-
-    def __init__(self, raw_server: Any) -> None:
-        self.release = threading.Event()
-        self.frames: list[tuple[int, bytes]] = []
-        self.done = threading.Event()
-        self.server = raw_server(self.handler)
-        self.url = self.server.url
-
-    def handler(self, sock: socket.socket) -> None:
-        handshake(sock)
-        self.release.wait(30)
-        try:
-            while True:
-                f = read_frame_fast(sock)
-                if f is None:
-                    return
-                self.frames.append(f)
-                if f[0] == OP_CLOSE:
-                    sock.sendall(server_frame(OP_CLOSE, f[1][:2]))
-                    return
-        finally:
-            self.done.set()
-
-
 # ============================================================ send_frame waits
-def test_send_frame_waits_then_times_out_and_the_frame_is_not_sent(raw_server: Any) -> None:
-    peer = StalledServer(raw_server)
+def stalled_server(wsx_server_factory: Any) -> Server:
+    """A server that completes the handshake, then reads nothing until ``stop_reading(False)``.
+
+    It records what it reads then, and does not echo (the client would answer).
+    """
+    server: Server = wsx_server_factory(echo=False)
+    server.stop_reading()
+    return server
+
+
+def binaries(server: Server) -> list[bytes]:
+    return [f.payload for f in server.frames if f.kind == "binary"]
+
+
+def test_send_frame_waits_then_times_out_and_the_frame_is_not_sent(
+        wsx_server_factory: Any) -> None:
+    peer = stalled_server(wsx_server_factory)
     state: dict[str, Any] = {}
     c = wsx.start(peer.url, Recorder, state, write_limit=LIMIT, send_timeout=0.3)
     payload = b"x" * CHUNK
@@ -146,17 +102,18 @@ def test_send_frame_waits_then_times_out_and_the_frame_is_not_sent(raw_server: A
     assert peak <= LIMIT + CHUNK + 14, peak
     assert c.alive and c.connection_state == "open"
     # Once the server reads, sending goes on; the timed-out frame was dropped.
-    peer.release.set()
+    peer.stop_reading(False)
     wait_until(lambda: not c.transport.wbuf, timeout=TIMEOUT * 4, what="the backlog to drain")
     wsx.send_frame(c, ("text", "end"))
-    wait_until(lambda: (OP_TEXT, b"end") in peer.frames, timeout=TIMEOUT * 2)
-    binaries = [f for f in peer.frames if f[0] == OP_BINARY]
-    assert len(binaries) == sent and all(f[1] == payload for f in binaries)
+    peer.wait_for_message("end", timeout=TIMEOUT * 2)
+    got = binaries(peer)
+    assert len(got) == sent and all(f == payload for f in got)
+    assert peer.messages[-1] == ("text", "end")
     wsx.stop(c)
 
 
-def test_a_waiting_send_frame_goes_out_when_the_buffer_drains(raw_server: Any) -> None:
-    peer = StalledServer(raw_server)
+def test_a_waiting_send_frame_goes_out_when_the_buffer_drains(wsx_server_factory: Any) -> None:
+    peer = stalled_server(wsx_server_factory)
     c = wsx.start(peer.url, Recorder, {}, write_limit=LIMIT, send_timeout=None)
     count = 400  # 25 MiB: more than the kernel buffers hold
     progress = [0]
@@ -177,30 +134,20 @@ def test_a_waiting_send_frame_goes_out_when_the_buffer_drains(raw_server: Any) -
     time.sleep(0.3)
     assert thread.is_alive() and progress[0] == stuck_at, "send_frame did not wait"
     assert len(c.transport.wbuf) <= LIMIT + CHUNK + 14
-    peer.release.set()
+    peer.stop_reading(False)
     thread.join(TIMEOUT * 4)
     assert not thread.is_alive() and errors == []
     wsx.send_frame(c, ("text", "end"))
-    wait_until(lambda: (OP_TEXT, b"end") in peer.frames, timeout=TIMEOUT * 2)
-    got = [f[1][:4] for f in peer.frames if f[0] == OP_BINARY]
+    peer.wait_for_message("end", timeout=TIMEOUT * 2)
+    got = [f[:4] for f in binaries(peer)]
     assert got == [i.to_bytes(4, "big") for i in range(count)], "frames lost or reordered"
     wsx.stop(c)
 
 
-def test_a_waiting_send_frame_fails_when_the_connection_ends(raw_server: Any) -> None:
-    stalled = threading.Event()
-    drop = threading.Event()
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        stalled.set()
-        drop.wait(TIMEOUT * 2)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        sock.close()  # with unread data: a reset
-
-    server = raw_server(handler)
+def test_a_waiting_send_frame_fails_when_the_connection_ends(wsx_server: Server) -> None:
+    wsx_server.stop_reading()
     state: dict[str, Any] = {}
-    c = wsx.start(server.url, Recorder, state, write_limit=LIMIT, send_timeout=None)
+    c = wsx.start(wsx_server.url, Recorder, state, write_limit=LIMIT, send_timeout=None)
     errors: list[BaseException] = []
 
     def sender() -> None:
@@ -213,7 +160,7 @@ def test_a_waiting_send_frame_fails_when_the_connection_ends(raw_server: Any) ->
     thread = threading.Thread(target=sender, daemon=True)
     thread.start()
     wait_until(lambda: c.transport.waiters, what="the sender waiting")
-    drop.set()
+    assert wsx_server.reset() == 1  # with unread data
     thread.join(TIMEOUT)
     assert not thread.is_alive(), "the waiting sender was not released"
     assert len(errors) == 1 and isinstance(errors[0], (wsx.ConnError, wsx.NotConnectedError))
@@ -221,7 +168,7 @@ def test_a_waiting_send_frame_fails_when_the_connection_ends(raw_server: Any) ->
     assert state["disconnect"].error is not None or state["disconnect"].reason[0] == "remote"
 
 
-def test_a_frame_larger_than_the_limit_is_sent_whole(echo_server: Any) -> None:
+def test_a_frame_larger_than_the_limit_is_sent_whole(wsx_server: Server) -> None:
     received: list[Any] = []
 
     class Echo(wsx.WebSocket):
@@ -229,12 +176,14 @@ def test_a_frame_larger_than_the_limit_is_sent_whole(echo_server: Any) -> None:
             received.append(frame)
             return ("ok", state)
 
-    c = wsx.start(echo_server.url, Echo, None, write_limit=1024)
+    c = wsx.start(wsx_server.url, Echo, None, write_limit=1024)
     big = bytes(range(256)) * 1024
     wsx.send_frame(c, ("binary", big))
     wsx.send_frame(c, ("binary", big))
     wait_until(lambda: len(received) == 2)
     assert received == [("binary", big), ("binary", big)]
+    assert [(f.kind, f.fin) for f in wsx_server.frames] == [("binary", True)] * 2  # whole
+    assert wsx_server.messages == [("binary", big)] * 2
     wsx.stop(c)
 
 
@@ -292,21 +241,14 @@ def test_replies_to_a_peer_that_does_not_read_stay_bounded(raw_server: Any, kind
 
 # ===================================================== parser limits, on a wire
 @pytest.mark.parametrize("length, code", [((1 << 63) - 1, 1009), (1 << 63, 1002)])
-def test_a_huge_frame_length_is_refused_before_buffering(raw_server: Any, length: int,
+def test_a_huge_frame_length_is_refused_before_buffering(wsx_server: Server, length: int,
                                                         code: int) -> None:
-    got: list[Any] = []
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        sock.sendall(bytes((0x82, 127)) + struct.pack("!Q", length) + b"z" * 1000)
-        got.append(read_frame(sock))
-
-    server = raw_server(handler)
     state: dict[str, Any] = {}
-    c = wsx.start(server.url, Recorder, state)
+    c = wsx.start(wsx_server.url, Recorder, state)
+    wsx_server.wait_for_connections(1)
+    wsx_server.send_raw(bytes((0x82, 127)) + struct.pack("!Q", length) + b"z" * 1000)
     assert c.join(TIMEOUT)
-    assert got[0] is not None and got[0][0] == OP_CLOSE
-    assert struct.unpack("!H", got[0][1][:2])[0] == code
+    assert wsx_server.wait_for_close()[0] == code
     status = state["disconnect"]
     assert isinstance(status.error, wsx.FrameError) and status.error.code == code
     assert status.code == code and not status.clean
@@ -323,10 +265,11 @@ def test_backpressure_options_are_validated(option: str, value: Any) -> None:
         wsx.Conn("ws://127.0.0.1:1/", **{option: value})
 
 
-def test_backpressure_option_defaults_and_start_options(echo_server: Any) -> None:
-    conn = wsx.Conn(echo_server.url)
+def test_backpressure_option_defaults_and_start_options(wsx_server: Server) -> None:
+    conn = wsx.Conn(wsx_server.url)
     assert (conn.write_limit, conn.send_timeout) == (1 << 20, 30.0)
-    c = wsx.start(echo_server.url, Recorder, {}, write_limit=0, send_timeout=None)
+    c = wsx.start(wsx_server.url, Recorder, {}, write_limit=0, send_timeout=None)
     assert (c.conn.write_limit, c.conn.send_timeout) == (0, None)
     wsx.send_frame(c, ("text", "with a zero limit, any backlog is over it"))
+    assert wsx_server.wait_for_message("with a zero limit, any backlog is over it")
     wsx.stop(c)

@@ -1,7 +1,9 @@
 """The wsx client runtime over real sockets on 127.0.0.1.
 
 Well-behaved peers are ``websockets`` servers (``ws_server`` / ``echo_server``);
-misbehaving ones are raw TCP servers (``raw_server``) written frame by frame.
+misbehaving ones are ``wsx.testing.Server`` (``wsx_server``: scripted faults,
+and a record of every frame the client sent) or, for what it cannot do (bytes
+in the 101 packet, a broken HTTP answer), raw TCP servers (``raw_server``).
 Every client runs on the shared default loop unless a test says otherwise, and
 the tests that break a client check that the loop and the other clients on it
 keep working (``witness``).
@@ -23,7 +25,8 @@ import pytest
 
 import wsx
 from conftest import accept_response, read_frame, read_request, server_frame, wait_until
-from wsx.core.frames import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT
+from wsx.core.frames import OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT
+from wsx.testing import ReceivedFrame, Server
 
 TIMEOUT = 5.0
 
@@ -131,21 +134,9 @@ def close_payload(code: int, reason: str = "") -> bytes:
     return struct.pack("!H", code) + reason.encode()
 
 
-def read_until_close(sock: socket.socket, frames: list[Any] | None = None) -> tuple[int | None, str] | None:
-    """Read client frames up to the close frame; return its (code, reason)."""
-    while True:
-        f = read_frame(sock)
-        if f is None:
-            return None
-        if frames is not None:
-            frames.append(f)
-        if f[0] == OP_CLOSE:
-            return close_code(f[1])
-
-
-def handshake(sock: socket.socket, extra: str = "") -> bytes:
+def handshake(sock: socket.socket) -> bytes:
     request = read_request(sock)
-    sock.sendall(accept_response(request, extra))
+    sock.sendall(accept_response(request))
     return request
 
 
@@ -393,76 +384,46 @@ def test_handle_connect_receives_conn_and_ok_state(closing_server: ClosingServer
 
 
 # ============================================================== ping and pong
-def test_ping_pong_from_raw_server_bare_and_with_payload(raw_server: Any) -> None:
-    seen: list[Any] = []
-    finish = threading.Event()
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        sock.sendall(server_frame(OP_PING))
-        seen.append(read_frame(sock))
-        sock.sendall(server_frame(OP_PING, b"hello"))
-        seen.append(read_frame(sock))
-        sock.sendall(server_frame(OP_PONG) + server_frame(OP_PONG, b"pp"))
-        finish.wait(TIMEOUT)
-        sock.sendall(server_frame(OP_CLOSE, close_payload(1000)))
-        seen.append(read_frame(sock))
-
-    server = raw_server(handler)
-    c, p = start(server.url)
+def test_ping_pong_from_raw_server_bare_and_with_payload(wsx_server: Server) -> None:
+    c, p = start(wsx_server.url)
+    wsx_server.wait_for_connections(1)
+    wsx_server.ping()
+    wsx_server.ping(b"hello")
+    pongs = wsx_server.wait_for_frames("pong", 2)
+    wsx_server.send_raw(server_frame(OP_PONG) + server_frame(OP_PONG, b"pp"))
     assert p.wait("pong", 2) == ["pong", ("pong", b"pp")]
     assert p.of("ping") == ["ping", ("ping", b"hello")]
-    assert seen[:2] == [(OP_PONG, b""), (OP_PONG, b"hello")]
-    finish.set()
+    assert wsx_server.frames[:2] == pongs
+    assert [f.payload for f in pongs] == [b"", b"hello"]
+    wsx_server.close(1000)
     assert c.join(TIMEOUT)
-    assert seen[2] == (OP_CLOSE, close_payload(1000))
+    assert wsx_server.wait_for_close() == (1000, "")
+    assert wsx_server.frames[2] == ReceivedFrame("close", close_payload(1000), True, 1)
     assert c.exit_reason == ("remote", 1000, "")
 
 
-def test_ping_payload_of_125_bytes_answered_in_full(raw_server: Any) -> None:
-    seen: list[Any] = []
+def test_ping_payload_of_125_bytes_answered_in_full(wsx_server: Server) -> None:
     payload = bytes(range(125))
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        sock.sendall(server_frame(OP_PING, payload))
-        seen.append(read_frame(sock))
-
-    server = raw_server(handler)
-    c, p = start(server.url)
-    assert wait_until(lambda: seen)
-    assert seen == [(OP_PONG, payload)]
+    c, p = start(wsx_server.url)
+    wsx_server.wait_for_connections(1)
+    wsx_server.ping(payload)
+    wsx_server.wait_for_frames("pong")
+    assert wsx_server.frames == [ReceivedFrame("pong", payload, True, 1)]
     assert p.of("ping") == [("ping", payload)]
-    c.join(TIMEOUT)
+    assert wsx.stop(c)
 
 
-def test_client_sends_ping_and_pong_bare_and_with_payload(raw_server: Any) -> None:
-    frames: list[Any] = []
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        while True:
-            f = read_frame(sock)
-            if f is None:
-                return
-            frames.append(f)
-            if f[0] == OP_PING:
-                sock.sendall(server_frame(OP_PONG, f[1]))
-            if f[0] == OP_CLOSE:
-                sock.sendall(server_frame(OP_CLOSE, f[1]))
-                return
-
-    server = raw_server(handler)
-    c, p = start(server.url)
+def test_client_sends_ping_and_pong_bare_and_with_payload(wsx_server: Server) -> None:
+    c, p = start(wsx_server.url)
     wsx.send_frame(c, "ping")
     wsx.send_frame(c, ("ping", b"abc"))
     wsx.send_frame(c, "pong")
     wsx.send_frame(c, ("pong", b"def"))
     assert p.wait("pong", 2) == ["pong", ("pong", b"abc")]
     assert wsx.stop(c)
-    assert frames == [
-        (OP_PING, b""), (OP_PING, b"abc"), (OP_PONG, b""), (OP_PONG, b"def"),
-        (OP_CLOSE, close_payload(1000)),
+    assert [(f.kind, f.payload) for f in wsx_server.frames] == [
+        ("ping", b""), ("ping", b"abc"), ("pong", b""), ("pong", b"def"),
+        ("close", close_payload(1000)),
     ]
     assert c.exit_reason == "normal"
 
@@ -475,27 +436,20 @@ def test_websockets_server_answers_client_pings(echo_server: Any) -> None:
     wsx.stop(c)
 
 
-def test_handle_ping_custom_reply_and_ok(raw_server: Any) -> None:
-    frames: list[Any] = []
-    done = threading.Event()
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        sock.sendall(server_frame(OP_PING, b"1") + server_frame(OP_PING, b"2"))
-        frames.append(read_frame(sock))
-        done.wait(TIMEOUT)
-
+def test_handle_ping_custom_reply_and_ok(wsx_server: Server) -> None:
     def on_ping(frame: Any, st: Probe) -> Any:
         if frame == ("ping", b"1"):
             return ("ok", st)  # no pong at all
         return ("reply", ("text", "custom"), st)
 
-    server = raw_server(handler)
-    c, _ = start(server.url, Probe(ping=on_ping))
-    assert wait_until(lambda: frames)
-    assert frames == [(OP_TEXT, b"custom")]
-    done.set()
-    c.join(TIMEOUT)
+    c, _ = start(wsx_server.url, Probe(ping=on_ping))
+    wsx_server.wait_for_connections(1)
+    wsx_server.ping(b"1")
+    wsx_server.ping(b"2")
+    assert wsx_server.wait_for_message("custom") == 1
+    assert wsx.stop(c)
+    assert [(f.kind, f.payload) for f in wsx_server.frames] == [
+        ("text", b"custom"), ("close", close_payload(1000))]
 
 
 # ================================================================== fragments
@@ -519,21 +473,16 @@ def test_fragments_arrive_reassembled(echo_server: Any) -> None:
     wsx.stop(c)
 
 
-def test_fragment_wire_format(raw_server: Any) -> None:
-    frames: list[Any] = []
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        read_until_close(sock, frames)
-        sock.sendall(server_frame(OP_CLOSE, close_payload(1000)))
-
-    server = raw_server(handler)
-    c, _ = start(server.url)
+def test_fragment_wire_format(wsx_server: Server) -> None:
+    c, _ = start(wsx_server.url)
     wsx.send_frame(c, ("fragment", "binary", b"a"))
     wsx.send_frame(c, ("continuation", b"b"))
     wsx.send_frame(c, ("finish", b"c"))
-    wsx.stop(c)
-    assert frames[:3] == [(OP_BINARY, b"a"), (OP_CONTINUATION, b"b"), (OP_CONTINUATION, b"c")]
+    assert wsx.stop(c)
+    assert wsx_server.frames[:3] == [ReceivedFrame("binary", b"a", False, 1),
+                                     ReceivedFrame("continuation", b"b", False, 1),
+                                     ReceivedFrame("continuation", b"c", True, 1)]
+    assert wsx_server.messages == [("binary", b"abc")]
 
 
 def test_fragment_misuse_raises_and_keeps_the_connection(echo_server: Any) -> None:
@@ -579,29 +528,21 @@ def test_remote_close_with_code(closing_server: ClosingServer) -> None:
     assert p.of("terminate") == [("remote", 4001, "nope")]
 
 
-def test_remote_close_without_status_code(raw_server: Any) -> None:
-    got: list[Any] = []
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        sock.sendall(server_frame(OP_CLOSE))
-        got.append(read_frame(sock))
-
-    server = raw_server(handler)
-    c, p = start(server.url)
+def test_remote_close_without_status_code(wsx_server: Server) -> None:
+    c, p = start(wsx_server.url)
+    wsx_server.wait_for_connections(1)
+    wsx_server.close(None)
     assert c.join(TIMEOUT)
     assert p.of("disconnect")[0].reason == ("remote", "normal")
-    assert got == [(OP_CLOSE, b"")]  # empty close answered with an empty close
+    assert wsx_server.wait_for_close() == (None, "")
+    # empty close answered with an empty close
+    assert wsx_server.frames == [ReceivedFrame("close", b"", True, 1)]
 
 
-def test_remote_closed_without_close_frame(raw_server: Any) -> None:
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        time.sleep(0.1)
-        sock.shutdown(socket.SHUT_RDWR)
-
-    server = raw_server(handler)
-    c, p = start(server.url)
+def test_remote_closed_without_close_frame(wsx_server: Server) -> None:
+    c, p = start(wsx_server.url)
+    wsx_server.wait_for_connections(1)
+    wsx_server.half_close()
     assert c.join(TIMEOUT)
     [status] = p.of("disconnect")
     assert status.reason == ("remote", "closed")
@@ -609,15 +550,10 @@ def test_remote_closed_without_close_frame(raw_server: Any) -> None:
     assert c.exit_reason == ("remote", "closed")
 
 
-def test_connection_reset_is_error_reason(raw_server: Any) -> None:
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        time.sleep(0.1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        sock.close()
-
-    server = raw_server(handler)
-    c, p = start(server.url)
+def test_connection_reset_is_error_reason(wsx_server: Server) -> None:
+    c, p = start(wsx_server.url)
+    wsx_server.wait_for_connections(1)
+    assert wsx_server.reset() == 1
     assert c.join(TIMEOUT)
     [status] = p.of("disconnect")
     assert status.reason[0] in ("error", "remote")
@@ -644,21 +580,15 @@ PROTOCOL_VIOLATIONS = {
 
 
 @pytest.mark.parametrize("violation", sorted(PROTOCOL_VIOLATIONS))
-def test_protocol_violation_fails_the_connection(raw_server: Any, witness: Witness, violation: str) -> None:
+def test_protocol_violation_fails_the_connection(wsx_server: Server, witness: Witness,
+                                                 violation: str) -> None:
     data, code = PROTOCOL_VIOLATIONS[violation]
-    got: list[Any] = []
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        sock.sendall(data)
-        got.append(read_frame(sock))
-        # The server closes TCP, as RFC 6455 expects after the close frames.
-
-    server = raw_server(handler)
-    c, p = start(server.url)
+    c, p = start(wsx_server.url)
+    wsx_server.wait_for_connections(1)
+    wsx_server.send_raw(data)
     assert c.join(TIMEOUT)
-    assert got and got[0] is not None and got[0][0] == OP_CLOSE
-    assert close_code(got[0][1])[0] == code
+    assert wsx_server.wait_for_close()[0] == code
+    assert wsx_server.frames[0].kind == "close"  # the client's first and only answer
     [status] = p.of("disconnect")
     kind, error = status.reason
     assert kind == "error"
@@ -669,19 +599,13 @@ def test_protocol_violation_fails_the_connection(raw_server: Any, witness: Witne
     witness.assert_echo()
 
 
-def test_frames_before_a_protocol_error_are_delivered(raw_server: Any) -> None:
-    got: list[Any] = []
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        sock.sendall(server_frame(OP_TEXT, b"first") + server_frame(0x3))
-        got.append(read_frame(sock))
-
-    server = raw_server(handler)
-    c, p = start(server.url)
+def test_frames_before_a_protocol_error_are_delivered(wsx_server: Server) -> None:
+    c, p = start(wsx_server.url)
+    wsx_server.wait_for_connections(1)
+    wsx_server.send_raw(server_frame(OP_TEXT, b"first") + server_frame(0x3))
     assert c.join(TIMEOUT)
     assert p.of("frame") == [("text", "first")]
-    assert close_code(got[0][1])[0] == 1002
+    assert wsx_server.wait_for_close()[0] == 1002
 
 
 def test_leftover_frames_in_the_handshake_packet_are_delivered(raw_server: Any) -> None:
@@ -893,7 +817,7 @@ def test_default_handle_info_logs_and_continues(
     assert c.exit_reason == "normal"
 
 
-def test_plain_module_as_callback_module(raw_server: Any, closing_server: ClosingServer) -> None:
+def test_plain_module_as_callback_module(closing_server: ClosingServer) -> None:
     mod = types.ModuleType("my_handler")
     seen: list[Any] = []
 
@@ -931,21 +855,15 @@ def test_plain_module_as_callback_module(raw_server: Any, closing_server: Closin
     assert isinstance(c2.exit_reason[1], NotImplementedError)
 
 
-def test_plain_module_default_pong_on_raw_server(raw_server: Any) -> None:
-    got: list[Any] = []
+def test_plain_module_default_pong_on_raw_server(wsx_server: Server) -> None:
     mod = types.ModuleType("pong_default")
     mod.handle_frame = lambda frame, state: ("ok", state)
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        sock.sendall(server_frame(OP_PING, b"mod"))
-        got.append(read_frame(sock))
-
-    server = raw_server(handler)
-    c = wsx.start(server.url, mod)
-    assert wait_until(lambda: got)
-    assert got == [(OP_PONG, b"mod")]
-    c.join(TIMEOUT)
+    c = wsx.start(wsx_server.url, mod)
+    wsx_server.wait_for_connections(1)
+    wsx_server.ping(b"mod")
+    wsx_server.wait_for_frames("pong")
+    assert wsx_server.frames == [ReceivedFrame("pong", b"mod", True, 1)]
+    assert wsx.stop(c)
 
 
 def test_module_with_no_callbacks_is_rejected(echo_server: Any) -> None:
@@ -1012,7 +930,7 @@ def test_extra_headers_subprotocols_origin_reach_the_server(ws_server: Callable[
     wsx.stop(c)
 
 
-def test_resp_headers_available_in_handle_connect(raw_server: Any) -> None:
+def test_resp_headers_available_in_handle_connect(wsx_server: Server) -> None:
     seen: dict[str, Any] = {}
 
     def on_connect(conn: Any, st: Probe) -> Any:
@@ -1020,47 +938,26 @@ def test_resp_headers_available_in_handle_connect(raw_server: Any) -> None:
         seen["upgrade"] = conn.resp_headers.get("upgrade")
         return ("ok", st)
 
-    def handler(sock: socket.socket) -> None:
-        handshake(sock, extra="X-Custom: yes\r\n")
-        read_frame(sock)
-
-    server = raw_server(handler)
-    c, _ = start(server.url, Probe(connect=on_connect))
+    wsx_server.handshake(headers={"X-Custom": "yes"})
+    c, _ = start(wsx_server.url, Probe(connect=on_connect))
     assert seen == {"custom": "yes", "upgrade": "websocket"}
     wsx.stop(c, timeout=TIMEOUT)
 
 
-def test_request_path_and_query_are_sent(raw_server: Any) -> None:
-    requests: list[bytes] = []
-
-    def handler(sock: socket.socket) -> None:
-        request = read_request(sock)
-        requests.append(request)  # before answering: the client may be open at once
-        sock.sendall(accept_response(request))
-        read_frame(sock)
-
-    server = raw_server(handler)
-    c, _ = start(server.url + "chat/room?x=1&y=2")
-    line = requests[0].split(b"\r\n")[0]
-    assert line == b"GET /chat/room?x=1&y=2 HTTP/1.1"
+def test_request_path_and_query_are_sent(wsx_server: Server) -> None:
+    c, _ = start(wsx_server.url + "chat/room?x=1&y=2")
+    # Recorded before the answer; the server upgrades only a GET in HTTP/1.1.
+    [request] = wsx_server.requests
+    assert request.target == "/chat/room?x=1&y=2"
+    assert wsx_server.connections == 1
     wsx.stop(c, timeout=TIMEOUT)
 
 
 # ============================================================== async_connect
-def test_async_connect(raw_server: Any) -> None:
-    release = threading.Event()
-    frames: list[Any] = []
-
-    def handler(sock: socket.socket) -> None:
-        request = read_request(sock)
-        release.wait(TIMEOUT)
-        sock.sendall(accept_response(request))
-        read_until_close(sock, frames)
-        sock.sendall(server_frame(OP_CLOSE, close_payload(1000)))
-
-    server = raw_server(handler)
+def test_async_connect(wsx_server: Server) -> None:
+    wsx_server.handshake(delay=1.0)  # the answer is held while the test looks
     t0 = time.monotonic()
-    c, p = start(server.url, async_connect=True)
+    c, p = start(wsx_server.url, async_connect=True)
     assert time.monotonic() - t0 < 0.5
     assert c.alive
     assert c.connection_state == "connecting"
@@ -1073,13 +970,12 @@ def test_async_connect(raw_server: Any) -> None:
     wsx.cast(c, 3)
     time.sleep(0.05)
     assert p.log == []
-    release.set()
     assert wait_until(lambda: len(p.log) == 4)
     assert p.log[0][0] == "connect"
     assert p.log[1:] == [("cast", 1), ("info", 2), ("cast", 3)]
     wsx.send_frame(c, ("text", "now"))
     assert wsx.stop(c)
-    assert frames[0] == (OP_TEXT, b"now")
+    assert wsx_server.frames[0] == ReceivedFrame("text", b"now", True, 1)
 
 
 def test_async_connect_failure_ends_the_client(free_port: int) -> None:
@@ -1101,19 +997,14 @@ def test_refused_connection_raises_conn_error_quickly(free_port: int) -> None:
     assert p.log == []  # neither handle_disconnect nor terminate
 
 
-def test_404_raises_request_error(raw_server: Any) -> None:
-    def handler(sock: socket.socket) -> None:
-        read_request(sock)
-        sock.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nX-Why: gone\r\n\r\nnot here!")
-        time.sleep(0.5)
-
-    server = raw_server(handler)
+def test_404_raises_request_error(wsx_server: Server) -> None:
+    wsx_server.handshake(404, {"X-Why": "gone"}, body="not here!")
     with pytest.raises(wsx.RequestError) as info:
-        wsx.start(server.url, Rec, Probe())
+        wsx.start(wsx_server.url, Rec, Probe())
     assert info.value.status == 404
     assert info.value.code == 404
     assert info.value.reason == "Not Found"
-    assert info.value.body == b"not here!"
+    assert info.value.body == b"not here!\n"  # the body the server sent, newline included
     assert ("X-Why", "gone") in info.value.headers
 
 
@@ -1129,16 +1020,10 @@ def test_404_without_length_read_until_close(raw_server: Any) -> None:
     assert info.value.body == b"partial body"
 
 
-def test_bad_accept_key_raises_handshake_error(raw_server: Any) -> None:
-    def handler(sock: socket.socket) -> None:
-        read_request(sock)
-        sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     b"Sec-WebSocket-Accept: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
-        time.sleep(0.5)
-
-    server = raw_server(handler)
+def test_bad_accept_key_raises_handshake_error(wsx_server: Server) -> None:
+    wsx_server.handshake(headers={"Sec-WebSocket-Accept": "dGhlIHNhbXBsZSBub25jZQ=="})
     with pytest.raises(wsx.HandshakeError) as info:
-        wsx.start(server.url, Rec, Probe())
+        wsx.start(wsx_server.url, Rec, Probe())
     assert not isinstance(info.value, wsx.RequestError)
     assert "Sec-WebSocket-Accept" in str(info.value)
 
@@ -1226,49 +1111,30 @@ def test_handle_initial_conn_failure_calls_handle_disconnect(free_port: int) -> 
     assert reason == status.reason
 
 
-def test_handle_initial_conn_failure_then_reconnect_succeeds(raw_server: Any) -> None:
-    def handler(sock: socket.socket) -> None:
-        if server.connections == 1:
-            read_request(sock)
-            sock.sendall(b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n")
-            return
-        handshake(sock)
-        read_until_close(sock)
-        sock.sendall(server_frame(OP_CLOSE, close_payload(1000)))
-
-    server = raw_server(handler)
+def test_handle_initial_conn_failure_then_reconnect_succeeds(wsx_server: Server) -> None:
+    wsx_server.handshake(503)  # the first upgrade only
     p = Probe(disconnect=lambda status, st: ("reconnect", st))
-    c = wsx.start(server.url, Rec, p, handle_initial_conn_failure=True)
+    c = wsx.start(wsx_server.url, Rec, p, handle_initial_conn_failure=True)
     assert c.connection_state == "open"
     [status] = p.of("disconnect")
     assert isinstance(status.reason[1], wsx.RequestError)
     assert status.reason[1].status == 503
     assert len(p.of("connect")) == 1
+    assert len(wsx_server.requests) == 2 and wsx_server.connections == 1
     p.hooks.clear()
     assert wsx.stop(c)
 
 
 # ================================================================== reconnect
-def test_reconnect_attempts_count_up_then_ok_ends(raw_server: Any) -> None:
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        sock.sendall(server_frame(OP_CLOSE, close_payload(1001, "restarting")))
-        read_frame(sock)
-
-    server = raw_server(handler)
-
+def test_reconnect_attempts_count_up_then_ok_ends(wsx_server: Server) -> None:
     def on_disconnect(status: Any, st: Probe) -> Any:
         if status.attempt_number == 1:
-            # Stop listening: the next attempts are refused. (shutdown() wakes
-            # the accept() blocked in the server thread; close() alone does not.)
-            try:
-                server.listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            server.close()
+            wsx_server.refuse(2)  # the next attempts are reset as they are accepted
         return ("reconnect", st) if status.attempt_number < 3 else ("ok", st)
 
-    c, p = start(server.url, Probe(disconnect=on_disconnect))
+    c, p = start(wsx_server.url, Probe(disconnect=on_disconnect))
+    wsx_server.wait_for_connections(1)
+    wsx_server.close(1001, "restarting")
     assert c.join(TIMEOUT)
     statuses = p.of("disconnect")
     assert [s.attempt_number for s in statuses] == [1, 2, 3]
@@ -1279,7 +1145,7 @@ def test_reconnect_attempts_count_up_then_ok_ends(raw_server: Any) -> None:
     assert p.of("terminate") == [statuses[-1].reason]
     assert c.exit_reason == statuses[-1].reason
     assert len(p.of("connect")) == 1
-    assert server.connections == 1
+    assert wsx_server.connections == 1 and wsx_server.attempts == 3
 
 
 def test_reconnect_calls_handle_connect_again_and_resets_attempts(closing_server: ClosingServer) -> None:
@@ -1360,29 +1226,21 @@ def test_stop_during_reconnect_wait(closing_server: ClosingServer) -> None:
     assert closing_server.server.connections == 1
 
 
-def test_reconnect_while_server_refuses_then_comes_back(raw_server: Any) -> None:
+def test_reconnect_while_server_refuses_then_comes_back(wsx_server: Server) -> None:
     # First connection is accepted then dropped; the next attempts meet HTTP
     # errors; then the server accepts again.
-    def handler(sock: socket.socket) -> None:
-        n = server.connections
-        request = read_request(sock)
-        if n in (2, 3):
-            sock.sendall(b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n")
-            return
-        sock.sendall(accept_response(request))
-        if n == 1:
-            return  # TCP closed without close frame
-        read_until_close(sock)
-        sock.sendall(server_frame(OP_CLOSE, close_payload(1000)))
-
-    server = raw_server(handler)
     p = Probe(disconnect=lambda status, st: ("reconnect", st))
-    c, _ = start(server.url, p)
+    c, _ = start(wsx_server.url, p)
+    wsx_server.wait_for_connections(1)
+    wsx_server.handshake(503, times=2)
+    wsx_server.half_close()  # TCP closed without close frame
     p.wait("connect", 2)
     statuses = p.of("disconnect")
     assert [s.attempt_number for s in statuses] == [1, 2, 3]
     assert statuses[0].reason == ("remote", "closed")
     assert isinstance(statuses[1].reason[1], wsx.RequestError)
+    assert statuses[2].reason[1].status == 503
+    assert wsx_server.connections == 2 and len(wsx_server.requests) == 4
     p.hooks.clear()
     assert wsx.stop(c)
 
@@ -1443,18 +1301,10 @@ def test_send_frame_to_another_client_from_a_callback(closing_server: ClosingSer
     wsx.stop(target)
 
 
-def test_send_frame_after_server_vanished(raw_server: Any, witness: Witness) -> None:
-    ready = threading.Event()
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        ready.wait(TIMEOUT)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        sock.close()  # RST
-
-    server = raw_server(handler)
-    c, p = start(server.url)
-    ready.set()
+def test_send_frame_after_server_vanished(wsx_server: Server, witness: Witness) -> None:
+    c, p = start(wsx_server.url)
+    wsx_server.wait_for_connections(1)
+    assert wsx_server.reset() == 1  # RST
     errors: list[BaseException] = []
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
@@ -1472,23 +1322,16 @@ def test_send_frame_after_server_vanished(raw_server: Any, witness: Witness) -> 
     assert p.of("disconnect")[0].reason[0] in ("error", "remote")
 
 
-def test_send_frame_while_closing_is_not_connected(raw_server: Any) -> None:
-    release = threading.Event()
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        read_until_close(sock)
-        release.wait(TIMEOUT)  # no answer yet: the client stays "closing"
-        sock.sendall(server_frame(OP_CLOSE, close_payload(1000)))
-
-    server = raw_server(handler)
-    c, _ = start(server.url, Probe(cast=lambda m, st: ("close", st)))
+def test_send_frame_while_closing_is_not_connected(wsx_server: Server) -> None:
+    wsx_server.stall()  # the client's close is read, not answered: it stays "closing"
+    c, _ = start(wsx_server.url, Probe(cast=lambda m, st: ("close", st)))
     wsx.cast(c, "close")
     assert wait_until(lambda: c.connection_state == "closing")
     with pytest.raises(wsx.NotConnectedError) as info:
         wsx.send_frame(c, ("text", "late"))
     assert info.value.connection_state == "closing"
-    release.set()
+    assert wsx_server.wait_for_close() == (1000, "")
+    assert wsx_server.close(1000) == 1  # the answer, at last
     assert c.join(TIMEOUT)
     assert c.exit_reason == ("local", "normal")
 
@@ -1504,21 +1347,12 @@ def test_cast_and_send_to_a_terminated_client_do_not_raise(echo_server: Any) -> 
 
 
 # ======================================================================= stop
-def test_stop_performs_the_close_handshake(raw_server: Any) -> None:
-    got: list[Any] = []
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        code = read_until_close(sock)
-        got.append(code)
-        sock.sendall(server_frame(OP_CLOSE, close_payload(1000)))
-
-    server = raw_server(handler)
-    c, p = start(server.url)
+def test_stop_performs_the_close_handshake(wsx_server: Server) -> None:
+    c, p = start(wsx_server.url)
     t0 = time.monotonic()
     assert wsx.stop(c) is True
     assert time.monotonic() - t0 < 1.0
-    assert got == [(1000, "")]
+    assert wsx_server.closes == [(1000, "")]  # recorded before it is answered
     assert not c.alive
     assert c.exit_reason == "normal"
     assert p.of("terminate") == ["normal"]
@@ -1553,64 +1387,40 @@ def test_stop_from_own_callback(closing_server: ClosingServer) -> None:
     assert closing_server.wait_close() == (1000, "")
 
 
-def test_stop_while_connecting(raw_server: Any) -> None:
-    release = threading.Event()
-
-    in_handler = threading.Event()
-
-    def handler(sock: socket.socket) -> None:
-        in_handler.set()
-        read_request(sock)
-        release.wait(TIMEOUT)
-
-    server = raw_server(handler)
-    c, p = start(server.url, async_connect=True)
-    assert in_handler.wait(TIMEOUT)
+def test_stop_while_connecting(wsx_server: Server) -> None:
+    wsx_server.handshake(delay=TIMEOUT * 2)  # the request is read, the answer held
+    c, p = start(wsx_server.url, async_connect=True)
+    wsx_server.wait_for(lambda: wsx_server.requests, what="the upgrade request")
     assert wsx.stop(c, "normal", timeout=TIMEOUT)
-    release.set()
     assert p.of("terminate") == ["normal"]
     assert "connect" not in p.names()
 
 
-def test_close_timeout_forces_the_close(raw_server: Any, capfd: pytest.CaptureFixture[str]) -> None:
-    release = threading.Event()
-    got: list[Any] = []
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        got.append(read_until_close(sock))
-        release.wait(TIMEOUT)  # never answers, never closes
-
-    server = raw_server(handler)
-    c, p = start(server.url, debug=["trace"], close_timeout=0.5)
+def test_close_timeout_forces_the_close(wsx_server: Server, capfd: pytest.CaptureFixture[str]) -> None:
+    wsx_server.stall()  # never answers, never closes
+    c, p = start(wsx_server.url, debug=["trace"], close_timeout=0.5)
     t0 = time.monotonic()
     assert wsx.stop(c, timeout=TIMEOUT)
     elapsed = time.monotonic() - t0
-    release.set()
     assert 0.45 <= elapsed < 2.0
-    assert got == [(1000, "")]
+    assert wsx_server.wait_for_close() == (1000, "")
+    assert wsx_server.closes == [(1000, "")]
     assert p.of("terminate") == ["normal"]
     err = capfd.readouterr().err
     assert "forcefully closed" in err
     assert "*DBG*" in err
 
 
-def test_close_timeout_after_local_close_from_callback(raw_server: Any, capfd: pytest.CaptureFixture[str]) -> None:
-    release = threading.Event()
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        read_until_close(sock)
-        release.wait(TIMEOUT)
-
-    server = raw_server(handler)
-    c, p = start(server.url, Probe(cast=lambda m, st: ("close", (4000, "bye"), st)),
+def test_close_timeout_after_local_close_from_callback(wsx_server: Server,
+                                                       capfd: pytest.CaptureFixture[str]) -> None:
+    wsx_server.stall()  # never answers, never closes
+    c, p = start(wsx_server.url, Probe(cast=lambda m, st: ("close", (4000, "bye"), st)),
                  debug=["trace"], close_timeout=0.3)
     wsx.cast(c, "close")
     assert c.join(TIMEOUT)
-    release.set()
     assert p.of("disconnect")[0].reason == ("local", 4000, "bye")
     assert "forcefully closed" in capfd.readouterr().err
+    assert wsx_server.wait_for_close() == (4000, "bye")
 
 
 def test_server_close_frame_but_no_tcp_close(raw_server: Any) -> None:
@@ -1633,54 +1443,37 @@ def test_server_close_frame_but_no_tcp_close(raw_server: Any) -> None:
     assert got == [(OP_CLOSE, close_payload(4005))]
 
 
-def test_protocol_error_and_server_never_closes(raw_server: Any) -> None:
-    release = threading.Event()
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        sock.sendall(server_frame(0x3))
-        read_frame(sock)
-        release.wait(TIMEOUT)
-
-    server = raw_server(handler)
-    c, p = start(server.url, close_timeout=0.3)
+def test_protocol_error_and_server_never_closes(wsx_server: Server) -> None:
+    wsx_server.stall()  # the client's close is read, never answered, TCP stays open
+    c, p = start(wsx_server.url, close_timeout=0.3)
+    wsx_server.wait_for_connections(1)
+    wsx_server.send_protocol_violation("reserved_opcode")
     assert c.join(TIMEOUT)
-    release.set()
     reason = p.of("disconnect")[0].reason
     assert reason[0] == "error" and reason[1].code == 1002
+    assert wsx_server.wait_for_close()[0] == 1002
 
 
 # ========================================================== max_message_size
-def test_max_message_size_exceeded_closes_with_1009(raw_server: Any) -> None:
-    got: list[Any] = []
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        sock.sendall(server_frame(OP_BINARY, b"a" * 100))  # at the limit: fine
-        sock.sendall(server_frame(OP_BINARY, b"b" * 101))
-        got.append(read_frame(sock))
-
-    server = raw_server(handler)
-    c, p = start(server.url, max_message_size=100)
+def test_max_message_size_exceeded_closes_with_1009(wsx_server: Server) -> None:
+    c, p = start(wsx_server.url, max_message_size=100)
+    wsx_server.wait_for_connections(1)
+    wsx_server.send(b"a" * 100)  # at the limit: fine
+    wsx_server.send(b"b" * 101)
     assert c.join(TIMEOUT)
     assert p.of("frame") == [("binary", b"a" * 100)]
-    assert close_code(got[0][1])[0] == 1009
+    assert wsx_server.wait_for_close()[0] == 1009
     reason = p.of("disconnect")[0].reason
     assert reason[0] == "error" and isinstance(reason[1], wsx.FrameError) and reason[1].code == 1009
 
 
-def test_max_message_size_applies_to_fragmented_messages(raw_server: Any) -> None:
-    got: list[Any] = []
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        sock.sendall(server_frame(OP_TEXT, b"a" * 60, fin=False) + server_frame(OP_CONTINUATION, b"b" * 60))
-        got.append(read_frame(sock))
-
-    server = raw_server(handler)
-    c, p = start(server.url, max_message_size=100)
+def test_max_message_size_applies_to_fragmented_messages(wsx_server: Server) -> None:
+    c, p = start(wsx_server.url, max_message_size=100)
+    wsx_server.wait_for_connections(1)
+    wsx_server.fragment(2)
+    wsx_server.send("a" * 60 + "b" * 60)  # two frames of 60 bytes
     assert c.join(TIMEOUT)
-    assert close_code(got[0][1])[0] == 1009
+    assert wsx_server.wait_for_close()[0] == 1009
     assert p.of("frame") == []
 
 
@@ -1814,17 +1607,12 @@ def test_custom_loop_in_user_thread(echo_server: Any, user_loop: Any) -> None:
     assert wsx.stop(c)
 
 
-def test_start_on_a_loop_that_is_not_running(raw_server: Any) -> None:
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        read_frame(sock)
-
-    server = raw_server(handler)
+def test_start_on_a_loop_that_is_not_running(wsx_server: Server) -> None:
     lp = wsx.Loop("never-run")
     p = Probe()
     t0 = time.monotonic()
     with pytest.raises(wsx.ConnError, match="not running"):
-        wsx.start(server.url, Rec, p, loop=lp, name="not-running-loop")
+        wsx.start(wsx_server.url, Rec, p, loop=lp, name="not-running-loop")
     assert time.monotonic() - t0 < 3
     # No client is left behind: the name is free, and running the loop later
     # does not bring the abandoned client to life.
@@ -1834,7 +1622,7 @@ def test_start_on_a_loop_that_is_not_running(raw_server: Any) -> None:
     try:
         time.sleep(0.3)
         assert p.log == []
-        assert server.connections == 0  # not even a TCP connection
+        assert wsx_server.attempts == 0  # not even a TCP connection
     finally:
         lp.stop()
         thread.join(TIMEOUT)
@@ -1934,21 +1722,19 @@ def test_one_loop_many_clients(ws_server: Callable[..., Any], user_loop: Any) ->
     assert server.connections == n
 
 
-def test_bad_client_does_not_affect_others_on_shared_loop(closing_server: ClosingServer, raw_server: Any) -> None:
+def test_bad_client_does_not_affect_others_on_shared_loop(closing_server: ClosingServer,
+                                                          wsx_server: Server) -> None:
     good = [start(closing_server.url) for _ in range(5)]
-
-    def evil(sock: socket.socket) -> None:
-        handshake(sock)
-        sock.sendall(server_frame(0x3))
-        read_frame(sock)
-
-    bad_server = raw_server(evil)
-    bad = [start(bad_server.url) for _ in range(3)]
+    bad = [start(wsx_server.url) for _ in range(3)]
+    wsx_server.wait_for_connections(3)
+    assert wsx_server.send_protocol_violation() == 3
     crasher, _ = start(closing_server.url, Probe(cast=_raise))
     wsx.cast(crasher, "die")
     for c, _ in bad:
         assert c.join(TIMEOUT)
     assert crasher.join(TIMEOUT)
+    assert wsx_server.wait_for(lambda: len(wsx_server.closes) == 3, what="3 closes")
+    assert [code for code, _ in wsx_server.closes] == [1002] * 3
     for i, (c, p) in enumerate(good):
         echo(c, p, f"good {i}")
         assert wsx.stop(c)
@@ -2103,50 +1889,38 @@ def test_handle_attributes(echo_server: Any) -> None:
 
 
 # ============================== replies to events before a close go out first
-def test_pong_for_a_ping_before_the_close_is_sent_before_the_close_answer(raw_server: Any) -> None:
-    frames: list[Any] = []
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        sock.sendall(server_frame(OP_PING, b"p1") + server_frame(OP_CLOSE, close_payload(1000)))
-        read_until_close(sock, frames)
-
-    server = raw_server(handler)
-    c, p = start(server.url)
+def test_pong_for_a_ping_before_the_close_is_sent_before_the_close_answer(wsx_server: Server) -> None:
+    c, p = start(wsx_server.url)
+    wsx_server.wait_for_connections(1)
+    wsx_server.send_raw(server_frame(OP_PING, b"p1") + server_frame(OP_CLOSE, close_payload(1000)))
     assert c.join(TIMEOUT)
-    assert frames == [(OP_PONG, b"p1"), (OP_CLOSE, close_payload(1000))]
+    assert wsx_server.wait_for_close() == (1000, "")
+    assert [(f.kind, f.payload) for f in wsx_server.frames] == [
+        ("pong", b"p1"), ("close", close_payload(1000))]
     assert p.of("disconnect")[0].reason == ("remote", 1000, "")
 
 
-def test_reply_to_a_frame_before_a_protocol_error_is_sent_first(raw_server: Any) -> None:
-    frames: list[Any] = []
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        sock.sendall(server_frame(OP_TEXT, b"question") + server_frame(0x3))
-        read_until_close(sock, frames)
-
-    server = raw_server(handler)
+def test_reply_to_a_frame_before_a_protocol_error_is_sent_first(wsx_server: Server) -> None:
     p = Probe(frame=lambda f, st: ("reply", ("text", "answer"), st))
-    c, _ = start(server.url, p)
+    c, _ = start(wsx_server.url, p)
+    wsx_server.wait_for_connections(1)
+    wsx_server.send_raw(server_frame(OP_TEXT, b"question") + server_frame(0x3))
     assert c.join(TIMEOUT)
-    assert frames[0] == (OP_TEXT, b"answer")
-    assert frames[1][0] == OP_CLOSE and close_code(frames[1][1])[0] == 1002
+    assert wsx_server.wait_for_close()[0] == 1002
+    frames = wsx_server.frames
+    assert frames[0] == ReceivedFrame("text", b"answer", True, 1)
+    assert frames[1].kind == "close" and close_code(frames[1].payload)[0] == 1002
 
 
-def test_close_from_a_callback_before_the_peer_close_keeps_its_code(raw_server: Any) -> None:
-    frames: list[Any] = []
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        sock.sendall(server_frame(OP_TEXT, b"bye") + server_frame(OP_CLOSE, close_payload(1000)))
-        read_until_close(sock, frames)
-
-    server = raw_server(handler)
+def test_close_from_a_callback_before_the_peer_close_keeps_its_code(wsx_server: Server) -> None:
     p = Probe(frame=lambda f, st: ("close", (4000, "mine"), st))
-    c, _ = start(server.url, p)
+    c, _ = start(wsx_server.url, p)
+    wsx_server.wait_for_connections(1)
+    wsx_server.send_raw(server_frame(OP_TEXT, b"bye") + server_frame(OP_CLOSE, close_payload(1000)))
     assert c.join(TIMEOUT)
-    assert frames == [(OP_CLOSE, close_payload(4000, "mine"))]  # one close frame only
+    wsx_server.wait_for_disconnects(1)  # everything the client sent is recorded
+    # one close frame only
+    assert [(f.kind, f.payload) for f in wsx_server.frames] == [("close", close_payload(4000, "mine"))]
     assert p.of("disconnect")[0].reason == ("local", 4000, "mine")
 
 

@@ -1,8 +1,9 @@
 """Liveness deadlines over real sockets: keepalive pings (``ping_interval`` /
 ``ping_timeout``) and the closing handshake deadline (``close_timeout``).
 
-Well-behaved peers are ``websockets`` servers; peers that swallow pings,
-never answer a close or drip bytes are raw TCP servers.
+The peers are ``wsx.testing.Server`` (the ``wsx_server`` fixture: it echoes,
+answers pings, or swallows them and never answers a close when told to), a
+``websockets`` server, and raw TCP servers for the peers that drip bytes.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import Any
 import pytest
 
 import wsx
-from conftest import accept_response, read_frame, read_request, server_frame, wait_until
-from wsx.core.frames import OP_CLOSE, OP_PING, OP_PONG, OP_TEXT
+from conftest import accept_response, read_frame, read_request, server_frame
+from wsx.core.frames import OP_CLOSE, OP_TEXT
 from wsx.errors import TimeoutExpired
+from wsx.testing import Server
 
 TIMEOUT = 5.0
 
@@ -84,50 +86,21 @@ def close_payload(code: int, reason: str = "") -> bytes:
 
 
 # ================================================================ keepalive
-def test_keepalive_is_off_by_default(raw_server: Any) -> None:
-    frames: list[Any] = []
-    stop = threading.Event()
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        sock.settimeout(0.05)
-        while not stop.is_set():
-            try:
-                f = read_frame(sock)
-            except TimeoutError:
-                continue
-            if f is None:
-                return
-            frames.append(f)
-
-    server = raw_server(handler)
-    assert wsx.Conn(server.url).ping_interval is None
-    c = wsx.start(server.url, Recorder, Log())
+def test_keepalive_is_off_by_default(wsx_server: Server) -> None:
+    assert wsx.Conn(wsx_server.url).ping_interval is None
+    c = wsx.start(wsx_server.url, Recorder, Log())
     time.sleep(0.5)  # idle: a keepalive (if any) would ping here
-    stop.set()
-    wsx.stop(c)
-    assert [f for f in frames if f[0] == OP_PING] == []
+    assert wsx.stop(c)
+    assert wsx_server.wait_for_close() == (1000, "")  # every frame before it is recorded
+    assert [f for f in wsx_server.frames if f.kind == "ping"] == []
 
 
-def test_keepalive_pings_an_idle_connection_and_hides_its_pongs(raw_server: Any) -> None:
-    pings: list[bytes] = []
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        while True:
-            f = read_frame(sock)
-            if f is None or f[0] == OP_CLOSE:
-                return
-            if f[0] == OP_PING:
-                pings.append(f[1])
-                sock.sendall(server_frame(OP_PONG, f[1]))
-
-    server = raw_server(handler)
+def test_keepalive_pings_an_idle_connection_and_hides_its_pongs(wsx_server: Server) -> None:
     log = Log()
-    c = wsx.start(server.url, Recorder, log, ping_interval=0.05, ping_timeout=10.0)
+    c = wsx.start(wsx_server.url, Recorder, log, ping_interval=0.05, ping_timeout=10.0)
     # Answered pings keep their interval: the next one does not wait for
     # ping_timeout to pass (four of them come well before it would).
-    wait_until(lambda: len(pings) >= 4, timeout=5.0, what="four keepalive pings")
+    pings = [f.payload for f in wsx_server.wait_for_frames("ping", 4, timeout=5.0)]
     assert c.alive and c.connection_state == "open"
     assert all(p.startswith(b"wsx-keepalive-") for p in pings), pings
     assert len(set(pings)) == len(pings), "each keepalive ping carries its own payload"
@@ -158,62 +131,27 @@ def test_keepalive_with_a_websockets_server(ws_server: Callable[..., Any]) -> No
     wsx.stop(c)
 
 
-def test_traffic_counts_as_a_sign_of_life_no_ping_is_sent(raw_server: Any) -> None:
-    frames: list[Any] = []
-    stop = threading.Event()
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        sock.settimeout(0.02)
-        while not stop.is_set():
-            sock.sendall(server_frame(OP_TEXT, b"tick"))  # more often than ping_interval
-            try:
-                f = read_frame(sock)
-            except TimeoutError:
-                continue
-            if f is None:
-                return
-            frames.append(f)
-
-    server = raw_server(handler)
+def test_traffic_counts_as_a_sign_of_life_no_ping_is_sent(wsx_server: Server) -> None:
     log = Log()
-    c = wsx.start(server.url, Recorder, log, ping_interval=0.15, ping_timeout=0.15)
-    time.sleep(0.8)  # five intervals with data flowing in all along
+    c = wsx.start(wsx_server.url, Recorder, log, ping_interval=0.15, ping_timeout=0.15)
+    wsx_server.wait_for_connections(1)
+    deadline = time.monotonic() + 0.8  # five intervals with data flowing in all along
+    while time.monotonic() < deadline:
+        wsx_server.send("tick")  # more often than ping_interval
+        time.sleep(0.02)
     assert c.alive and c.connection_state == "open"
-    stop.set()
-    wsx.stop(c)
+    assert wsx.stop(c)
+    assert wsx_server.wait_for_close() == (1000, "")
     assert len(log.of("frame")) > 10
-    assert [f for f in frames if f[0] == OP_PING] == []
+    assert [f for f in wsx_server.frames if f.kind == "ping"] == []
 
 
-def swallowing_server(raw_server: Any, release: threading.Event,
-                      seen: list[Any]) -> Any:
-    """A server that completes the handshake and reads everything, answering nothing."""
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        sock.settimeout(TIMEOUT)
-        while not release.is_set():
-            try:
-                f = read_frame(sock)
-            except TimeoutError:
-                return
-            if f is None:
-                return
-            seen.append(f)
-
-    return raw_server(handler)
-
-
-def test_no_pong_within_ping_timeout_ends_the_connection(raw_server: Any) -> None:
-    release = threading.Event()
-    seen: list[Any] = []
-    server = swallowing_server(raw_server, release, seen)
+def test_no_pong_within_ping_timeout_ends_the_connection(wsx_server: Server) -> None:
+    wsx_server.stall()  # reads everything, answers nothing
     log = Log()
-    c = wsx.start(server.url, Recorder, log, ping_interval=0.1, ping_timeout=0.2)
+    c = wsx.start(wsx_server.url, Recorder, log, ping_interval=0.1, ping_timeout=0.2)
     status = log.wait("disconnect")[0]
     assert c.join(TIMEOUT)
-    release.set()
     error = status.error
     assert isinstance(error, TimeoutExpired) and isinstance(error, wsx.WSXError)
     assert isinstance(error, TimeoutError)
@@ -223,65 +161,57 @@ def test_no_pong_within_ping_timeout_ends_the_connection(raw_server: Any) -> Non
     assert not status.clean and status.code is None and not status.remote
     assert log.of("terminate") == [("error", error)]
     # It pinged once, then (best effort) said why it left.
-    kinds = [f[0] for f in seen]
-    assert kinds[0] == OP_PING and seen[0][1].startswith(b"wsx-keepalive-")
-    assert kinds.count(OP_PING) == 1
-    if OP_CLOSE in kinds:
-        close = seen[kinds.index(OP_CLOSE)][1]
-        assert struct.unpack("!H", close[:2])[0] == 1011
+    wsx_server.wait_for_disconnects(1)  # every frame it sent is recorded
+    seen = wsx_server.frames
+    kinds = [f.kind for f in seen]
+    assert kinds[0] == "ping" and seen[0].payload.startswith(b"wsx-keepalive-")
+    assert kinds.count("ping") == 1
+    assert set(kinds) <= {"ping", "close"}, kinds
+    assert [code for code, _ in wsx_server.closes] in ([], [1011])
 
 
-def test_reconnect_after_a_keepalive_timeout(raw_server: Any) -> None:
-    answered = threading.Event()
-    release = threading.Event()
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        first = not answered.is_set()
-        answered.set()
-        while True:
-            f = read_frame(sock)
-            if f is None or f[0] == OP_CLOSE:
-                return
-            if f[0] == OP_PING and not first:
-                sock.sendall(server_frame(OP_PONG, f[1]))  # the second connection answers
-
-    server = raw_server(handler)
+def test_reconnect_after_a_keepalive_timeout(wsx_server: Server) -> None:
+    wsx_server.drop_pongs()  # the first connection swallows the pings
 
     def policy(status: Any, log: Log) -> Any:
         if isinstance(status.error, TimeoutExpired):
+            wsx_server.drop_pongs(False)  # the second connection answers them
             return ("reconnect", log)
         return ("ok", log)
 
     log = Log(on_disconnect=policy)
-    c = wsx.start(server.url, Recorder, log, ping_interval=0.05, ping_timeout=0.2)
+    c = wsx.start(wsx_server.url, Recorder, log, ping_interval=0.05, ping_timeout=0.2)
     status = log.wait("disconnect")[0]
     assert isinstance(status.error, TimeoutExpired) and status.attempt_number == 1
     log.wait("connect", 2)
-    assert server.connections == 2
+    assert wsx_server.wait_for_connections(2) == 2
     time.sleep(0.5)  # the second connection answers its pings: it stays
     assert c.alive and c.connection_state == "open"
     assert len(log.of("disconnect")) == 1
-    wsx.stop(c)
-    release.set()
+    assert wsx_server.connections == 2
+    assert [f for f in wsx_server.frames if f.kind == "ping" and f.connection == 2]
+    assert wsx.stop(c)
 
 
-def test_keepalive_pauses_while_suspended(raw_server: Any) -> None:
-    release = threading.Event()
-    seen: list[Any] = []
-    server = swallowing_server(raw_server, release, seen)
+def test_keepalive_pauses_while_suspended(wsx_server: Server) -> None:
+    wsx_server.stall()  # reads everything, answers nothing
     log = Log()
-    c = wsx.start(server.url, Recorder, log, ping_interval=0.05, ping_timeout=0.1)
+    c = wsx.start(wsx_server.url, Recorder, log, ping_interval=0.05, ping_timeout=0.1)
     wsx.sys.suspend(c)
-    pings_then = len([f for f in seen if f[0] == OP_PING])
+
+    def pings() -> int:
+        return len([f for f in wsx_server.frames if f.kind == "ping"])
+
+    time.sleep(0.05)  # a ping sent just before the suspension reaches the server
+    pings_then = pings()
     time.sleep(0.5)
     # Nothing is read while suspended, so nothing is judged and nothing sent.
     assert c.alive and log.of("disconnect") == []
-    assert len([f for f in seen if f[0] == OP_PING]) == pings_then
+    assert pings() == pings_then
     wsx.sys.resume(c)
     status = log.wait("disconnect")[0]  # swallowed pings: the deadline applies again
     assert isinstance(status.error, TimeoutExpired)
-    release.set()
+    assert c.join(TIMEOUT)
 
 
 @pytest.mark.parametrize("option, value", [
@@ -303,27 +233,16 @@ def test_keepalive_option_defaults() -> None:
 
 
 # ============================================================ close_timeout
-def test_close_timeout_server_never_answers_then_drops_late(raw_server: Any) -> None:
-    got: list[Any] = []
-    dropped = threading.Event()
-
-    def handler(sock: socket.socket) -> None:
-        handshake(sock)
-        while True:
-            f = read_frame(sock)
-            if f is None or f[0] == OP_CLOSE:
-                got.append(f)
-                break
-        time.sleep(1.5)  # well after the deadline: no answer, then TCP close
-        dropped.set()
-
-    server = raw_server(handler)
+def test_close_timeout_server_never_answers_then_drops_late(wsx_server: Server) -> None:
+    wsx_server.stall()  # the close is read, never answered, and TCP stays open
     log = Log()
-    c = wsx.start(server.url, Recorder, log, close_timeout=0.3)
+    c = wsx.start(wsx_server.url, Recorder, log, close_timeout=0.3)
+    t0 = time.monotonic()
     assert wsx.stop(c, timeout=TIMEOUT)
-    # The client did not wait for the server's drop.
-    assert not dropped.is_set()
-    assert got and got[0] is not None and got[0][0] == OP_CLOSE
+    # The client did not wait for the server (which never drops the connection).
+    assert time.monotonic() - t0 < 1.5
+    assert wsx_server.wait_for_close() == (1000, "")
+    assert wsx_server.wait_for_disconnects(1)  # the client dropped the connection itself
     assert log.of("terminate") == ["normal"]
 
 

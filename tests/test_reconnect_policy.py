@@ -6,8 +6,6 @@ and ``("reconnect_after", seconds, state)``, against real servers.
 from __future__ import annotations
 
 import random
-import socket
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,9 +13,9 @@ from typing import Any
 import pytest
 
 import wsx
-from conftest import accept_response, read_request, server_frame, wait_until
-from wsx.core.frames import OP_BINARY
+from conftest import wait_until
 from wsx.errors import TimeoutExpired
+from wsx.testing import Server
 
 TIMEOUT = 5.0
 
@@ -115,32 +113,20 @@ def test_backoff_grows_while_the_server_is_down(free_port: int) -> None:
     assert seen == [(1, 0.01), (2, 0.02), (3, 0.04), (4, 0.04)]
 
 
-def test_a_protocol_error_carries_its_close_code(raw_server: Any) -> None:
-    def handler(sock: socket.socket) -> None:
-        sock.sendall(accept_response(read_request(sock)))
-        sock.sendall(server_frame(0x3))  # reserved opcode: 1002
-        sock.recv(100)
-
-    server = raw_server(handler)
+def test_a_protocol_error_carries_its_close_code(wsx_server: Server) -> None:
     st = policy_state()
-    c = wsx.start(server.url, Policy, st)
+    c = wsx.start(wsx_server.url, Policy, st)
+    wsx_server.wait_for_connections(1)
+    wsx_server.send_protocol_violation("reserved_opcode")  # reserved opcode: 1002
     assert c.join(TIMEOUT)
     [status] = st["statuses"]  # 1002 is permanent: no reconnect
     assert isinstance(status.error, wsx.FrameError)
     assert status.code == 1002 and not status.clean and not status.remote
+    assert wsx_server.wait_for_close()[0] == 1002
+    assert wsx_server.attempts == 1
 
 
-def test_tcp_close_without_close_frame_reconnects(raw_server: Any) -> None:
-    done = threading.Event()
-
-    def handler(sock: socket.socket) -> None:
-        sock.sendall(accept_response(read_request(sock)))
-        if server.connections >= 2:
-            sock.sendall(server_frame(OP_BINARY, b"second"))
-            done.wait(TIMEOUT)
-        # the first connection: drop without a close frame
-
-    server = raw_server(handler)
+def test_tcp_close_without_close_frame_reconnects(wsx_server: Server) -> None:
     st = policy_state()
     got: list[Any] = []
 
@@ -149,13 +135,17 @@ def test_tcp_close_without_close_frame_reconnects(raw_server: Any) -> None:
             got.append(frame)
             return ("ok", state)
 
-    c = wsx.start(server.url, Keep, st)
+    c = wsx.start(wsx_server.url, Keep, st)
+    wsx_server.wait_for_connections(1)
+    wsx_server.half_close()  # the first connection: drop without a close frame
+    wsx_server.wait_for_connections(2)
+    wsx_server.send(b"second")
     wait_until(lambda: got == [("binary", b"second")])
     [status] = st["statuses"]
     assert status.reason == ("remote", "closed")
     assert status.remote and not status.clean and status.code is None and status.error is None
+    assert wsx_server.closes == []  # no close frame either way
     wsx.stop(c)
-    done.set()
 
 
 @pytest.mark.parametrize("reason, clean, code, remote, is_error", [

@@ -185,15 +185,15 @@ def test_child_killed_by_server_dropping_tcp_is_restarted(raw_server, start_sup)
     assert sup.alive
 
 
-def test_one_for_all_survives_children_dying_together(raw_server, start_sup):
+def test_one_for_all_survives_children_dying_together(wsx_server, start_sup):
     # Both exits are queued before the supervisor handles the first; the second
     # one then comes from a child already replaced and must be ignored (it used
     # to shut the supervisor down as if its parent had died).
-    server = DroppableServer(raw_server)
     events: list[Any] = []
-    sup = start_sup([worker(server.url, "a", events), worker(server.url, "b", events)],
+    sup = start_sup([worker(wsx_server.url, "a", events), worker(wsx_server.url, "b", events)],
                     strategy="one_for_all", max_restarts=5)
     before = kids(sup)
+    wsx_server.wait_for_connections(2)
 
     class HoldSupervisor(logging.Handler):
         """Holds the supervisor thread at its "child exited" log line until both died."""
@@ -208,8 +208,7 @@ def test_one_for_all_survives_children_dying_together(raw_server, start_sup):
     sup_logger.addHandler(hold)
     sup_logger.setLevel(logging.INFO)
     try:
-        server.drop(0)
-        server.drop(1)
+        assert wsx_server.half_close() == 2  # both connections end, without a close frame
         assert before["a"].join(5) and before["b"].join(5)
         after = wait_replaced(sup, before, {"a", "b"})
     finally:
@@ -221,17 +220,19 @@ def test_one_for_all_survives_children_dying_together(raw_server, start_sup):
     assert all(p.alive for p in after.values())
 
 
-def test_failed_restart_is_retried_and_the_supervisor_survives(raw_server, start_sup):
+def test_failed_restart_is_retried_and_the_supervisor_survives(wsx_server, start_sup):
     # The first restart attempt gets a 503 (start_link raises): the supervisor
     # retries at once; the client that failed to start must not be taken for
     # a dead parent later.
-    server = DroppableServer(raw_server, reject={1})
     events: list[Any] = []
-    sup = start_sup([worker(server.url, "a", events)], max_restarts=5)
+    sup = start_sup([worker(wsx_server.url, "a", events)], max_restarts=5)
     before = kids(sup)
-    server.drop(0)
+    wsx_server.wait_for_connections(1)
+    wsx_server.handshake(503)  # the next upgrade only
+    wsx_server.half_close()
     after = wait_replaced(sup, before, {"a"})
-    assert server.server.connections == 3
+    assert wsx_server.attempts == 3 and wsx_server.connections == 2
+    assert len(wsx_server.requests) == 3
     time.sleep(0.3)
     assert sup.alive, sup.exit_reason
     assert kids(sup)["a"] is after["a"] and after["a"].alive
@@ -591,9 +592,8 @@ def test_stopping_a_child_normally_by_hand(echo_server, start_sup):
 
 
 # ------------------------------------------------- reconnecting with Backoff
-def test_reconnect_after_with_backoff(raw_server):
+def test_reconnect_after_with_backoff(wsx_server):
     # Connection 0 is dropped; attempts 1 and 2 get a 503; attempt 3 connects.
-    server = DroppableServer(raw_server, reject={1, 2})
     backoff = wsx.Backoff(base=0.05, cap=0.15, rng=random.Random(7))
     expected = wsx.Backoff(base=0.05, cap=0.15, rng=random.Random(7))
     seen: list[Any] = []
@@ -612,9 +612,11 @@ def test_reconnect_after_with_backoff(raw_server):
             seen.append((status.attempt_number, status.reason[0], delay))
             return ("reconnect_after", delay, state)
 
-    client = wsx.start(server.url, Resilient, None, debug=["statistics"])
+    client = wsx.start(wsx_server.url, Resilient, None, debug=["statistics"])
     try:
-        server.drop(0)
+        wsx_server.wait_for_connections(1)
+        wsx_server.handshake(503, times=2)
+        wsx_server.half_close()
         wait_until(lambda: len(connects) == 2, what="reconnected")
         assert [(n, kind) for n, kind, _d in seen] == [(1, "remote"), (2, "error"), (3, "error")]
         delays = [d for _n, _k, d in seen]
@@ -623,6 +625,7 @@ def test_reconnect_after_with_backoff(raw_server):
         assert connects[1] - connects[0] >= sum(delays) - 0.01
         assert wsx.sys.statistics(client)["reconnects"] == 1
         assert client.alive and client.connection_state == "open"
+        assert wsx_server.connections == 2 and len(wsx_server.requests) == 4
     finally:
         wsx.stop(client)
 

@@ -325,29 +325,17 @@ def test_statistics_count_frames_bytes_and_messages(ws_server, clients):
         wsx.sys.statistics(client, "sometimes")
 
 
-def test_statistics_from_the_start_option_and_reconnects(raw_server, clients):
-    conns: list[Any] = []
-
-    def handler(sock: Any) -> None:
-        conns.append(sock)
-        sock.sendall(accept_response(read_request(sock)))
-        if len(conns) == 1:
-            return  # the first connection is dropped right away
-        while (frame := read_frame(sock)) is not None:
-            if frame[0] == 1:
-                sock.sendall(server_frame(1, frame[1]))
-            elif frame[0] == 8:
-                sock.sendall(server_frame(8, frame[1][:2]))
-                return
-
+def test_statistics_from_the_start_option_and_reconnects(wsx_server, clients):
     class Reconnecting(Recorder):
         def handle_disconnect(self, status, state):
             return ("reconnect", state)
 
-    server = raw_server(handler)
-    client = wsx.start_link(server.url, Reconnecting, [], debug=["statistics"])
+    client = wsx.start_link(wsx_server.url, Reconnecting, [], debug=["statistics"])
     clients.append(client)
-    wait_until(lambda: len(conns) == 2 and client.connection_state == "open")
+    wsx_server.wait_for_connections(1)
+    wsx_server.half_close()  # the first connection is dropped right away
+    wsx_server.wait_for_connections(2)
+    wait_until(lambda: client.connection_state == "open")
     echo(client, "again")
     wait_until(lambda: len(wsx.sys.get_state(client)) == 1)
     stats = wsx.sys.statistics(client)

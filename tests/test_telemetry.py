@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import wsx
-from conftest import accept_response, read_request, wait_until
+from conftest import wait_until
 from wsx import telemetry
 
 CONNECTED = ("wsx", "connected")
@@ -98,14 +98,12 @@ def test_every_event_fires_with_metadata(ws_server):
     assert md["reason"] == "normal" and m["system_time"] >= t0
 
 
-def test_abnormal_end_reports_the_reason(raw_server):
-    def handler(sock: Any) -> None:
-        sock.sendall(accept_response(read_request(sock)))  # then drop the connection
-
-    server = raw_server(handler)
+def test_abnormal_end_reports_the_reason(wsx_server):
     rec = Recorder()
     telemetry.attach_many("rec", [DISCONNECTED, TERMINATE], rec)
-    client = wsx.start(server.url, Echo, [])
+    client = wsx.start(wsx_server.url, Echo, [])
+    wsx_server.wait_for_connections(1)
+    wsx_server.half_close()  # then drop the connection
     assert client.join(5)
     assert [(c[0], c[2]["reason"]) for c in rec.calls] == [
         (DISCONNECTED, ("remote", "closed")), (TERMINATE, ("remote", "closed"))]
@@ -163,22 +161,18 @@ def test_attach_and_detach_api():
     assert set(telemetry.EVENTS) == {CONNECTED, DISCONNECTED, RECEIVED, SENT, TERMINATE}
 
 
-def test_handlers_see_reconnects(raw_server):
-    conns: list[Any] = []
-
-    def handler(sock: Any) -> None:
-        conns.append(sock)
-        sock.sendall(accept_response(read_request(sock)))
-        if len(conns) > 1:
-            sock.recv(1)  # keep the second connection until the client goes
-
+def test_handlers_see_reconnects(wsx_server):
     class Again(Echo):
         def handle_disconnect(self, status, state):
-            return ("reconnect", state) if status.attempt_number == 1 and len(conns) == 1 else ("ok", state)
+            first = status.attempt_number == 1 and wsx_server.connections == 1
+            return ("reconnect", state) if first else ("ok", state)
 
     rec = Recorder()
     telemetry.attach_many("rec", [CONNECTED, DISCONNECTED], rec)
-    client = wsx.start(raw_server(handler).url, Again, [])
+    client = wsx.start(wsx_server.url, Again, [])
+    wsx_server.wait_for_connections(1)
+    wsx_server.half_close()  # drop the first connection; the second stays
+    wsx_server.wait_for_connections(2)
     wait_until(lambda: len(rec.of(CONNECTED)) == 2)
     wsx.stop(client)
     assert rec.events() == [CONNECTED, DISCONNECTED, CONNECTED, DISCONNECTED]
@@ -237,5 +231,7 @@ def test_a_reply_from_the_modules_own_handle_ping_is_a_frame_sent(ws_server):
     telemetry.attach("rec", SENT, rec, None)
     client = wsx.start_link(server.url, OwnPing, None)
     assert pong_back.wait(5)
+    # The event follows the write: it may come just after the server has the pong.
+    wait_until(lambda: rec.of(SENT), what="the sent event")
     assert [c[2]["frame"] for c in rec.of(SENT)] == [("pong", b"hb")]
     assert wsx.stop(client)

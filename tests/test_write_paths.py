@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import socket
 import struct
 import threading
 from typing import Any
@@ -19,15 +18,9 @@ from typing import Any
 import pytest
 
 import wsx
-from conftest import (
-    accept_response,
-    read_frame,
-    read_request,
-    read_until_close,
-    server_frame,
-    wait_until,
-)
+from conftest import server_frame, wait_until
 from wsx.process import current_process
+from wsx.testing import Server
 
 
 class Replier(wsx.WebSocket):
@@ -39,22 +32,17 @@ class Replier(wsx.WebSocket):
         return ("reply", ("text", "re:" + frame[1]), state)
 
 
-def test_replies_to_one_read_go_out_in_order_and_before_a_crash_close(raw_server: Any) -> None:
-    got: list[tuple[int, bytes]] = []
-    done = threading.Event()
-
-    def handler(sock: socket.socket) -> None:
-        sock.sendall(accept_response(read_request(sock)))
-        # Four messages in one segment: one read on the client side.
-        sock.sendall(b"".join(server_frame(0x1, t) for t in (b"a", b"b", b"c", b"boom")))
-        read_until_close(sock, got)
-        done.set()
-
-    server = raw_server(handler)
+def test_replies_to_one_read_go_out_in_order_and_before_a_crash_close(
+        wsx_server_factory: Any) -> None:
+    server = wsx_server_factory(echo=False)  # an echo would be replied to again
     client = wsx.start(server.url, Replier, None)
-    assert done.wait(5)
-    assert got[:3] == [(0x1, b"re:a"), (0x1, b"re:b"), (0x1, b"re:c")]
-    assert got[3][0] == 0x8 and struct.unpack("!H", got[3][1][:2])[0] == 1011
+    server.wait_for_connections(1)
+    # Four messages in one segment: one read on the client side.
+    server.send_raw(b"".join(server_frame(0x1, t) for t in (b"a", b"b", b"c", b"boom")))
+    assert server.wait_for_close()[0] == 1011
+    got = [(f.kind, f.payload) for f in server.frames]
+    assert got[:3] == [("text", b"re:a"), ("text", b"re:b"), ("text", b"re:c")]
+    assert got[3][0] == "close" and struct.unpack("!H", got[3][1][:2])[0] == 1011
     assert client.join(5)
     assert client.exit_reason[0] == "error"
 
@@ -96,22 +84,12 @@ def test_send_frame_from_threads_never_interleaves(echo_server: Any) -> None:
     wsx.stop(client)
 
 
-def test_send_frame_from_a_thread_while_the_server_stops_reading(raw_server: Any) -> None:
+def test_send_frame_from_a_thread_while_the_server_stops_reading(
+        wsx_server_factory: Any) -> None:
     # The first frames go out directly; once the socket is full the rest
     # wait in the buffer and the loop finishes them when the server reads.
-    release = threading.Event()
-    got: list[bytes] = []
-
-    def handler(sock: socket.socket) -> None:
-        sock.sendall(accept_response(read_request(sock)))
-        release.wait(10)
-        while len(got) < 40:
-            frame = read_frame(sock)
-            if frame is None:
-                return
-            got.append(frame[1])
-
-    server = raw_server(handler)
+    server = wsx_server_factory(echo=False)
+    server.stop_reading()
     client = wsx.start_link(server.url, Quiet, None, write_limit=8 << 20, send_timeout=20)
     payloads = [bytes([i]) * 100_000 for i in range(40)]
     sent = threading.Event()
@@ -123,38 +101,24 @@ def test_send_frame_from_a_thread_while_the_server_stops_reading(raw_server: Any
 
     threading.Thread(target=sender, daemon=True).start()
     assert sent.wait(20)  # 4 MB fit under write_limit: send_frame did not wait
-    release.set()
-    wait_until(lambda: len(got) == 40, timeout=20)
-    assert got == payloads
+    server.stop_reading(False)
+    got = server.wait_for_messages(40, timeout=20)
+    assert got == [("binary", p) for p in payloads]
     wsx.stop(client)
 
 
-def test_send_frame_after_our_close_is_refused(raw_server: Any) -> None:
-    frames: list[tuple[int, bytes]] = []
-    closed = threading.Event()
-
-    def handler(sock: socket.socket) -> None:
-        sock.sendall(accept_response(read_request(sock)))
-        while True:
-            frame = read_frame(sock)
-            if frame is None:
-                break
-            frames.append(frame)
-            if frame[0] == 0x8:
-                closed.set()
-                threading.Event().wait(0.3)  # do not answer at once
-                sock.sendall(server_frame(0x8, frame[1][:2]))
-                break
-
-    server = raw_server(handler)
-    client = wsx.start_link(server.url, Quiet, None)
+def test_send_frame_after_our_close_is_refused(wsx_server: Server) -> None:
+    wsx_server.stall()  # do not answer the close at once
+    client = wsx.start_link(wsx_server.url, Quiet, None)
     wsx.send_frame(client, ("text", "before"))
     wsx.stop(client, timeout=0)  # asks for the close; does not wait
-    assert closed.wait(5)
+    assert wsx_server.wait_for_close() == (1000, "")
     with pytest.raises(wsx.NotConnectedError):
         wsx.send_frame(client, ("text", "after"))
+    assert wsx_server.close(1000) == 1  # the answer, late
     assert client.join(5)
-    assert [f[0] for f in frames] == [0x1, 0x8]
+    wsx_server.wait_for_disconnects(1)  # everything the client sent is recorded
+    assert [f.kind for f in wsx_server.frames] == ["text", "close"]
 
 
 def test_compressed_frames_from_threads_and_replies_keep_their_order(echo_server: Any) -> None:
@@ -192,27 +156,13 @@ def test_compressed_frames_from_threads_and_replies_keep_their_order(echo_server
 
 
 def test_a_fragmented_message_from_a_thread_never_splits_around_a_gathered_reply(
-        raw_server: Any) -> None:
+        wsx_server_factory: Any) -> None:
     # Two messages in one read: the reply to the first is gathered, to go out
     # with the replies to the rest of the read in one write. While it waits,
     # another thread starts a fragmented message. The reply was encoded
     # first, so it must reach the wire first: written after the first
     # fragment it would be a new message inside the fragmented one (RFC 6455
     # section 5.4), and the server would fail the connection.
-    got: list[tuple[int, bytes]] = []
-    done = threading.Event()
-
-    def handler(sock: socket.socket) -> None:
-        sock.sendall(accept_response(read_request(sock)))
-        sock.sendall(server_frame(0x1, b"a") + server_frame(0x1, b"b"))
-        while len(got) < 3:
-            frame = read_frame(sock)
-            if frame is None:
-                break
-            got.append(frame)
-        done.set()
-        read_until_close(sock, got)
-
     tried = threading.Event()
 
     def fragmented(client: Any) -> None:
@@ -230,8 +180,12 @@ def test_a_fragmented_message_from_a_thread_never_splits_around_a_gathered_reply
             tried.wait(5)  # the other thread sends while the reply is gathered
             return ("ok", state)
 
-    server = raw_server(handler)
+    server = wsx_server_factory(echo=False)  # an echo would reach handle_frame
     client = wsx.start_link(server.url, Meanwhile, None)
-    assert done.wait(5), got
-    assert got[:3] == [(0x1, b"re:a"), (0x1, b"x"), (0x0, b"y")]
+    server.wait_for_connections(1)
+    server.send_raw(server_frame(0x1, b"a") + server_frame(0x1, b"b"))
+    assert server.wait_for_messages(2) == [("text", "re:a"), ("text", "xy")]
+    got = [(f.kind, f.payload) for f in server.frames]
+    assert got[:3] == [("text", b"re:a"), ("text", b"x"), ("continuation", b"y")]
+    assert server.closes == []  # the server did not fail the connection
     wsx.stop(client)

@@ -103,7 +103,8 @@ class Server:
         self.attempts = 0
         """TCP connections accepted, refused ones included."""
         self.connections = 0
-        """Connections upgraded (handshakes answered with 101)."""
+        """Connections upgraded: upgrade requests accepted for a 101 (counted when the
+        request is read, before a :meth:`handshake` ``delay``)."""
         self.disconnects = 0
         """Upgraded connections that have ended."""
         self.clear_faults()
@@ -200,8 +201,9 @@ class Server:
         """Answer the next ``times`` upgrade requests this way (``None``: all, until cleared).
 
         ``status`` other than 101 refuses the upgrade with that status (and
-        ``body``); with 101, ``headers`` replace or add response headers (a
-        ``None`` value removes one, e.g. ``{"Sec-WebSocket-Accept": "bad"}``).
+        ``body``, sent with a final newline, or the status's phrase); with
+        101, ``headers`` replace or add response headers (a ``None`` value
+        removes one, e.g. ``{"Sec-WebSocket-Accept": "bad"}``).
         ``delay`` seconds pass before the answer is sent.
         """
         if not isinstance(status, int) or not 100 <= status <= 599:
@@ -212,7 +214,11 @@ class Server:
             self._handshakes.append((script, None if times is None else _count("times", times)))
 
     def stall(self, on: bool = True) -> None:
-        """Stop sending anything (no echo, no pong, no close answer); frames are still read."""
+        """Stop answering: no echo, no pong, no close answer; frames are still read.
+
+        What the test sends itself (:meth:`send`, :meth:`ping`, :meth:`close`,
+        :meth:`send_raw`...) still goes out: a stalled server can answer late.
+        """
         self._stalled = bool(on)
         self._wake_all()
 
