@@ -133,14 +133,6 @@ class Peer(EchoConnection):
         self.queue(OP_CLOSE, encode_close(code, reason))
         self.closing = True
 
-    def fail(self, code: int, message: str) -> None:
-        """The client broke the protocol: the echo's close frame, then wait for the client's."""
-        if not self.closing and self.upgraded:
-            reason = message.encode("utf-8")[:123].decode("utf-8", "ignore")
-            self.server._log(f"{self.peer}: closing with {code}: {message}")
-            self.emit(OP_CLOSE, encode_close(code, reason))
-        self.closing = True
-
     # -- what is received ------------------------------------------------
     def receive(self, data: bytes) -> None:
         """Bytes from the client; after our own close frame, only recorded (up to its close)."""
