@@ -92,12 +92,23 @@ class Transport:
 
     # ------------------------------------------------------------ the socket
     def attach(self, sock: Any) -> None:
-        """Take the socket of a new connection (``write_limit`` off until :meth:`limit`)."""
-        self.sock = sock
-        self.secure = isinstance(sock, ssl.SSLSocket)
-        self._send = sock.send
-        self._sender = None if self.secure or _syscalls is None else _syscalls.Sender(sock)
-        self.wbuf = bytearray()
+        """Take the socket of a new connection (``write_limit`` off until :meth:`limit`).
+
+        The socket, its senders and the write buffer change under the write
+        lock, as in :meth:`close`: a :meth:`send_direct` of another thread
+        that holds it writes to the socket it checked, never to this one.
+        """
+        secure = isinstance(sock, ssl.SSLSocket)
+        sender = None if secure or _syscalls is None else _syscalls.Sender(sock)
+        self._acquire()
+        try:
+            self.sock = sock
+            self.secure = secure
+            self._send = sock.send
+            self._sender = sender
+            self.wbuf = bytearray()
+        finally:
+            self._release()
         self.write_limit = None
         self.read_paused = False
         self.activity = False
@@ -119,16 +130,27 @@ class Transport:
         self.reader = None
         self.on_drained = None
         self.fail_waiters()
-        dropped = len(self.wbuf) if self.sock is not None else 0
-        sock, self.sock = self.sock, None
-        self._send = self._sender = None
+        # Under the write lock: a send_direct encoding a frame on another
+        # thread (masking a large one lets go of the GIL) finishes with the
+        # socket it checked before that socket goes. One that takes the lock
+        # later finds no socket, or the next connection's socket with its
+        # frame's protocol closed (the owner closes it before reconnecting),
+        # which refuses to encode it: a frame never crosses into another
+        # connection.
+        self._acquire()
+        try:
+            sock, self.sock = self.sock, None
+            dropped = len(self.wbuf) if sock is not None else 0
+            self._send = self._sender = None
+            self.wbuf = bytearray()
+        finally:
+            self._release()
         if sock is not None:
             self.loop.remove_all(sock)
             try:
                 sock.close()
             except OSError:
                 pass
-        self.wbuf = bytearray()
         return dropped
 
     def recv_into(self, buf: Any) -> int | None:

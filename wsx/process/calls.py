@@ -27,6 +27,11 @@ __all__ = ["Caller", "SendAfter", "call", "reply", "send_after", "self_"]
 
 _UNSET: Any = object()
 
+# The states of a Caller (its repr shows them).
+_WAITING = "waiting"
+_ANSWERED = "answered"
+_GAVE_UP = "gave up"
+
 
 class Caller:
     """Who waits for the answer of one :func:`call`; give it to :func:`reply`.
@@ -35,26 +40,30 @@ class Caller:
     callback or from any thread, at most once.
     """
 
-    __slots__ = ("client", "_lock", "_done", "_value", "_replied")
+    __slots__ = ("client", "_lock", "_done", "_value", "_state")
 
     def __init__(self, client: Client, done: Any = None) -> None:
         #: The client that was called.
         self.client = client
-        self._lock = _thread.allocate_lock()  # guards _value and _replied
+        self._lock = _thread.allocate_lock()  # guards _value and _state
         # Set by the reply: a Signal for a thread, a FutureSignal for a coroutine.
         self._done = Signal() if done is None else done
         self._value: Any = _UNSET
-        self._replied = False
+        # WAITING, then ANSWERED (the reply came) or GAVE_UP (the caller timed
+        # out or was cancelled first: a reply from then on is dropped).
+        self._state = _WAITING
 
     def __repr__(self) -> str:
-        state = "answered" if self._replied else "waiting"
-        return f"<wsx.Caller of {self.client!r}, {state}>"
+        return f"<wsx.Caller of {self.client!r}, {self._state}>"
 
     def _reply(self, value: Any) -> None:
         with self._lock:
-            if self._replied:
+            state = self._state
+            if state is _GAVE_UP:
+                return  # the caller stopped waiting: a late reply is dropped
+            if state is _ANSWERED:
                 raise WSXError(f"{self!r}: wsx.reply called twice for one call")
-            self._replied = True
+            self._state = _ANSWERED
             self._value = value
         self._done.set()
 
@@ -83,7 +92,8 @@ class Caller:
     def _give_up(self) -> Any:
         """Stop waiting: a reply from now on is dropped. The value if one came, else _UNSET."""
         with self._lock:
-            self._replied = True
+            if self._state is _WAITING:
+                self._state = _GAVE_UP
             return self._value
 
     def _timed_out(self, timeout: float) -> TimeoutExpired:
@@ -97,7 +107,7 @@ def call(client: Client | str, request: Any, timeout: float | None = 5.0) -> Any
     Blocks the calling thread only. The client answers with
     :func:`reply(caller, value) <reply>`, from that callback or any later
     one, or from any thread. Raises :class:`wsx.TimeoutExpired` after
-    ``timeout`` seconds (``None``: no limit; a late reply is dropped),
+    ``timeout`` seconds (``None``: no limit; a reply after the timeout is dropped),
     :class:`CallingSelfError` on the client's loop thread (from its own
     callbacks, or another client's on that loop: the call could not be
     handled while the thread waits), and :class:`NoProcessError` when the
