@@ -156,37 +156,78 @@ def reply(caller: Caller, value: Any) -> None:
 
 
 class SendAfter:
-    """The timer of one :func:`send_after`: :meth:`cancel` it before it fires."""
+    """The timer of one :func:`send_after`: :meth:`cancel` it before it fires.
+
+    Until it fires, the client holds the timer (``Process._watch``): when the
+    client exits first, the timer is cancelled, so that neither the loop nor
+    the timer keeps the dead client (or its state) for the rest of the delay.
+    """
 
     __slots__ = ("client", "msg", "_lock", "_state", "_timer")
 
     def __init__(self, client: Client, msg: Any) -> None:
         self.client = client
         self.msg = msg
+        # Guards _state and _timer: _start (loop thread), cancel (any
+        # thread) and the client's exit (fire) race for them.
         self._lock = threading.Lock()
         self._state = "waiting"  # then "fired" or "cancelled"
-        self._timer: Any = None
+        self._timer: Any = None  # the loop's timer, once started and until it ends
 
     def __repr__(self) -> str:
         return f"<wsx.SendAfter {self.msg!r} to {self.client!r}, {self._state}>"
 
     def cancel(self) -> bool:
-        """Stop the message; True if it had not been delivered (nor cancelled) yet."""
+        """Stop the message; True if it had not been delivered (nor cancelled) yet.
+
+        The loop's timer goes with it (cancelled on the loop's thread when
+        called from another). False also when the client exited first: its
+        exit cancelled the timer.
+        """
         with self._lock:
             if self._state != "waiting":
                 return False
             self._state = "cancelled"
+            timer, self._timer = self._timer, None
+        if timer is not None:  # else not started yet: _start will see "cancelled"
+            self.client._unwatch(self)
+            self._cancel_timer(timer)
         return True
 
-    def _start(self, seconds: float) -> None:  # on the loop thread
-        if self._state == "waiting":
-            self._timer = self.client.loop.call_later(seconds, self._fire)
+    def fire(self, reason: Any) -> None:
+        """The client exited (as a hook of ``Process._watch``): the timer is cancelled."""
+        with self._lock:
+            if self._state != "waiting":
+                return
+            self._state = "cancelled"
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            self._cancel_timer(timer)
 
-    def _fire(self) -> None:  # on the loop thread
+    def _cancel_timer(self, timer: Any) -> None:
+        """Cancel the loop's timer on the loop's thread (a closed loop drops it)."""
+        loop = self.client.loop
+        if loop.in_loop_thread():
+            timer.cancel()
+        else:
+            loop.call_soon_threadsafe(timer.cancel)
+
+    def _start(self, seconds: float) -> None:  # on the loop thread
+        with self._lock:
+            if self._state != "waiting":
+                return
+            if not self.client._watch(self):  # the client has exited: never delivered
+                self._state = "cancelled"
+                return
+            self._timer = self.client.loop.call_later(seconds, self._deliver)
+
+    def _deliver(self) -> None:  # on the loop thread: the loop's timer is due
         with self._lock:
             if self._state != "waiting":
                 return
             self._state = "fired"
+            self._timer = None
+        self.client._unwatch(self)
         self.client.mailbox.deliver("info", self.msg)
 
 
@@ -194,7 +235,9 @@ def send_after(client: Client | str, msg: Any, seconds: float) -> SendAfter:
     """Deliver ``msg`` to ``handle_info`` after ``seconds``; the timer (``.cancel()``).
 
     Works from any thread and from callbacks. Messages sent after the same
-    delay arrive in the order of the calls.
+    delay arrive in the order of the calls. As Erlang's timers to a pid, the
+    timer is cancelled when the client exits first (a client not alive gets
+    none: its ``cancel()`` returns False).
     """
     from .api import client_of
 
@@ -202,7 +245,9 @@ def send_after(client: Client | str, msg: Any, seconds: float) -> SendAfter:
     if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
         raise ValueError(f"seconds must be a non-negative number, not {seconds!r}")
     timer = SendAfter(c, msg)
-    if c.loop.in_loop_thread():
+    if not c.alive:
+        timer._state = "cancelled"  # nothing to deliver to, nothing posted to its loop
+    elif c.loop.in_loop_thread():
         timer._start(float(seconds))
     else:
         c.loop.call_soon_threadsafe(timer._start, float(seconds))
