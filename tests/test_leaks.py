@@ -186,3 +186,48 @@ def test_send_after_to_a_client_that_exits_keeps_nothing_of_it(
     assert len(Tick.alive) == 0
     assert len(clients) == 0
     assert len(State.alive) == 0
+
+
+# ------------------------------------------------ 9b: the watcher exits
+class Worker(wsx.WebSocket[Any]):
+    """Monitors the hub (its state) once connected, as a restarted worker would."""
+
+    def handle_connect(self, conn: wsx.Conn, hub: Any) -> wsx.ConnectResult[Any]:
+        wsx.monitor(wsx.self(), hub)
+        return ("ok", hub)
+
+
+def test_a_watcher_that_exits_leaves_no_monitor_on_its_target(wsx_server: Server) -> None:
+    # 300 workers in turn monitor a hub and end: the hub holds none of their
+    # monitors afterwards, and keeps none of them alive.
+    hub = wsx.start(wsx_server.url, Idle, State())
+    workers: weakref.WeakSet[wsx.Client] = weakref.WeakSet()
+    for _ in range(300):
+        worker = wsx.start(wsx_server.url, Worker, hub)
+        workers.add(worker)
+        assert wsx.stop(worker, timeout=TIMEOUT)
+        del worker
+    assert len(hub._monitors) == 0
+    settle()
+    assert len(workers) <= 2  # (the last ones may linger in a loop's locals)
+    assert wsx.stop(hub, timeout=TIMEOUT)
+
+
+def test_a_watcher_of_many_short_lived_targets_keeps_none_of_them(
+        wsx_server: Server) -> None:
+    # The other way round: the DOWN of each target (or a demonitor) lets it go.
+    watcher_state = State()
+    watcher = wsx.start(wsx_server.url, Idle, watcher_state)
+    targets: weakref.WeakSet[wsx.Client] = weakref.WeakSet()
+    for i in range(200):
+        target = wsx.start(wsx_server.url, Idle, State())
+        targets.add(target)
+        ref = wsx.monitor(watcher, target)
+        if i % 2:
+            assert wsx.demonitor(ref) is True
+        assert wsx.stop(target, timeout=TIMEOUT)
+        del target, ref
+    wait_for(lambda: watcher_state.downs == 100, "100 DOWN messages")
+    settle()
+    assert len(targets) <= 2
+    assert wsx.stop(watcher, timeout=TIMEOUT)

@@ -65,3 +65,15 @@ def test_a_supervisor_can_be_monitored(echo_server: Any) -> None:
     wait_until(lambda: downs(wprobe))
     assert downs(wprobe) == [("DOWN", ref, sup, sup.exit_reason)]
     assert wsx.stop(watcher)
+
+
+def test_the_monitors_of_a_watcher_end_with_it(echo_server: Any) -> None:
+    # As in Erlang: the watcher's exit removes its monitor from the target.
+    watcher, _ = start(echo_server.url)
+    target, _ = start(echo_server.url)
+    ref = wsx.monitor(watcher, target)
+    assert wsx.stop(watcher, timeout=TIMEOUT)
+    assert wsx.demonitor(ref) is False  # gone with the watcher
+    late = wsx.monitor(watcher, target)  # a dead watcher: a reference that never fires
+    assert wsx.demonitor(late) is False
+    assert wsx.stop(target, timeout=TIMEOUT)

@@ -88,8 +88,9 @@ class Process:
         self.id = next(_ids)
         self.name = name
         self._links: set[Process] = set()
-        self._links_lock = threading.Lock()  # also guards _monitors and _down
+        self._links_lock = threading.Lock()  # also guards _monitors, _watching and _down
         self._monitors: set[Any] = set()  # refs of the monitors watching this process
+        self._watching: set[Any] = set()  # refs of this process's monitors of others
         self._down = False  # set (under the lock) once the exit has begun
         self._exited = threading.Event()
         self._exit_reason: Any = None
@@ -157,6 +158,24 @@ class Process:
             self._monitors.discard(ref)
         return True
 
+    def _hold(self, ref: Any) -> bool:
+        """Keep ``ref``, a monitor of another process by this one; False if this one has exited.
+
+        At this process's exit each monitor it holds is removed from its
+        target (as in Erlang), which would otherwise keep it, and this
+        process, until the target's own exit.
+        """
+        with self._links_lock:
+            if self._down:
+                return False
+            self._watching.add(ref)
+        return True
+
+    def _release(self, ref: Any) -> None:
+        """Forget ``ref`` (it fired, or was demonitored)."""
+        with self._links_lock:
+            self._watching.discard(ref)
+
     def _exit(self, reason: Any) -> None:
         """Mark the process as exited and tell the linked ones (once)."""
         if self._exited.is_set():
@@ -171,8 +190,12 @@ class Process:
             self._links.clear()
             monitors = list(self._monitors)
             self._monitors.clear()
+            watching = list(self._watching)
+            self._watching.clear()
             self._down = True
         self._exited.set()
+        for ref in watching:
+            ref.target._unwatch(ref)
         for ref in monitors:
             ref.fire(reason)
         for other in links:
