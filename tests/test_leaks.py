@@ -231,3 +231,43 @@ def test_a_watcher_of_many_short_lived_targets_keeps_none_of_them(
     settle()
     assert len(targets) <= 2
     assert wsx.stop(watcher, timeout=TIMEOUT)
+
+
+# ------------------------------------------- 10: messages to the dead
+def test_messages_to_a_dead_own_loop_client_are_dropped(wsx_server: Server) -> None:
+    # A client on a loop of its own ends, and its loop with it: 100k casts
+    # and 100k sends to it afterwards leave nothing queued on that loop.
+    client = wsx.start(wsx_server.url, Idle, State(), loop="own")
+    loop = client.loop
+    thread = loop._thread
+    assert isinstance(loop, wsx.Loop) and thread is not None
+    assert wsx.stop(client, timeout=TIMEOUT)
+    thread.join(TIMEOUT)
+    assert not thread.is_alive() and loop._closed
+    for i in range(100_000):
+        wsx.cast(client, i)
+        wsx.send(client, i)
+    wsx.send_after(client, "late", 0.0)
+    assert len(loop._ready) == 0
+    # The loop itself: a callback it could never run is not kept.
+    loop.call_soon_threadsafe(print, "never")
+    loop.post(print, "never")
+    assert len(loop._ready) == 0
+
+
+def test_messages_to_a_dead_client_are_not_posted_to_its_loop(wsx_server: Server) -> None:
+    # On a loop that outlives the client (stopped here, so that nothing
+    # posted to it runs and the queue shows what was posted).
+    loop = wsx.Loop("leak-test-dead")
+    thread = loop.start_thread()
+    client = wsx.start(wsx_server.url, Idle, State(), loop=loop)
+    assert wsx.stop(client, timeout=TIMEOUT)
+    loop.stop()
+    thread.join(TIMEOUT)
+    assert not thread.is_alive()
+    for i in range(100_000):
+        wsx.cast(client, i)
+        wsx.send(client, i)
+    wsx.send_after(client, "late", 0.0)
+    assert len(loop._ready) == 0
+    loop.close()

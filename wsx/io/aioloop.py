@@ -123,7 +123,7 @@ class AsyncioLoop:
         """Run ``callback(*args)`` on the loop thread; callable from any thread.
 
         Once the asyncio loop is closed the callback is dropped (as on a
-        stopped :class:`wsx.Loop`, it never runs); the waiting caller's own
+        closed :class:`wsx.Loop`: it never runs); the waiting caller's own
         checks of :attr:`running` tell it.
         """
         try:

@@ -176,7 +176,13 @@ class Loop:
         """Run ``callback(*args)`` on the loop thread; callable from any thread.
 
         Callbacks posted from one thread run in the order they were posted.
+        Once the loop is closed the callback is dropped (logged at debug
+        level): it could never run, and a closed loop keeps nothing. The
+        waiting caller's own checks of :attr:`running` tell it.
         """
+        if self._closed:
+            self._dropped(callback)
+            return
         self._ready.append((callback, args))
         if not self._wake_pending and not self.in_loop_thread():
             self._wake()
@@ -185,9 +191,16 @@ class Loop:
         """Queue ``callback(*args)`` for the loop thread without waking it (any thread).
 
         For a thread that wakes the loop itself as it starts waiting:
-        ``Signal.wait(timeout, loop)``. Order as :meth:`call_soon_threadsafe`.
+        ``Signal.wait(timeout, loop)``. Order as :meth:`call_soon_threadsafe`;
+        dropped as there once the loop is closed.
         """
+        if self._closed:
+            self._dropped(callback)
+            return
         self._ready.append((callback, args))
+
+    def _dropped(self, callback: Callable[..., Any]) -> None:
+        logger.debug("wsx loop %r is closed: %r dropped", self.name, callback)
 
     def _wake(self) -> None:
         """End the loop's current (or next) wait for readiness."""
@@ -468,10 +481,19 @@ class Loop:
         return thread
 
     def close(self) -> None:
-        """Release the loop's resources (after it stopped)."""
+        """Release the loop's resources (after it stopped).
+
+        The callbacks and timers still queued are dropped (they would never
+        run), and so is anything posted to the loop from then on.
+        """
         if self._running:
             raise RuntimeError("cannot close a running loop")
         self._closed = True
+        self._ready.clear()
+        for _, _, timer in self._timers:
+            timer._loop = None  # a later cancel() has no heap to count in
+        self._timers.clear()
+        self._cancelled_timers = 0
         self.remove_all(self._wake_r)
         self._wake_r.close()
         self._wake_w.close()

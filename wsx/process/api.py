@@ -13,6 +13,7 @@ handed to the loop, which writes it or parks it while the output is over
 from __future__ import annotations
 
 import inspect
+import logging
 import sys
 import time
 from typing import TYPE_CHECKING, Any, overload
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from ..io.aioloop import HostLoop
 
 __all__ = ["WebSocket", "start_link", "start", "send_frame", "cast", "send", "stop"]
+
+logger = logging.getLogger("wsx")
 
 
 class WebSocket(Callbacks[S]):
@@ -388,15 +391,29 @@ def _send_via_loop(c: Client, frame: Any) -> None:
 
 
 def cast(client: Client | str, msg: Any) -> None:
-    """Send ``msg`` to the client's ``handle_cast``; returns at once."""
+    """Send ``msg`` to the client's ``handle_cast``; returns at once.
+
+    A message to a client that is not alive is dropped, whatever its loop
+    (nothing is posted to it; logged at debug level).
+    """
     c = client_of(client)
-    c.loop.call_soon_threadsafe(c.mailbox.deliver, "cast", msg)
+    if c.alive:
+        c.loop.call_soon_threadsafe(c.mailbox.deliver, "cast", msg)
+    else:
+        _dropped(c, "cast", msg)
 
 
 def send(client: Client | str, msg: Any) -> None:
-    """Send ``msg`` to the client's ``handle_info``; returns at once."""
+    """Send ``msg`` to the client's ``handle_info``; returns at once (dropped as :func:`cast`)."""
     c = client_of(client)
-    c.loop.call_soon_threadsafe(c.mailbox.deliver, "info", msg)
+    if c.alive:
+        c.loop.call_soon_threadsafe(c.mailbox.deliver, "info", msg)
+    else:
+        _dropped(c, "info", msg)
+
+
+def _dropped(c: Client, kind: str, msg: Any) -> None:
+    logger.debug("%r: %s %r dropped: the client is not alive", c, kind, msg)
 
 
 def stop(client: Client | str, reason: Any = "normal", timeout: float | None = 10.0) -> bool:
