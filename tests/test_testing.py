@@ -7,9 +7,11 @@ entry point (no conftest import): these tests also prove it is registered.
 from __future__ import annotations
 
 import queue
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from typing import Any
 
@@ -324,6 +326,141 @@ def test_actions_without_a_connection_and_bad_arguments_are_errors(wsx_server: S
         wsx_server.send(3)  # type: ignore[arg-type]
     with pytest.raises(wsx.FrameEncodeError):
         wsx_server.ping(b"x" * 126)
+
+
+@pytest.fixture
+def thread_errors(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What died on a thread during the test (a connection's thread, say)."""
+    errors: list[str] = []
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        errors.append(f"{args.thread.name if args.thread else '?'}: {args.exc_type.__name__}: "
+                      f"{args.exc_value}")
+
+    monkeypatch.setattr(threading, "excepthook", hook)
+    return errors
+
+
+BAD_CLOSES = [
+    (999, "", ValueError, "999"),
+    (1005, "", ValueError, "1005"),
+    (1006, "", ValueError, "1006"),
+    (1015, "", ValueError, "1015"),
+    (5000, "", ValueError, "5000"),
+    (1000, "x" * 200, ValueError, "200 bytes"),
+    (1000, "é" * 62, ValueError, "124 bytes"),
+    (None, "why", ValueError, "needs a close code"),
+    (1000, b"bytes", TypeError, "b'bytes'"),
+    (1000, 7, TypeError, "7"),
+    ("1000", "", TypeError, "'1000'"),
+    (True, "", TypeError, "True"),
+]
+
+
+def test_actions_refuse_what_cannot_be_sent_and_the_connection_lives_on(
+        wsx_server: Server, thread_errors: list[str]) -> None:
+    ev = Events()
+    c = start(wsx_server, ev)
+    wsx_server.wait_for_connections(1)
+    for code, reason, error, match in BAD_CLOSES:
+        with pytest.raises(error, match=match):
+            wsx_server.close(code, reason)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="int"):
+        wsx_server.send_raw(5)  # type: ignore[arg-type]  # bytes(5): five zeros
+    with pytest.raises(TypeError, match="str"):
+        wsx_server.ping("text")  # type: ignore[arg-type]
+    with pytest.raises(UnicodeEncodeError):
+        wsx_server.send("\ud800")
+    with pytest.raises(ValueError, match="Latin-1"):
+        wsx_server.handshake(headers={"X-Snow": "☃"})
+    with pytest.raises(ValueError, match="Latin-1"):
+        wsx_server.handshake(403, {"X-Snow": "☃"})
+    with pytest.raises(TypeError, match="body"):
+        wsx_server.handshake(403, body=b"no")  # type: ignore[arg-type]
+    # Nothing went out, nothing died: the connection is open and echoes.
+    wsx.send_frame(c, ("text", "still here"))
+    assert ev.wait("frame") == (("text", "still here"),)
+    assert wsx_server.open_connections == 1 and c.alive
+    c2 = start(wsx_server, Events())  # the next handshake is a plain one
+    assert wsx_server.wait_for_connections(2) == 2
+    assert wsx_server.close(None) == 2  # valid: a close without a status code
+    assert ev.wait("disconnect")[0].reason == ("remote", "normal")
+    assert c.join(TIMEOUT) and c2.join(TIMEOUT)
+    assert wsx_server.wait_for_disconnects(2) == 2
+    assert thread_errors == []
+
+
+@pytest.mark.parametrize("line", ["connected", "refused"])
+def test_stop_from_the_log_callback_stops_everything(line: str,
+                                                     thread_errors: list[str]) -> None:
+    # "connected" is logged on the connection's own thread, "refused" on the listener's.
+    raised: list[BaseException] = []
+    armed, stopped = threading.Event(), threading.Event()
+
+    def log(text: str) -> None:
+        if armed.is_set() and line in text:
+            armed.clear()
+            try:
+                server.stop()
+            except BaseException as exc:  # noqa: BLE001 - the log would swallow it
+                raised.append(exc)
+            stopped.set()
+
+    server = Server(log=log).start()
+    port = server.port
+    try:
+        first = Events()
+        start(server, first)
+        server.wait_for_connections(1)
+        armed.set()
+        others = []
+        if line == "refused":
+            server.refuse()
+            with pytest.raises(wsx.errors.WSXError):
+                start(server, Events())
+        else:
+            others.append(Events())
+            start(server, others[0], handle_initial_conn_failure=True)
+        assert stopped.wait(TIMEOUT)
+        assert raised == []
+        for ev in [first, *others]:
+            assert ev.wait("disconnect")[0].reason == ("remote", 1001, "server shutting down")
+        assert server.wait_for_disconnects(1 + len(others)) == 1 + len(others)
+        with pytest.raises(RuntimeError, match="not started"):
+            _ = server.url
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    finally:
+        server.stop()  # from the test's thread: waits, and has nothing left to stop
+    assert server.open_connections == 0
+    assert thread_errors == []
+
+
+def test_records_keep_the_newest_max_records_and_count_the_dropped(
+        wsx_server_factory: Any) -> None:
+    assert Server().max_records == 10_000  # the default bound
+    with pytest.raises(ValueError, match="max_records"):
+        Server(max_records=0)
+    server = wsx_server_factory(echo=False, max_records=3)
+    for i in range(5):  # requests and closes: one each per connection
+        c = start(server, Events(), extra_headers={"X-N": str(i)})
+        assert wsx.stop(c)
+        server.wait_for_disconnects(i + 1)
+    assert [r.headers.get("x-n") for r in server.requests] == ["2", "3", "4"]
+    assert server.closes == [(1000, "")] * 3
+    assert server.dropped["requests"] == 2 and server.dropped["closes"] == 2
+    n = 20_000
+    c = start(server, Events())
+    for i in range(n):
+        wsx.send_frame(c, ("text", str(i)))
+    server.wait_for(lambda: server.dropped["messages"] + len(server.messages) >= n,
+                    timeout=TIMEOUT * 2, what=f"{n} messages")
+    assert server.messages == [("text", str(i)) for i in range(n - 3, n)]
+    assert server.dropped["messages"] == n - 3
+    assert len(server.frames) == 3 and server.frames[-1].payload == str(n - 1).encode()
+    assert server.dropped["frames"] >= n + 5 - 3  # the 5 close frames, and maybe pings
+    assert server.wait_for_message(str(n - 1)) == 1  # the waits see what is kept
+    wsx.stop(c)
 
 
 def test_stop_closes_open_connections_with_1001() -> None:

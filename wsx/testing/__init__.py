@@ -33,7 +33,9 @@ invalid UTF-8 / a violation   :meth:`Server.send_invalid_utf8`,
 
 Records: :attr:`Server.requests` (:class:`Request`: target and headers),
 :attr:`Server.frames` (:class:`ReceivedFrame`), :attr:`Server.messages`,
-:attr:`Server.closes`, and counters; ``wait_for...`` methods wait for them.
+:attr:`Server.closes`, each keeping the newest ``max_records`` (10 000 by
+default; :attr:`Server.dropped` counts the rest), and counters;
+``wait_for...`` methods wait for them.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ its I/O on a :mod:`selectors` loop. The server's faults act at three points:
 * when it reads: not at all while the server has stopped reading.
 
 Actions (:meth:`wsx.testing.Server.close`, ``reset``...) run on the
-connection's thread through :meth:`Peer.post`.
+connection's thread through :meth:`Peer.post`; the server checks their
+arguments before, so that an action cannot fail on that thread.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ class Peer(EchoConnection):
         self.hold_until = 0.0  # nothing is sent before (a delayed handshake answer)
         self.commands: deque[tuple[Callable[[], object], threading.Event]] = deque()
         self.close_received = False
+        self.close_queued = False  # our close frame is queued: no frame after it
         self.eof = False
         self.ended = False
         self.half_close_asked = False
@@ -109,9 +111,13 @@ class Peer(EchoConnection):
             self.emit(opcode, message)
 
     def queue(self, opcode: int, payload: bytes) -> None:
-        """Queue a message (fragmented and delayed as the server says) or a control frame."""
-        if self.write_closed or self.ended:
+        """Queue a message (fragmented and delayed as the server says) or a control frame.
+
+        Nothing is queued after a close frame (use :meth:`queue_raw` for that).
+        """
+        if self.write_closed or self.ended or self.close_queued:
             return
+        self.close_queued = opcode == OP_CLOSE
         server = self.server
         due = time.monotonic()
         if opcode in (OP_TEXT, OP_BINARY):
@@ -126,11 +132,15 @@ class Peer(EchoConnection):
         if not (self.write_closed or self.ended):
             self.outbox.append((time.monotonic(), data))
 
-    def send_close(self, code: int | None, reason: str) -> None:
-        """Start the close handshake from the server's side (nothing if it is closing)."""
+    def send_close(self, payload: bytes) -> None:
+        """Start the close handshake with a close frame's ``payload`` (nothing if closing).
+
+        The payload is the server's to check: ``encode_close``
+        made it (from :meth:`wsx.testing.Server.close`).
+        """
         if self.closing or not self.upgraded:
             return
-        self.queue(OP_CLOSE, encode_close(code, reason))
+        self.queue(OP_CLOSE, payload)
         self.closing = True
 
     # -- what is received ------------------------------------------------
@@ -183,11 +193,19 @@ class Peer(EchoConnection):
         return _with_headers(response, script.headers)
 
     # -- actions (from other threads) ------------------------------------
-    def post(self, action: Callable[[], object], timeout: float = 5.0) -> bool:
-        """Run ``action`` on the connection's thread; True once it ran (False: it ended)."""
+    def post(self, action: Callable[[], object], timeout: float = 5.0, *,
+             wait: bool = True) -> bool:
+        """Run ``action`` on the connection's thread; True once it ran (False: it ended).
+
+        With ``wait=False``, or on the connection's own thread (in a ``log``
+        callback, which cannot wait for itself), it is queued, and True
+        returned at once: it runs once the thread's current step is done.
+        """
         done = threading.Event()
         self.commands.append((action, done))
         self.wake()
+        if not wait or threading.current_thread() is self.thread:
+            return True
         deadline = time.monotonic() + timeout
         while not done.wait(0.05):
             if self.ended or not self.thread.is_alive() or time.monotonic() > deadline:

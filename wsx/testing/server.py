@@ -6,16 +6,19 @@ status, stall, drop pongs, stop reading, fragment, delay, close, reset,
 half-close, send invalid UTF-8 or a protocol violation), then asserts on what
 it received (:attr:`~Server.requests`, :attr:`~Server.frames`,
 :attr:`~Server.messages`, :attr:`~Server.closes`) with the ``wait_for``
-helpers, which fail with :class:`TimeoutError` after their timeout.
+helpers, which fail with :class:`TimeoutError` after their timeout. The
+records keep the newest ``max_records`` entries each (10 000 by default);
+:attr:`~Server.dropped` counts the older ones let go.
 
-Every method may be called from any thread. Each connection runs on a
-daemon thread of its own, so a server a test forgets never blocks the
-interpreter's exit; :meth:`Server.stop` (the end of a ``with`` block) closes
-every connection.
+Every method may be called from any thread, the server's own ``log``
+callback included. Each connection runs on a daemon thread of its own, so a
+server a test forgets never blocks the interpreter's exit; :meth:`Server.stop`
+(the end of a ``with`` block) closes every connection.
 """
 
 from __future__ import annotations
 
+import functools
 import socket
 import struct
 import threading
@@ -24,13 +27,23 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
-from ..core.frames import DEFAULT_MAX_SIZE, OP_BINARY, OP_PING, OP_TEXT, encode_frame
+from ..core.frames import (
+    DEFAULT_MAX_SIZE,
+    OP_BINARY,
+    OP_PING,
+    OP_TEXT,
+    encode_close,
+    encode_frame,
+)
 from ..core.headers import Headers
 from ._peer import HandshakeScript, Peer, ReceivedFrame
 
 __all__ = ["Server", "Request", "ReceivedFrame", "VIOLATIONS"]
 
 T = TypeVar("T")
+
+#: The records a :class:`Server` keeps (each a list, capped at ``max_records``).
+_RECORDS = ("requests", "frames", "messages", "closes")
 
 #: The protocol violations :meth:`Server.send_protocol_violation` can send,
 #: each as the raw bytes of one server frame.
@@ -65,7 +78,13 @@ class Server:
         (the default); with False the messages are only recorded.
     :param close_timeout: seconds a closing connection waits for the
         client's close frame and FIN before it is dropped.
-    :param log: called with one line per connection event (``print`` will do).
+    :param log: called with one line per connection event (``print`` will do),
+        on the thread of the connection (or of the listener, for a refused one);
+        it may call the server's methods, :meth:`stop` included.
+    :param max_records: how many entries each record (:attr:`requests`,
+        :attr:`frames`, :attr:`messages`, :attr:`closes`) keeps: the newest
+        ones, the older ones are dropped and counted in :attr:`dropped`
+        (``None``: no limit, memory grows with the traffic).
 
     Start it with :meth:`start` or a ``with`` block (or the ``wsx_server``
     pytest fixture, :mod:`wsx.testing.plugin`).
@@ -73,19 +92,24 @@ class Server:
 
     def __init__(self, port: int = 0, *, subprotocols: Sequence[str] = (),
                  max_message_size: int | None = DEFAULT_MAX_SIZE, echo: bool = True,
-                 close_timeout: float = 2.0, log: Callable[[str], object] | None = None) -> None:
+                 close_timeout: float = 2.0, log: Callable[[str], object] | None = None,
+                 max_records: int | None = 10_000) -> None:
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
             raise ValueError(f"port must be an int from 0 to 65535, not {port!r}")
         if max_message_size is not None and (
                 not isinstance(max_message_size, int) or max_message_size <= 0):
             raise ValueError(
                 f"max_message_size must be a positive int or None, not {max_message_size!r}")
+        if max_records is not None:
+            _count("max_records", max_records)
         self.subprotocols: tuple[str, ...] = (
             (subprotocols,) if isinstance(subprotocols, str) else tuple(subprotocols))
         self.max_message_size = max_message_size
         self.echo = echo
         self.close_timeout = _seconds("close_timeout", close_timeout)
         self.log = log
+        self.max_records = max_records
+        """How many entries each record keeps (the newest); ``None``: all."""
         self._requested_port = port
         self._port = 0
         self._listener: socket.socket | None = None
@@ -93,13 +117,19 @@ class Server:
         self._cond = threading.Condition(threading.RLock())
         self._peers: list[Peer] = []
         self.requests: list[Request] = []
-        """Every HTTP request received, in order."""
+        """The HTTP requests received (upgrades or not), in order: the newest ``max_records``."""
         self.frames: list[ReceivedFrame] = []
-        """Every frame received from clients, in order (all connections)."""
+        """The frames received from clients, in order (all connections): the newest
+        ``max_records``."""
         self.messages: list[tuple[str, str | bytes]] = []
-        """Every complete message received: ``("text", str)`` or ``("binary", bytes)``."""
+        """The complete messages received, ``("text", str)`` or ``("binary", bytes)``, in
+        order: the newest ``max_records``."""
         self.closes: list[tuple[int | None, str]] = []
-        """``(code, reason)`` of every close frame received (``None``: no status code)."""
+        """``(code, reason)`` of the close frames received (``None``: no status code), in
+        order: the newest ``max_records``."""
+        self.dropped: dict[str, int] = dict.fromkeys(_RECORDS, 0)
+        """How many entries each record dropped to keep to ``max_records``, by name:
+        ``dropped["messages"]`` and so on (all 0 until one is full)."""
         self.attempts = 0
         """TCP connections accepted, refused ones included."""
         self.connections = 0
@@ -149,23 +179,32 @@ class Server:
         return self
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Stop listening and close every connection (close code 1001), within ``timeout`` s."""
-        listener, self._listener = self._listener, None
-        if listener is None:
-            return
-        try:
-            listener.shutdown(socket.SHUT_RDWR)  # wakes the accept
-        except OSError:
-            pass
-        listener.close()
-        if self._accepting is not None:
+        """Stop listening and close every connection (close code 1001), within ``timeout`` s.
+
+        It waits for the connections to end. Called on one of the server's own
+        threads (from the ``log`` callback), it stops listening and starts
+        every close, the one of the calling connection once the callback
+        returns, and waits for none of them; a later :meth:`stop` (the end
+        of the ``with`` block, the fixture's teardown) waits.
+        """
+        with self._cond:
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the accept
+            except OSError:
+                pass
+            listener.close()
+        wait = not self._on_server_thread()
+        if wait and self._accepting is not None:
             self._accepting.join(timeout)
         with self._cond:
             peers = list(self._peers)
         for peer in peers:
-            peer.post(lambda p=peer: p.going_away(timeout), timeout)  # type: ignore[misc]
-        for peer in peers:
-            peer.thread.join(timeout + 0.5)
+            peer.post(functools.partial(peer.going_away, timeout), timeout, wait=wait)
+        if wait:
+            for peer in peers:
+                peer.thread.join(timeout + 0.5)
 
     def __enter__(self) -> Server:
         """Start the server (unless started already); :meth:`stop` it on exit."""
@@ -205,11 +244,25 @@ class Server:
         101, ``headers`` replace or add response headers (a ``None`` value
         removes one, e.g. ``{"Sec-WebSocket-Accept": "bad"}``).
         ``delay`` seconds pass before the answer is sent.
+
+        Header names and values are ``str`` of Latin-1 characters (they go out
+        as bytes): ``TypeError`` or ``ValueError`` here otherwise.
         """
         if not isinstance(status, int) or not 100 <= status <= 599:
             raise ValueError(f"status must be an HTTP status from 100 to 599, not {status!r}")
-        script = HandshakeScript(status, tuple((headers or {}).items()), body,
-                                 _seconds("delay", delay))
+        if not isinstance(body, str):
+            raise TypeError(f"body must be a str, not {body!r}")
+        items = tuple((headers or {}).items())
+        for name, value in items:
+            if not isinstance(name, str) or not (value is None or isinstance(value, str)):
+                raise TypeError(f"a handshake header is a str name and a str or None value, "
+                                f"not {name!r}: {value!r}")
+            try:
+                f"{name}{value or ''}".encode("latin-1")
+            except UnicodeEncodeError:
+                raise ValueError(f"the handshake header {name!r}: {value!r} is not Latin-1 "
+                                 "(HTTP headers are bytes)") from None
+        script = HandshakeScript(status, items, body, _seconds("delay", delay))
         with self._cond:
             self._handshakes.append((script, None if times is None else _count("times", times)))
 
@@ -240,8 +293,14 @@ class Server:
         self._delay = _seconds("delay", seconds)
 
     # -- actions on the open connections -----------------------------------
+    # Each checks its arguments here, in the caller, and raises for one that
+    # cannot be sent: the connections' threads only get what they can send.
     def send(self, message: str | bytes) -> int:
-        """Send a text (``str``) or binary (bytes) message to every open connection."""
+        """Send a text (``str``) or binary (bytes) message to every open connection.
+
+        ``TypeError`` for another type; ``UnicodeEncodeError`` for a ``str``
+        that has no UTF-8 (a lone surrogate).
+        """
         if isinstance(message, str):
             op, payload = OP_TEXT, message.encode("utf-8")
         elif isinstance(message, (bytes, bytearray, memoryview)):
@@ -251,13 +310,32 @@ class Server:
         return self._each("send", lambda p: p.queue(op, payload))
 
     def ping(self, payload: bytes = b"") -> int:
-        """Send a ping to every open connection (their pongs land in :attr:`frames`)."""
-        encode_frame(OP_PING, payload, masked=False)  # FrameEncodeError over 125 bytes
-        return self._each("ping", lambda p: p.queue(OP_PING, bytes(payload)))
+        """Send a ping to every open connection (their pongs land in :attr:`frames`).
+
+        ``TypeError`` for a payload that is not bytes, :class:`wsx.FrameEncodeError`
+        (a ``ValueError``) for one over 125 bytes.
+        """
+        data = _bytes("ping", payload)
+        encode_frame(OP_PING, data, masked=False)  # FrameEncodeError over 125 bytes
+        return self._each("ping", lambda p: p.queue(OP_PING, data))
 
     def close(self, code: int | None = 1000, reason: str = "") -> int:
-        """Start the close handshake with ``code`` and ``reason`` on every open connection."""
-        return self._each("close", lambda p: p.send_close(code, reason))
+        """Start the close handshake with ``code`` and ``reason`` on every open connection.
+
+        ``code`` is one a close frame may carry (1000-1003, 1007-1014,
+        3000-4999; ``None``: a close frame without a status code, and then
+        no reason) and ``reason`` at most 123 bytes of UTF-8, the rules of
+        ``wsx.core.frames.encode_close``: else :class:`wsx.FrameEncodeError`
+        (a ``ValueError``) here, naming the value, and nothing is sent.
+        ``TypeError`` for a code that is not an int or a reason that is not a str.
+        (A broken close frame can still be sent with :meth:`send_raw`.)
+        """
+        if code is not None and (not isinstance(code, int) or isinstance(code, bool)):
+            raise TypeError(f"close code must be an int or None, not {code!r}")
+        if not isinstance(reason, str):
+            raise TypeError(f"close reason must be a str, not {reason!r}")
+        payload = encode_close(code, reason)  # FrameEncodeError: the core's close rules
+        return self._each("close", lambda p: p.send_close(payload))
 
     def reset(self) -> int:
         """Reset (TCP RST, no close frame) every open connection."""
@@ -283,8 +361,11 @@ class Server:
         return self._each("send_protocol_violation", lambda p: p.queue_raw(data))
 
     def send_raw(self, data: bytes) -> int:
-        """Send ``data`` as it is to every open connection (after what is queued)."""
-        raw = bytes(data)
+        """Send ``data`` as it is to every open connection (after what is queued).
+
+        ``TypeError`` for data that is not bytes (``bytes(5)`` would be five zeros).
+        """
+        raw = _bytes("send_raw", data)
         return self._each("send_raw", lambda p: p.queue_raw(raw))
 
     # -- waiting -----------------------------------------------------------
@@ -318,13 +399,20 @@ class Server:
 
     def wait_for_messages(self, n: int = 1,
                           timeout: float = 5.0) -> list[tuple[str, str | bytes]]:
-        """Wait until ``n`` messages have been received; return the first ``n``."""
+        """Wait until ``n`` messages have been received; return the first ``n``.
+
+        (The first ``n`` that :attr:`messages` keeps: once it is full, the
+        oldest are dropped.)
+        """
         return self.wait_for(lambda: self.messages[:n] if len(self.messages) >= n else [],
                              timeout, f"{n} message(s)")
 
     def wait_for_message(self, message: str | bytes, count: int = 1,
                          timeout: float = 5.0) -> int:
-        """Wait until ``message`` (text for ``str``, binary for bytes) came ``count`` times."""
+        """Wait until ``message`` (text for ``str``, binary for bytes) came ``count`` times.
+
+        It counts in :attr:`messages`, which keeps the newest ``max_records``.
+        """
         kind = "text" if isinstance(message, str) else "binary"
         return self.wait_for(
             lambda: (k := self.messages.count((kind, message))) >= count and k,
@@ -378,23 +466,30 @@ class Server:
                     self._handshakes[0] = (script, left - 1)
             return script
 
-    def _record(self, records: list[Any], item: Any) -> None:
+    def _record(self, name: str, item: Any) -> None:
+        """Append ``item`` to the record ``name``, dropping its oldest past ``max_records``."""
         with self._cond:
+            records: list[Any] = getattr(self, name)
             records.append(item)
+            limit = self.max_records
+            if limit is not None and len(records) > limit:
+                excess = len(records) - limit
+                del records[:excess]
+                self.dropped[name] = self.dropped.get(name, 0) + excess
             self._cond.notify_all()
 
     def _record_request(self, target: str, headers: Headers) -> None:
-        self._record(self.requests, Request(target, headers))
+        self._record("requests", Request(target, headers))
 
     def _record_frame(self, frame: ReceivedFrame) -> None:
-        self._record(self.frames, frame)
+        self._record("frames", frame)
 
     def _record_message(self, opcode: int, message: bytes) -> None:
         kind = "text" if opcode == OP_TEXT else "binary"
-        self._record(self.messages, (kind, message.decode("utf-8") if kind == "text" else message))
+        self._record("messages", (kind, message.decode("utf-8") if kind == "text" else message))
 
     def _record_close(self, code: int | None, reason: str) -> None:
-        self._record(self.closes, (code, reason))
+        self._record("closes", (code, reason))
 
     def _connected(self, peer: Peer) -> None:
         with self._cond:
@@ -424,7 +519,17 @@ class Server:
         if not peers:
             raise RuntimeError(f"wsx.testing.Server.{action}: no connection is open "
                                "(wait_for_connections() first)")
-        return sum(1 for p in peers if p.post(lambda p=p: do(p)))  # type: ignore[misc]
+        wait = not self._on_server_thread()  # a thread of ours must not wait for another
+        reached = 0
+        for peer in peers:
+            reached += peer.post(functools.partial(do, peer), wait=wait)
+        return reached
+
+    def _on_server_thread(self) -> bool:
+        """True on the listener's thread or a connection's (in the ``log`` callback)."""
+        me = threading.current_thread()
+        with self._cond:
+            return me is self._accepting or any(p.thread is me for p in self._peers)
 
     def _wake_all(self) -> None:
         with self._cond:
@@ -434,16 +539,25 @@ class Server:
 
     def _summary(self) -> str:
         last = ", ".join(repr(m) for m in self.messages[-3:])
+        dropped = ", ".join(f"{n} {name}" for name, n in self.dropped.items() if n)
+        if dropped:
+            dropped = f"; dropped past max_records={self.max_records}: {dropped}"
         return (f"it saw {self.attempts} attempt(s), {self.connections} connection(s) "
                 f"({self.open_connections} open), {self.disconnects} disconnect(s), "
                 f"{len(self.messages)} message(s){f' (last: {last})' if last else ''}, "
-                f"closes {self.closes[-3:]}")
+                f"closes {self.closes[-3:]}{dropped}")
 
 
 def _count(name: str, value: int, least: int = 1) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < least:
         raise ValueError(f"{name} must be an int of at least {least}, not {value!r}")
     return value
+
+
+def _bytes(action: str, data: object) -> bytes:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"{action} takes bytes, not {type(data).__name__} {data!r:.60}")
+    return bytes(data)
 
 
 def _seconds(name: str, value: float) -> float:
