@@ -122,15 +122,28 @@ class Process:
 
     # ----------------------------------------------------------------- links
     def link(self, other: Process) -> None:
-        """Link two processes: each is told when the other exits."""
+        """Link two processes: each is told when the other exits.
+
+        As in Erlang, a link to a process that has exited is not kept: the
+        live one of the two is told of the other's exit at once (with its
+        exit reason). Linking twice is linking once.
+        """
         if other is self:
             return
-        with self._links_lock:
-            self._links.add(other)
-        with other._links_lock:
-            other._links.add(self)
-        if not other.alive:
-            self._on_linked_exit(other, other.exit_reason)
+        # Both sets change under both locks, taken in a fixed order (two links
+        # made at once never deadlock); _exit takes one lock at a time. A
+        # process whose exit has begun (_down) is never added to a set: its
+        # exit has already taken its links.
+        first, second = (self, other) if self.id < other.id else (other, self)
+        with first._links_lock, second._links_lock:
+            dead = other if other._down else self if self._down else None
+            if dead is None:
+                self._links.add(other)
+                other._links.add(self)
+                return
+        live = self if dead is other else other
+        if not live._down:
+            live._on_linked_exit(dead, dead.exit_reason)
 
     def unlink(self, other: Process) -> None:
         """Undo :meth:`link`."""
@@ -138,6 +151,11 @@ class Process:
             self._links.discard(other)
         with other._links_lock:
             other._links.discard(self)
+
+    def linked(self) -> list[Process]:
+        """The processes linked to this one (none once it has exited)."""
+        with self._links_lock:
+            return list(self._links)
 
     def _on_linked_exit(self, other: Process, reason: Any) -> None:
         """A linked process exited (may be called from any thread). Override."""

@@ -354,7 +354,14 @@ class Supervisor(Process):
         if not isinstance(proc, Process):
             raise SupervisorError(f"child {child.id!r}: start returned {proc!r}, not a process")
         child.proc = proc
-        self.link(proc)
+        with self._links_lock:
+            linked = proc in self._links
+        if not linked:
+            # Not linked by its start (wsx.start_link links to the current
+            # process: this one), or it has ended already: then link() tells
+            # of its exit at once and keeps nothing (an exit told twice is
+            # ignored the second time: it is no longer the child's process).
+            self.link(proc)
 
     def _stop_children(self, children: Sequence[_Child]) -> None:
         for child in reversed(children):
