@@ -403,8 +403,9 @@ def test_supervisor_child_spec_from_tuple(echo_server, start_sup):
 def test_supervisor_started_from_a_client_callback_dies_with_it(echo_server):
     # start_link links a supervisor to the current process: here a client whose
     # callback starts it. When that client crashes, the supervisor shuts down.
-    # (The children live on a loop of their own: the parent's loop thread is
-    # busy in the callback while they connect.)
+    # (The children live on a loop of their own, given as the supervisor's
+    # loop: the parent's loop thread is busy in the callback while they
+    # connect; on that thread a supervisor of the default loop is refused.)
     other = wsx.Loop("test-children")
     other.start_thread()
     events: list[Any] = []
@@ -415,7 +416,7 @@ def test_supervisor_started_from_a_client_callback_dies_with_it(echo_server):
             if msg == "start":
                 child = {"id": "k", "start": lambda: wsx.start_link(url, Worker, ("k", events),
                                                                        loop=other)}
-                return ("ok", wsx.Supervisor.start_link([child]))
+                return ("ok", wsx.Supervisor.start_link([child], loop=other))
             return "crash"
 
     parent = wsx.start(url, Parent, None)

@@ -37,7 +37,7 @@ from .errors import CallingSelfError, ConnError, NotConnectedError
 from .io.aioloop import for_loop
 from .io.handoff import FutureSignal
 from .process.api import _close_frame, _must_park, _SendWaiter, _start, cast, client_of, send
-from .process.base import NoProcessError, Process, _set_current, current_process, resolve
+from .process.base import NoProcessError, Process, resolve
 from .process.callbacks import CallbackModule, CloseFrame, OutFrame, S
 from .process.calls import _UNSET, Caller, call_target
 from .process.client import Client
@@ -224,19 +224,27 @@ class Supervisor:
     async def start_link(children: Any, strategy: str = "one_for_one",
                          max_restarts: int = 3, max_seconds: float = 5,
                          name: str | None = None, loop: Any = None) -> _Supervisor:
-        """As :meth:`wsx.Supervisor.start_link`; ``loop`` defaults to the running loop."""
+        """As :meth:`wsx.Supervisor.start_link`; ``loop`` defaults to the running loop.
+
+        Cancelling the awaiting task stops what the start started, as
+        :func:`start_link` does: the child being started, the children
+        started, then the supervisor (without waiting for them here).
+        """
         host = for_loop() if loop is None else loop  # made here: it knows its thread
-        parent = current_process()
-
-        def start() -> _Supervisor:
-            previous = _set_current(parent)  # linked to the caller's process, if any
-            try:
-                return _Supervisor.start_link(children, strategy, max_restarts,
-                                              max_seconds, name, loop=host)
-            finally:
-                _set_current(previous)
-
-        return await asyncio.to_thread(start)
+        started = FutureSignal()  # set by the supervisor's thread: children started, or failed
+        # Linked to the caller's process, if any; the children start in the
+        # supervisor's thread while this task waits without blocking the loop.
+        sup, error = _Supervisor._spawn(children, strategy, max_restarts, max_seconds, name,
+                                        host, started, check=False)
+        try:
+            await asyncio.shield(started.future)
+        except BaseException:
+            # Cancelled (a timeout...): nobody gets the handle, so nothing it
+            # started may live on.
+            sup._cancel_start()
+            raise
+        sup._raise_start_error(error)
+        return sup
 
     @staticmethod
     async def start_child(sup: _Supervisor, spec: Any) -> Process:

@@ -435,6 +435,26 @@ class Client(Process):
         self._teardown()
         self.dispatcher.protocol = None
 
+    def kill(self, reason: Any = "killed") -> None:
+        """End the process now with ``reason``, without ``terminate`` (loop thread only).
+
+        Erlang's ``exit(Pid, kill)``, which a supervisor uses on a child not
+        stopped within its ``shutdown``: the connection is dropped (no close
+        handshake), an ``async def`` callback that awaits is cancelled, and
+        the exit is reported (crash report, telemetry) and told to links and
+        monitors. Nothing of the client runs after it. Does nothing once the
+        process has ended.
+        """
+        if self.terminated:
+            return
+        self.abandon_connection()
+        self.dispatcher.report_exit(reason)
+        self._end("killed", reason, report={"reason": reason})
+        if not self.lifecycle.connections:
+            self.start_error = _reason_error(reason)
+        self.started.release()
+        self._exit(reason)
+
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the exit; True if within ``timeout``. CallingSelfError on the loop thread."""
         if not self._exited.is_set() and self.loop.in_loop_thread():

@@ -21,13 +21,33 @@ Child specs:
 * ``Module``: the same with ``arg = []``;
 * a dict with ``id``, ``start`` (a callable, or ``(callable, args)``),
   optional ``restart`` (default ``"permanent"``), ``shutdown`` (seconds to
-  wait for the child to stop, default 5) and ``type`` (``"worker"`` or
-  ``"supervisor"``).
+  wait for the child to stop before it is killed, default 5; 0: killed at
+  once) and ``type`` (``"worker"`` or ``"supervisor"``).
 
 The start function must return a process handle (a :class:`wsx.Client` or a
 :class:`Supervisor`). Supervisors run their restarts in a thread of their
 own, so a child's ``start_link`` may wait for its connection without blocking
 any event loop.
+
+Stopping a child (a strategy, :meth:`Supervisor.terminate_child`,
+:meth:`Supervisor.stop`): a client is asked to stop (close handshake,
+``terminate("shutdown", state)``) and, as in OTP, one not ended within its
+``shutdown`` seconds is killed (:meth:`wsx.Client.kill`: its connection
+dropped, exit reason ``"killed"``, ``terminate`` not run). The kill runs on
+the client's loop: a synchronous callback that blocks that loop cannot be
+interrupted from another thread, so the kill runs once that callback has
+returned (after what the loop had already taken up), and the supervisor
+waits for it, warning meanwhile; it never starts a second copy of a child.
+A child supervisor is stopped with its own ``stop`` and waited for (its
+children are killed after their ``shutdown``).
+
+The blocking methods (``start_link``, ``start_child``, ``terminate_child``,
+``restart_child``, ``delete_child``, ``join``) wait for the supervisor's
+children, so they raise :class:`wsx.CallingSelfError` on the thread of a
+loop its children run on (a callback there): the ``loop`` it starts its
+children on (by default the default loop), or the loop of a live child.
+:meth:`Supervisor.stop` there only starts the stop, as :func:`wsx.stop`
+from a callback does.
 """
 
 from __future__ import annotations
@@ -42,6 +62,7 @@ from typing import Any
 
 from .._guard import must_propagate
 from ..errors import CallingSelfError, WSXError
+from ..io import loop as _loops
 from ..io.loop import Loop
 from .api import asyncio_host
 from .api import stop as stop_client
@@ -137,6 +158,7 @@ class Supervisor(Process):
         self._restarts: deque[float] = deque()
         self._thread: threading.Thread | None = None
         self._parent: Process | None = None
+        self._cancelled = False  # the start was cancelled (wsx.aio.Supervisor.start_link)
         #: Where its children's clients run unless their start says otherwise
         #: (a wsx.Loop or an asyncio loop's host); None: the default loop.
         self.children_loop = _host(loop)
@@ -156,24 +178,66 @@ class Supervisor(Process):
         and not blocked meanwhile: from asyncio code use
         :meth:`wsx.aio.Supervisor.start_link`);
         by default the parent supervisor's, else the default loop.
+        Raises :class:`wsx.CallingSelfError` on that loop's thread (from a
+        callback of a client on it): waiting for the children would block it.
         """
-        if loop is None:
-            loop = getattr(current_process(), "children_loop", None)
-        sup = cls(children, strategy, max_restarts, max_seconds, name, loop)
-        sup._not_on_children_loop("start_link")
-        parent = current_process()
         ready = threading.Event()
+        sup, error = cls._spawn(children, strategy, max_restarts, max_seconds, name, loop,
+                                ready, check=True)
+        ready.wait()
+        sup._raise_start_error(error)
+        return sup
+
+    @classmethod
+    def _spawn(cls, children: Sequence[Any], strategy: str, max_restarts: int,
+               max_seconds: float, name: str | None, loop: Any, ready: Any, *,
+               check: bool) -> tuple[Supervisor, list[BaseException]]:
+        """Make the supervisor, link it to the current process and start its thread.
+
+        ``ready.set()`` is called once its children are started or its start
+        failed (the error then in the returned list). ``check``: raise
+        :class:`CallingSelfError` on the thread of the loop its children start on.
+        """
+        parent = current_process()
+        if loop is None:
+            loop = getattr(parent, "children_loop", None)
+        host = _host(loop)
+        if check:
+            _refuse_on(_default_host(host), "start_link")
+        sup = cls(children, strategy, max_restarts, max_seconds, name, host)
         error: list[BaseException] = []
+        if parent is not None:
+            # Linked before its children start, as a client is before it
+            # connects: an exit of either during the start is not missed.
+            sup._parent = parent
+            sup.link(parent)
         sup._thread = threading.Thread(target=sup._run, args=(ready, error),
                                        name=f"wsx-supervisor-{sup.id}", daemon=True)
         sup._thread.start()
-        ready.wait()
+        return sup, error
+
+    def _raise_start_error(self, error: list[BaseException]) -> None:
         if error:
-            raise SupervisorError(f"{sup!r} could not start its children: {error[0]}") from error[0]
-        if parent is not None:
-            sup._parent = parent
-            sup.link(parent)
-        return sup
+            raise SupervisorError(
+                f"{self!r} could not start its children: {error[0]}") from error[0]
+
+    def _cancel_start(self) -> None:
+        """The start was given up (a cancelled ``wsx.aio.Supervisor.start_link``): stop
+        the child being started, the ones started, then the supervisor (any thread)."""
+        self._cancelled = True
+        self._queue.put(("stop", "shutdown"))  # read if the start completes meanwhile
+        with self._lock:
+            started = {c.proc for c in self._children if c.proc is not None}
+        # The child being started is linked already (start_link links
+        # first): once it ends, its start raises and the supervisor stops the
+        # others and exits.
+        for proc in self.linked():
+            if proc is self._parent or proc in started:
+                continue
+            if isinstance(proc, Client):
+                proc.loop.call_soon_threadsafe(proc.stopping.ask, "shutdown")
+            elif isinstance(proc, Supervisor):
+                proc._cancel_start()
 
     @classmethod
     def child_spec(cls, children: Sequence[Any], *, id: Any = None, restart: str = "permanent",
@@ -225,26 +289,63 @@ class Supervisor(Process):
         self._request(self._delete_child, child_id)
 
     def stop(self, reason: Any = "normal", timeout: float | None = 30.0) -> bool:
-        """Stop the children (in reverse order), then the supervisor; wait for it."""
+        """Stop the children (in reverse order), then the supervisor; wait for it.
+
+        True once the supervisor has exited within ``timeout`` seconds. A
+        child not ended within its ``shutdown`` is killed (see the module
+        documentation). On the thread of a loop its children run on (from a
+        callback there) it only starts the stop and returns False, as
+        :func:`wsx.stop` does from a callback: the children's stop needs
+        that thread.
+        """
+        here = self._loop_here()
         if self.alive:
             self._queue.put(("stop", reason))
+        if here is not None:
+            return not self.alive
         return self.join(timeout)
 
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until the supervisor exits; True if it did within ``timeout``.
+
+        Raises :class:`wsx.CallingSelfError` on the thread of a loop its
+        children run on: their stop, which its exit waits for, needs that thread.
+        """
+        if not self._exited.is_set():
+            self._refuse_here("join")
+        return super().join(timeout)
+
     # ------------------------------------------------------------ internals
-    def _not_on_children_loop(self, what: str) -> None:
-        # The children's starts wait for their loop: waiting on its thread never ends.
-        host = self.children_loop
+    def _loop_here(self) -> Any:
+        """The loop whose thread this is, when the supervisor's work may wait for it.
+
+        That is the loop it starts its children on (the default loop unless
+        ``loop=`` said otherwise), or the loop of a live child (a client, or
+        a child supervisor's). None: waiting here blocks no child.
+        """
+        host = _default_host(self.children_loop)
         if host is not None and host.in_loop_thread():
-            raise CallingSelfError(
-                f"Supervisor.{what}", f"called on the thread of {host!r}, where the children "
-                "start: waiting for them would block it (from asyncio code use "
-                "wsx.aio.Supervisor)")
+            return host
+        with self._lock:
+            procs = [c.proc for c in self._children if c.proc is not None]
+        for proc in procs:
+            if isinstance(proc, Client):
+                if proc.alive and proc.loop.in_loop_thread():
+                    return proc.loop
+            elif isinstance(proc, Supervisor) and proc.alive:
+                found = proc._loop_here()
+                if found is not None:
+                    return found
+        return None
+
+    def _refuse_here(self, what: str) -> None:
+        _refuse_on(self._loop_here(), what)
 
     def _request(self, fn: Callable[..., Any], *args: Any) -> Any:
         # Run fn(*args) on the supervisor's thread, between two exits it handles.
         if current_process() is self:
             return fn(*args)
-        self._not_on_children_loop(_PUBLIC.get(getattr(fn, "__name__", ""), "a call"))
+        self._refuse_here(_PUBLIC.get(getattr(fn, "__name__", ""), "a call"))
         box: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
         self._queue.put(("call", fn, args, box))
         while True:
@@ -300,6 +401,8 @@ class Supervisor(Process):
         _set_current(self)
         try:
             for child in self._children:
+                if self._cancelled:
+                    raise SupervisorError("the start was cancelled")
                 self._start_child(child)
         except BaseException as exc:  # noqa: BLE001 - reported to the starter
             error.append(exc)
@@ -365,12 +468,13 @@ class Supervisor(Process):
 
     def _stop_children(self, children: Sequence[_Child]) -> None:
         for child in reversed(children):
-            proc, child.proc = child.proc, None
+            proc = child.proc
             if proc is None:
                 continue
             self.unlink(proc)
             if proc.alive:
                 _stop_process(proc, child.shutdown)
+            child.proc = None  # ended: which_children showed it alive until now
 
     def _child_exited(self, child: _Child, reason: Any) -> bool:
         """Apply the strategy; False when the supervisor gave up and exited."""
@@ -436,12 +540,64 @@ def _host(loop: Any) -> Any:
     return host
 
 
+def _default_host(host: Any) -> Any:
+    """``host``, or the default loop if it exists (not made here) when ``host`` is None."""
+    return host if host is not None else _loops._default_loop
+
+
+def _refuse_on(host: Any, what: str) -> None:
+    """CallingSelfError if this is the thread of ``host`` (a loop the call would wait for)."""
+    if host is not None and host.in_loop_thread():
+        raise CallingSelfError(
+            f"Supervisor.{what}", f"called on the thread of {host!r}, where the supervisor's "
+            "children run: waiting for them would block it (call it from another thread; "
+            "from asyncio code use wsx.aio.Supervisor)")
+
+
+#: Seconds between the warnings about a killed child that has not ended yet.
+KILL_PATIENCE = 5.0
+
+
 def _stop_process(proc: Process, timeout: float) -> None:
-    stop: Callable[..., Any] | None = getattr(proc, "stop", None)
+    """Stop a child; kill a client not ended within ``timeout`` s; return once it ended."""
     if isinstance(proc, Supervisor):
-        proc.stop("shutdown", timeout)
+        if not proc.stop("shutdown", timeout):
+            # Its own children are killed after their shutdown: it ends
+            # unless a callback blocks a loop. Never left running.
+            _wait_for_end(proc, f"not stopped within {timeout:g} s (its shutdown)")
         return
     if isinstance(proc, Client):
-        stop_client(proc, "shutdown", timeout)
-    elif stop is not None:
+        # shutdown 0: killed at once (OTP's brutal_kill).
+        if (timeout <= 0 or not stop_client(proc, "shutdown", timeout)) and proc.alive:
+            _kill(proc, timeout)
+        return
+    stop: Callable[..., Any] | None = getattr(proc, "stop", None)
+    if stop is not None:
         stop()
+
+
+def _kill(proc: Client, timeout: float) -> None:
+    """Kill the client ``proc`` on its loop (as OTP's ``exit(Child, kill)``); wait for its end."""
+    logger.warning("%r not stopped within %g s (its shutdown): killed", proc, timeout)
+    proc.loop.call_soon_threadsafe(proc.kill, "killed")
+    _wait_for_end(proc, "killed")
+
+
+def _wait_for_end(proc: Process, what: str) -> None:
+    # Unbounded, as OTP's supervisor waits for a killed child's exit: a
+    # second copy of the child must not start while this one runs. It
+    # ends unless a synchronous callback blocks its loop; that can only be
+    # waited out (warning, so that the culprit shows).
+    waited = 0.0
+    loop = getattr(proc, "loop", None)
+    while True:
+        if loop is not None and not loop.running:
+            # Nothing of it runs any more: it ends here (if its loop runs
+            # again, the kill posted to it drops the connection).
+            proc._exit("killed")
+            return
+        if proc.join(KILL_PATIENCE):
+            return
+        waited += KILL_PATIENCE
+        logger.warning("%r %s, still running %g s later: a callback blocks its loop; "
+                       "waiting for it to return (a child never runs twice)", proc, what, waited)
