@@ -11,7 +11,7 @@ import hashlib
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
@@ -287,3 +287,34 @@ def free_port() -> int:
     port: int = s.getsockname()[1]
     s.close()
     return port
+
+
+# ------------------------------------------------------------- asyncio loops
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - uvloop is a test dependency on CPython
+    uvloop = None
+
+LOOPS = ["asyncio", pytest.param("uvloop", marks=pytest.mark.skipif(
+    uvloop is None, reason="uvloop is not installed"))]
+
+
+@pytest.fixture(params=LOOPS)
+def run(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """``run(coro_fn, timeout=20)``: run ``coro_fn()`` on a new loop of the parameter's kind."""
+
+    def go(coro_fn: Callable[[], Coroutine[Any, Any, Any]], timeout: float = 20.0) -> Any:
+        async def bounded() -> Any:
+            return await asyncio.wait_for(coro_fn(), timeout)
+
+        if request.param == "uvloop":
+            loop = uvloop.new_event_loop()
+        else:
+            loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(bounded())
+        finally:
+            loop.close()
+
+    return go
+

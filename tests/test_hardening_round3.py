@@ -17,7 +17,7 @@ import pytest
 
 import wsx
 import wsx.aio
-from conftest import wait_until
+from conftest import accept_response, read_request, wait_until
 
 TIMEOUT = 5.0
 
@@ -119,6 +119,9 @@ def test_a_reply_after_a_cancelled_aio_call_is_dropped(wsx_server: Any) -> None:
 
 # ------------------------------------------- a frame never crosses connections
 class Reconnecting(wsx.WebSocket):
+    def handle_frame(self, frame: Any, state: Any) -> Any:
+        return ("ok", state)
+
     def handle_disconnect(self, status: Any, state: Any) -> Any:
         return ("reconnect", state) if state["reconnect"] else ("ok", state)
 
@@ -134,8 +137,6 @@ def _reset(sock: Any) -> None:
 @pytest.mark.parametrize("size", [256 * 1024, 1024 * 1024])
 def test_frames_sent_by_threads_never_reach_the_next_connection(raw_server: Any,
                                                                 size: int) -> None:
-    from conftest import accept_response, read_request
-
     firsts: list[bytes] = []
 
     def handler(sock: Any) -> None:
@@ -194,3 +195,275 @@ def test_frames_sent_by_threads_never_reach_the_next_connection(raw_server: Any,
     assert [f for f in firsts if f != b"GET "] == [], "a frame reached the next connection"
     assert undocumented == [], undocumented[:3]
     assert sent[0] > 0
+
+
+# ------------------------------------------- the byte stream is one ordered stream
+def test_bytes_after_the_101_come_before_later_reads_with_an_async_handle_connect(
+        raw_server: Any, run: Any) -> None:
+    import struct
+
+    payload = b"0123456789" * 20  # 200 bytes: a 2-byte header, then a 16-bit length
+    frame = bytes([0x82, 126]) + struct.pack("!H", len(payload)) + payload
+
+    def handler(sock: Any) -> None:
+        sock.settimeout(5)
+        request = read_request(sock)
+        sock.sendall(accept_response(request) + frame[:50])  # the 101 and half a frame
+        time.sleep(0.05)
+        sock.sendall(frame[50:])
+        try:
+            sock.recv(4096)  # until the client closes
+        except OSError:
+            pass
+
+    server = raw_server(handler)
+
+    class SlowConnect(wsx.WebSocket):
+        async def handle_connect(self, conn: Any, state: Any) -> Any:
+            await asyncio.sleep(0.15)  # the rest of the frame arrives meanwhile
+            return ("ok", state)
+
+        def handle_frame(self, frame: Any, state: Any) -> Any:
+            state.append(frame)
+            return ("ok", state)
+
+    async def main() -> Any:
+        frames: list[Any] = []
+        client = await wsx.aio.start(server.url, SlowConnect, frames)
+        for _ in range(300):
+            if frames or not client.alive:
+                break
+            await asyncio.sleep(0.01)
+        alive = client.alive
+        await wsx.aio.stop(client, timeout=TIMEOUT)
+        return frames, alive, client.exit_reason
+
+    frames, alive, reason = run(main)
+    assert alive, reason
+    assert frames == [("binary", payload)]
+    assert reason == "normal"
+
+
+# ------------------------------------------ the hold limit holds while CLOSING
+FLOOD_FRAME = bytes([0x82, 100]) + bytes(100)
+
+
+def _flood_after_close(sock: Any, flooded: list[int]) -> None:
+    """Answer the upgrade, send one frame, then flood frames; never answer the close."""
+    sock.settimeout(5)
+    sock.sendall(accept_response(read_request(sock)) + FLOOD_FRAME)
+    sock.recv(4096)  # the client's close frame (sent by the application)
+    chunk = FLOOD_FRAME * 600
+    sock.settimeout(0.2)
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        try:
+            flooded[0] += sock.send(chunk)
+        except TimeoutError:
+            continue  # the client stopped reading
+        except OSError:
+            return
+
+
+def _held_bound(client: Any) -> int:
+    from wsx.process.holds import HELD_FRAMES
+
+    # Reading stops once HELD_FRAMES frames wait: at most one read's frames more.
+    return HELD_FRAMES + len(client.loop.read_buffer) // len(FLOOD_FRAME) + 1
+
+
+def test_frames_held_while_closing_are_bounded_while_an_async_callback_waits(
+        raw_server: Any, run: Any) -> None:
+    flooded = [0]
+    server = raw_server(lambda sock: _flood_after_close(sock, flooded))
+
+    class Waits(wsx.WebSocket):
+        async def handle_frame(self, frame: Any, state: Any) -> Any:
+            state["waiting"] = True
+            await asyncio.sleep(30)
+            return ("ok", state)
+
+    async def main() -> Any:
+        state: dict[str, Any] = {}
+        client = await wsx.aio.start(server.url, Waits, state, close_timeout=2)
+        for _ in range(300):
+            if state.get("waiting"):
+                break
+            await asyncio.sleep(0.01)
+        await wsx.aio.send_frame(client, "close")  # CLOSING, the callback still waits
+        most = 0
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            most = max(most, len(client.dispatcher.inbox))
+            await asyncio.sleep(0.005)
+        bound = _held_bound(client)
+        await wsx.aio.stop(client, timeout=TIMEOUT)
+        return most, bound, client.alive
+
+    most, bound, alive = run(main)
+    assert flooded[0] > 0
+    assert most <= bound, f"{most} frames held (bound {bound})"
+    assert not alive
+
+
+def test_frames_held_while_closing_are_bounded_while_suspended(raw_server: Any) -> None:
+    flooded = [0]
+    server = raw_server(lambda sock: _flood_after_close(sock, flooded))
+    client = wsx.start(server.url, Reconnecting, {"reconnect": False}, close_timeout=2)
+    try:
+        wsx.send_frame(client, "close")
+        wsx.sys.suspend(client)  # CLOSING and suspended: every frame is held
+        most = 0
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            most = max(most, len(client.dispatcher.inbox))
+            time.sleep(0.005)
+        assert flooded[0] > 0
+        assert most <= _held_bound(client), f"{most} frames held"
+    finally:
+        wsx.stop(client, timeout=TIMEOUT)
+    assert not client.alive
+
+
+# ------------------------------------------------ terminate runs once, and ends
+class CrashesThenWaits(wsx.WebSocket):
+    """handle_frame raises on "crash"; terminate awaits a while; every step is logged."""
+
+    def handle_frame(self, frame: Any, state: Any) -> Any:
+        if frame == ("text", "crash"):
+            raise RuntimeError("crash")
+        return ("ok", state)
+
+    def handle_disconnect(self, status: Any, state: Any) -> Any:
+        state["log"].append("disconnect")
+        return ("ok", state)
+
+    async def terminate(self, reason: Any, state: Any) -> None:
+        state["log"].append(("terminate", wsx.self().connection_state))
+        await asyncio.sleep(0.3)
+        state["log"].append("terminated")
+
+
+class Bystander(wsx.WebSocket):
+    def handle_frame(self, frame: Any, state: Any) -> Any:
+        return ("ok", state)
+
+
+async def _until(pred: Any, what: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout} s: {what}")
+        await asyncio.sleep(0.005)
+
+
+@pytest.mark.parametrize("ending", ["crash", "disconnect"])
+def test_an_exit_signal_during_an_async_terminate_leaves_no_zombie(
+        wsx_server: Any, run: Any, ending: str) -> None:
+    async def main() -> Any:
+        state: dict[str, Any] = {"log": []}
+        a = await wsx.aio.start(wsx_server.url, CrashesThenWaits, state)
+        b = await wsx.aio.start(wsx_server.url, Bystander, None)
+        a.link(b)
+        wsx_server.wait_for_connections(2)
+        if ending == "crash":
+            await asyncio.to_thread(wsx_server.send, "crash")  # to both: a crashes
+        else:
+            await wsx.aio.send_frame(a, "close")  # a's handle_disconnect returns ok
+        await _until(lambda: any(type(e) is tuple for e in state["log"]), "terminate started")
+        assert await wsx.aio.stop(b, "boom", timeout=TIMEOUT) is True  # b exits abnormally
+        await _until(lambda: not a.alive, "a ended")
+        return a, state["log"]
+
+    a, log = run(main)
+    terminates = [e for e in log if type(e) is tuple]
+    assert terminates == [("terminate", "disconnected")], log  # once; the socket is closed
+    assert log[-1] == "terminated"
+    assert a.connection_state == "terminated"
+    if ending == "crash":
+        assert a.exit_reason[0] == "error" and "crash" in str(a.exit_reason[1])
+        assert "disconnect" not in log
+    else:
+        assert log[0] == "disconnect"
+        assert a.exit_reason == ("local", "normal")
+
+
+# ---------------------------------------- wsx.stop and the callbacks it releases
+class Logs(wsx.WebSocket):
+    async def handle_frame(self, frame: Any, state: Any) -> Any:
+        state.append(f"start {frame[1]}")
+        try:
+            await asyncio.sleep(0.2)
+        except asyncio.CancelledError:
+            state.append(f"cancelled {frame[1]}")
+            raise
+        state.append(f"end {frame[1]}")
+        return ("ok", state)
+
+    def terminate(self, reason: Any, state: Any) -> None:
+        state.append(f"terminate {reason}")
+
+
+def test_stopping_a_suspended_client_waits_for_the_callback_it_releases(
+        wsx_server: Any, run: Any) -> None:
+    async def main() -> Any:
+        log: list[str] = []
+        client = await wsx.aio.start(wsx_server.url, Logs, log)
+        await asyncio.to_thread(wsx.sys.suspend, client)
+        await asyncio.to_thread(wsx_server.send, "m1")
+        await asyncio.sleep(0.1)  # m1 waits in the socket, unread while suspended
+        stopped = await wsx.aio.stop(client, timeout=TIMEOUT)
+        return stopped, log
+
+    stopped, log = run(main)
+    assert log == ["start m1", "end m1", "terminate normal"]
+    assert stopped is True
+
+
+class Forever(wsx.WebSocket):
+    async def handle_frame(self, frame: Any, state: Any) -> Any:
+        state.append("waiting")
+        await asyncio.sleep(3600)
+        return ("ok", state)
+
+    async def handle_disconnect(self, status: Any, state: Any) -> Any:
+        state.append("backoff")
+        await asyncio.sleep(3600)  # sleeps out a reconnect backoff
+        return ("reconnect", state)
+
+    def terminate(self, reason: Any, state: Any) -> None:
+        state.append(f"terminate {reason}")
+
+
+def test_a_stops_timeout_bounds_an_async_callback_that_never_returns(
+        wsx_server: Any, run: Any) -> None:
+    async def main() -> Any:
+        log: list[str] = []
+        client = await wsx.aio.start(wsx_server.url, Forever, log)
+        await asyncio.to_thread(wsx_server.send, "x")
+        await _until(lambda: log == ["waiting"], "the callback waits")
+        started = time.monotonic()
+        await wsx.aio.stop(client, timeout=0.5)
+        await _until(lambda: not client.alive, "the client ended", timeout=3)
+        return time.monotonic() - started, log, client.exit_reason
+
+    took, log, reason = run(main)
+    assert took < 3
+    assert log == ["waiting", "terminate normal"]
+    assert reason == "normal"
+
+
+def test_a_stop_does_not_wait_for_an_async_handle_disconnect(wsx_server: Any, run: Any) -> None:
+    async def main() -> Any:
+        log: list[str] = []
+        client = await wsx.aio.start(wsx_server.url, Forever, log)
+        await asyncio.to_thread(wsx_server.close, 1001, "bye")
+        await _until(lambda: log == ["backoff"], "handle_disconnect waits")
+        started = time.monotonic()
+        stopped = await wsx.aio.stop(client, timeout=TIMEOUT)
+        return stopped, time.monotonic() - started, log
+
+    stopped, took, log = run(main)
+    assert stopped is True
+    assert took < 1.0
+    assert log == ["backoff", "terminate normal"]

@@ -24,6 +24,7 @@ from wsx.process.lifecycle import (
     OPEN,
     RECONNECTING,
     TERMINATED,
+    TERMINATING,
     TRANSITIONS,
     IllegalTransition,
     Lifecycle,
@@ -98,7 +99,8 @@ def test_open_close_terminate(echo_server: Any, transitions: dict[Any, list[Stat
     client = wsx.start_link(echo_server.url, Once, None)
     assert client.connection_state == "open"
     assert wsx.stop(client)
-    assert transitions[client] == [CONNECTING, OPEN, CLOSING, DISCONNECTED, TERMINATED]
+    assert transitions[client] == [CONNECTING, OPEN, CLOSING, DISCONNECTED, TERMINATING,
+                                   TERMINATED]
 
 
 def test_reconnect_after_goes_through_reconnecting(ws_server: Any,
@@ -111,7 +113,7 @@ def test_reconnect_after_goes_through_reconnecting(ws_server: Any,
     assert client.join(5), "the client did not end"
     assert transitions[client] == [
         CONNECTING, OPEN, CLOSING, DISCONNECTED, RECONNECTING,
-        CONNECTING, OPEN, CLOSING, DISCONNECTED, TERMINATED,
+        CONNECTING, OPEN, CLOSING, DISCONNECTED, TERMINATING, TERMINATED,
     ]
     for states in transitions.values():
         for old, new in zip(states, states[1:], strict=False):

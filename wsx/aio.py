@@ -194,7 +194,7 @@ async def stop(client: Client | _Supervisor | str, reason: Any = "normal",
     c = client_of(target)
     if not c.alive:
         return True
-    c.loop.call_soon_threadsafe(c.stopping.ask, reason)
+    c.loop.call_soon_threadsafe(c.stopping.ask, reason, timeout)
     if c.loop.in_loop_thread() and c.dispatcher.in_callback:
         return not c.alive
     ended = FutureSignal()

@@ -433,7 +433,7 @@ def stop(client: Client | str, reason: Any = "normal", timeout: float | None = 1
     c = client_of(client)
     if not c.alive:
         return True
-    c.loop.call_soon_threadsafe(c.stopping.ask, reason)
+    c.loop.call_soon_threadsafe(c.stopping.ask, reason, timeout)
     if c.loop.in_loop_thread():
         return not c.alive
     return c.join(timeout) and c.exit_reason == reason

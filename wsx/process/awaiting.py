@@ -118,6 +118,11 @@ class AsyncCallback:
             self.abandoned = True
             self.task.cancel()
 
+    def interrupt(self) -> None:
+        """Cancel the task; unlike :meth:`abandon`, ``fail`` then runs with the cancellation."""
+        if not self.abandoned:
+            self.task.cancel()
+
     def _done(self, task: asyncio.Task[Any]) -> None:
         if self.abandoned:
             return

@@ -54,7 +54,16 @@ from .closing import CloseDeadline
 from .debug import DebugState
 from .holds import Holds
 from .keepalive import Keepalive
-from .lifecycle import CLOSING, CONNECTING, DISCONNECTED, OPEN, RECONNECTING, TERMINATED, Lifecycle
+from .lifecycle import (
+    CLOSING,
+    CONNECTING,
+    DISCONNECTED,
+    OPEN,
+    RECONNECTING,
+    TERMINATED,
+    TERMINATING,
+    Lifecycle,
+)
 from .mailbox import Mailbox
 from .reader import Reader
 from .reconnect import Reconnects
@@ -221,6 +230,11 @@ class Client(Process):
         conn.extensions = response.extensions
         protocol = Protocol(max_message_size=conn.max_message_size, extensions=extensions)
         self.dispatcher.protocol = protocol
+        if response.leftover:
+            # The server's first bytes came with the 101: they go into the
+            # protocol before anything read from the socket (one ordered
+            # stream), and their events wait for handle_connect to accept.
+            self.dispatcher.inbox.extend(protocol.receive_data(response.leftover))
         self.transport.limit(conn.write_limit)
         self.reconnects.connected()
         dbg = self.debug
@@ -238,16 +252,14 @@ class Client(Process):
             return
         job = self.holds.job
         if job is not None:  # an async handle_connect awaits: go on once it accepted
-            job.then(lambda: self._accepted(response.leftover))
+            job.then(self._accepted)
         else:
-            self._accepted(response.leftover)
+            self._accepted()
 
-    def _accepted(self, leftover: bytes) -> None:
-        """``handle_connect`` accepted the connection."""
+    def _accepted(self) -> None:
+        """``handle_connect`` accepted the connection: what arrived meanwhile, in order."""
         self.lifecycle.connections += 1
         self.started.release()
-        if leftover:
-            self.dispatcher.receive(leftover)
         self.drain_held()
 
     def connect_failed(self, error: WSXError) -> None:
@@ -405,10 +417,12 @@ class Client(Process):
         self._connect()
 
     def terminate(self, reason: Any) -> None:
-        """End the process: ``terminate(reason, state)``, then the exit (links told)."""
-        if self.terminated or self.lifecycle.awaiting == "terminate":
+        """End the process: ``terminate(reason, state)`` (once), then the exit (links told)."""
+        state = self.lifecycle.state
+        if state is TERMINATING or state is TERMINATED:
             return
         self.abandon_connection()
+        self.lifecycle.to(TERMINATING)
         exit_reason = self.dispatcher.terminate(reason)
         if exit_reason is not PENDING:  # else an async terminate waits, then ends it
             self.terminated_with(exit_reason)
@@ -425,6 +439,7 @@ class Client(Process):
     def _end(self, *event: Any, report: Any = None) -> None:
         # The last state: what was waiting for the process is dropped.
         self.lifecycle.to(TERMINATED, *event, report=report)
+        self.stopping.ended()
         self.mailbox.clear()
         self.dispatcher.inbox.clear()
         if self.debug is not None:

@@ -92,8 +92,11 @@ class Holds:
 
     # -------------------------------------------------------------- release
     def _stop_reading(self) -> None:
+        # While CLOSING too: frames go on arriving until the server's close
+        # (a server may flood instead of answering ours). While connecting,
+        # the handshake reads: upgraded() does not start reading while held.
         client = self.client
-        if client.transport.sock is not None and client.lifecycle.state is OPEN:
+        if client.transport.sock is not None and client.lifecycle.state in (OPEN, CLOSING):
             client.transport.stop_reading()
 
     def release(self) -> None:

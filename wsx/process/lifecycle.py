@@ -5,7 +5,8 @@
     CONNECTING ──> OPEN ──> CLOSING ──> DISCONNECTED ──> CONNECTING (reconnect)
         │            │          │             │    └───> RECONNECTING ──> CONNECTING
         │            │          │             │          (reconnect_after: waiting)
-        └────────────┴──────────┴─────────────┴──> TERMINATED
+        └────────────┴──────────┴─────────────┴──> TERMINATING ──> TERMINATED
+        (and straight to TERMINATED, from any state, when no terminate runs)
 
 * ``CONNECTING``: opening the socket and upgrading (the first attempt or a
   reconnect);
@@ -16,6 +17,9 @@
 * ``RECONNECTING``: waiting the delay of a ``("reconnect_after", ...)``
   (shown as ``"connecting"`` in :attr:`wsx.Client.connection_state`, as
   before this state had a name of its own);
+* ``TERMINATING``: the connection is dropped and ``terminate`` runs (an
+  ``async def`` one may wait); it runs once, and the process then ends.
+  Shown as ``"disconnected"``: the socket is closed;
 * ``TERMINATED``: the process ended; nothing follows.
 
 Two holds are orthogonal to these states: suspension (:func:`wsx.sys.suspend`),
@@ -53,25 +57,29 @@ class State(enum.Enum):
     CLOSING = "closing"
     DISCONNECTED = "disconnected"
     RECONNECTING = "reconnecting"
+    TERMINATING = "terminating"
     TERMINATED = "terminated"
 
 
 CONNECTING, OPEN, CLOSING = State.CONNECTING, State.OPEN, State.CLOSING
-DISCONNECTED, RECONNECTING, TERMINATED = State.DISCONNECTED, State.RECONNECTING, State.TERMINATED
+DISCONNECTED, RECONNECTING = State.DISCONNECTED, State.RECONNECTING
+TERMINATING, TERMINATED = State.TERMINATING, State.TERMINATED
 
 #: The allowed transitions: state -> the states it may go to.
 TRANSITIONS: dict[State, frozenset[State]] = {
-    CONNECTING: frozenset({OPEN, DISCONNECTED, TERMINATED}),
-    OPEN: frozenset({CLOSING, DISCONNECTED, TERMINATED}),
-    CLOSING: frozenset({DISCONNECTED, TERMINATED}),
-    DISCONNECTED: frozenset({CONNECTING, RECONNECTING, TERMINATED}),
-    RECONNECTING: frozenset({CONNECTING, TERMINATED}),
+    CONNECTING: frozenset({OPEN, DISCONNECTED, TERMINATING, TERMINATED}),
+    OPEN: frozenset({CLOSING, DISCONNECTED, TERMINATING, TERMINATED}),
+    CLOSING: frozenset({DISCONNECTED, TERMINATING, TERMINATED}),
+    DISCONNECTED: frozenset({CONNECTING, RECONNECTING, TERMINATING, TERMINATED}),
+    RECONNECTING: frozenset({CONNECTING, TERMINATING, TERMINATED}),
+    TERMINATING: frozenset({TERMINATED}),
     TERMINATED: frozenset(),
 }
 
 # What connection_state shows of each state.
 _PUBLIC = {s: s.value for s in State}
 _PUBLIC[RECONNECTING] = "connecting"
+_PUBLIC[TERMINATING] = "disconnected"
 
 # Telemetry events of the transitions into these states (wsx.telemetry).
 _TELEMETRY = {OPEN: ("wsx", "connected"), DISCONNECTED: ("wsx", "disconnected"),
@@ -147,4 +155,5 @@ class Lifecycle:
         dispatcher = self.client.dispatcher
         state = self.state
         dispatcher.open = state is OPEN
-        dispatcher.hold = self.suspended or self.awaiting is not None or state is TERMINATED
+        dispatcher.hold = (self.suspended or self.awaiting is not None
+                           or state is TERMINATING or state is TERMINATED)

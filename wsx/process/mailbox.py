@@ -5,7 +5,8 @@ handled at once (``handle_cast`` / ``handle_info`` / ``handle_call``) when the
 client is open, neither suspended nor awaiting an ``async def`` callback, and
 has nothing older waiting; otherwise it
 waits, in order, until the client is open and free again (:meth:`drain`).
-Messages to a client that has terminated are dropped (logged at debug level).
+Messages to a client that is ending (its ``terminate`` runs) or has ended are
+dropped (logged at debug level).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 from collections import deque
 from typing import Any
 
-from .lifecycle import TERMINATED
+from .lifecycle import TERMINATED, TERMINATING
 
 __all__ = ["Mailbox"]
 
@@ -38,8 +39,8 @@ class Mailbox:
     def deliver(self, kind: str, msg: Any) -> None:
         """A ``"cast"``, ``"info"`` or ``"call"`` (``(request, caller)``): now, or held."""
         lifecycle = self.client.lifecycle
-        if lifecycle.state is TERMINATED:
-            logger.debug("%r: %s %r dropped: the client has terminated", self.client, kind, msg)
+        if lifecycle.state is TERMINATED or lifecycle.state is TERMINATING:
+            logger.debug("%r: %s %r dropped: the client is ending", self.client, kind, msg)
         elif lifecycle.free and not self._held:
             self._handle(kind, msg)
         else:
