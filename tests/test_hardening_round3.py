@@ -467,3 +467,43 @@ def test_a_stop_does_not_wait_for_an_async_handle_disconnect(wsx_server: Any, ru
     assert stopped is True
     assert took < 1.0
     assert log == ["backoff", "terminate normal"]
+
+
+# ----------------------------------------------- a host loop closed under clients
+def test_a_client_whose_asyncio_loop_was_closed_ends_with_a_clear_reason(
+        wsx_server: Any) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        client = loop.run_until_complete(
+            asyncio.wait_for(wsx.aio.start(wsx_server.url, Bystander, None), 10))
+    finally:
+        loop.close()  # with the client still open
+    wsx_server.wait_for_connections(1)
+    started = time.monotonic()
+    assert wsx.stop(client, timeout=TIMEOUT) is False  # not with its reason: the loop is gone
+    assert time.monotonic() - started < 1.0
+    assert not client.alive and client.connection_state == "terminated"
+    kind, error = client.exit_reason
+    assert kind == "error" and isinstance(error, wsx.ConnError) and "closed" in str(error)
+    wsx_server.wait_for_disconnects(1)  # its socket was closed
+    with pytest.raises(wsx.NoProcessError):
+        wsx.call(client, "x", timeout=1)
+
+
+def test_clients_left_on_closed_asyncio_loops_do_not_pile_up(wsx_server: Any) -> None:
+    import os
+
+    def fds() -> int:
+        return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 0
+
+    async def one() -> Any:
+        return await wsx.aio.start(wsx_server.url, Bystander, None)
+
+    clients = [asyncio.run(one())]  # warm-up: the first run's loop-wide objects
+    before = fds()
+    for _ in range(30):  # each run's loop closes with its client open
+        clients.append(asyncio.run(one()))
+    asyncio.run(asyncio.sleep(0))  # a new loop: the closed loops' clients are ended
+    assert [c for c in clients if c.alive] == []
+    assert fds() - before <= 3, f"{fds() - before} file descriptors more after 30 runs"
+    wsx_server.wait_for_disconnects(31)

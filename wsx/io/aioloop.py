@@ -27,6 +27,8 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from .tenants import Tenants
+
 if TYPE_CHECKING:
     from .loop import Loop
 
@@ -51,6 +53,9 @@ def for_loop(aloop: asyncio.AbstractEventLoop | None = None) -> AsyncioLoop:
         adapter = _adapters.get(aloop)
         if adapter is None:
             adapter = _adapters[aloop] = AsyncioLoop(aloop)
+        others = [a for a in _adapters.values() if a is not adapter]
+    for other in others:  # clients left on loops closed since: they end now
+        other.check_closed()
     return adapter
 
 
@@ -89,6 +94,12 @@ class AsyncioLoop:
         # Signal.wait(timeout, loop) wakes a loop whose wake-up is not
         # pending; here every post wakes the loop itself, so it never is.
         self._wake_pending = True
+        #: The clients on this loop: told when it is found closed under them
+        #: (asyncio says nothing when a loop closes): by a post to it, by
+        #: :meth:`check_closed`, by the next :func:`for_loop`, or when the
+        #: loop is garbage (``asyncio.run`` drops it once closed).
+        self.tenants = Tenants()
+        weakref.finalize(aloop, self.tenants.evict)
 
     def __repr__(self) -> str:
         return f"<wsx.AsyncioLoop of {self._aloop()!r}>"
@@ -133,6 +144,16 @@ class AsyncioLoop:
                 self.aloop.call_soon_threadsafe(callback, *args)
         except RuntimeError:  # the loop is closed, or gone
             logger.debug("%r is closed: %r not run", self, callback)
+            self.check_closed()
+
+    def check_closed(self) -> bool:
+        """True if the asyncio loop is closed (or gone); its clients then end."""
+        aloop = self._aloop()
+        if aloop is not None and not aloop.is_closed():
+            return False
+        if len(self.tenants):
+            self.tenants.evict()
+        return True
 
     #: From another thread it wakes the loop as :meth:`call_soon_threadsafe`.
     post = call_soon_threadsafe

@@ -32,6 +32,7 @@ from typing import Any
 from .._guard import must_propagate
 from .._twins import compiled
 from .readiness import Readiness
+from .tenants import Tenants
 
 __all__ = ["Loop", "Timer", "get_default_loop"]
 
@@ -117,6 +118,8 @@ class Loop:
         self._resolver_threads = resolver_threads
         self._executor: ThreadPoolExecutor | None = None
         self._closed = False
+        #: The clients on this loop: told when it is closed under them.
+        self.tenants = Tenants()
         #: One receive buffer shared by every connection on this loop: reads
         #: happen one at a time on the loop thread and the data is consumed
         #: (copied into the parser) before the next read.
@@ -484,7 +487,9 @@ class Loop:
         """Release the loop's resources (after it stopped).
 
         The callbacks and timers still queued are dropped (they would never
-        run), and so is anything posted to the loop from then on.
+        run), and so is anything posted to the loop from then on. Clients
+        still on it end at once (their connections dropped, exit reason
+        ``("error", ConnError)`` saying the loop was closed).
         """
         if self._running:
             raise RuntimeError("cannot close a running loop")
@@ -500,6 +505,7 @@ class Loop:
         self._io.close()
         if self._executor is not None:
             self._executor.shutdown(wait=False)
+        self.tenants.evict()  # clients still on it end: nothing would run them
 
 
 _default_loop: Loop | None = None

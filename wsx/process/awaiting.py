@@ -116,7 +116,10 @@ class AsyncCallback:
         """Cancel the task and drop its result (the connection it was for has ended)."""
         if not self.abandoned:
             self.abandoned = True
-            self.task.cancel()
+            try:
+                self.task.cancel()
+            except RuntimeError:  # its loop is closed: the task never runs again
+                pass
 
     def interrupt(self) -> None:
         """Cancel the task; unlike :meth:`abandon`, ``fail`` then runs with the cancellation."""

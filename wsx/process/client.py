@@ -116,6 +116,7 @@ class Client(Process):
         self.module = module
         self.conn = conn
         self.loop = loop
+        loop.tenants.add(self)  # ended if its loop is closed under it
         self.transport: Transport = Transport(loop, self.connection_lost)
         self.dispatcher: Dispatcher = Dispatcher(self, cb, state, self.transport)
         self.lifecycle = Lifecycle(self)
@@ -469,6 +470,15 @@ class Client(Process):
             self.start_error = _reason_error(reason)
         self.started.release()
         self._exit(reason)
+
+    def host_loop_closed(self) -> None:
+        """The loop it runs on was closed: nothing would run it again, so it ends now.
+
+        Its connection is dropped and it exits with ``("error", ConnError)``
+        naming the loop, without ``terminate`` (no loop runs it).
+        """
+        if not self.terminated:
+            self.kill(("error", ConnError(f"{self.loop!r} was closed while the client ran")))
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the exit; True if within ``timeout``. CallingSelfError on the loop thread."""
