@@ -507,3 +507,65 @@ def test_clients_left_on_closed_asyncio_loops_do_not_pile_up(wsx_server: Any) ->
     assert [c for c in clients if c.alive] == []
     assert fds() - before <= 3, f"{fds() - before} file descriptors more after 30 runs"
     wsx_server.wait_for_disconnects(31)
+
+
+# ------------------------------------------- suspension while connecting or closing
+class Records(wsx.WebSocket):
+    def handle_connect(self, conn: Any, state: Any) -> Any:
+        state.append("connect")
+        return ("ok", state)
+
+    def handle_frame(self, frame: Any, state: Any) -> Any:
+        state.append(frame[1])
+        return ("ok", state)
+
+    def handle_cast(self, msg: Any, state: Any) -> Any:
+        state.append(("cast", msg))
+        return ("ok", state)
+
+    def handle_disconnect(self, status: Any, state: Any) -> Any:
+        state.append("disconnect")
+        return ("ok", state)
+
+
+def test_a_connection_that_opens_while_suspended_waits_for_resume(wsx_server: Any) -> None:
+    wsx_server.handshake(delay=0.4)
+    log: list[Any] = []
+    started: list[Any] = []
+    starter = threading.Thread(target=lambda: started.append(
+        wsx.start(wsx_server.url, Records, log, name="suspended-while-connecting")), daemon=True)
+    starter.start()
+    client = wait_until(lambda: wsx.whereis("suspended-while-connecting"), what="registered")
+    try:
+        wsx.sys.suspend(client)  # while the server delays its 101
+        wait_until(lambda: client.upgrade is None and client.connection_state == "open",
+                   what="the upgrade done")
+        wsx_server.send("hello")
+        wsx.cast(client, "c1")
+        time.sleep(0.3)
+        assert log == [], "a callback ran while suspended"
+        assert not client.transport.reading  # nothing read while suspended
+        wsx.sys.resume(client)
+        wait_until(lambda: len(log) == 3, what="connect, the frame and the cast")
+        assert log == ["connect", "hello", ("cast", "c1")]
+        starter.join(TIMEOUT)
+        assert started == [client]
+    finally:
+        wsx.stop(client, timeout=TIMEOUT)
+
+
+def test_a_disconnect_while_suspended_waits_for_resume(wsx_server: Any) -> None:
+    log: list[Any] = []
+    client = wsx.start(wsx_server.url, Records, log, close_timeout=0.2)
+    try:
+        wsx_server.stall()  # the server will not answer our close
+        wsx.sys.suspend(client)
+        wsx.send_frame(client, "close")  # then close_timeout drops the connection
+        wait_until(lambda: client.connection_state == "disconnected", what="the drop")
+        time.sleep(0.3)
+        assert log == ["connect"], "handle_disconnect ran while suspended"
+        wsx.sys.resume(client)
+        wait_until(lambda: not client.alive, what="the client ended")
+        assert log == ["connect", "disconnect"]
+    finally:
+        wsx.stop(client, timeout=TIMEOUT)

@@ -244,7 +244,22 @@ class Client(Process):
                 dbg.stats["reconnects"] += 1
             dbg.stats["connected_since"] = time.monotonic()
         self.lifecycle.to(OPEN, "connected", report={"conn": conn})
-        self.transport.start_reading(self.read_path)
+        if self.lifecycle.suspended:  # wsx.sys.resume goes on from here
+            self.transport.stop_reading()  # (the handshake's reader)
+            self.holds.defer(lambda: self._connected(read=False))
+        else:
+            self._connected()
+
+    def _connected(self, read: bool = True) -> None:
+        """Keep alive and call ``handle_connect`` (at once, or once resumed).
+
+        ``read``: read from now on (while an async handle_connect waits too);
+        once resumed, reading starts after handle_connect accepted, and what
+        arrived meanwhile is read before the messages that wait.
+        """
+        conn = self.conn
+        if read:
+            self.transport.start_reading(self.read_path)
         if conn.ping_interval is not None and conn.ping_timeout is not None:
             self.keepalive = Keepalive(self, conn.ping_interval, conn.ping_timeout)
             self.dispatcher.keepalive = self.keepalive
@@ -261,7 +276,7 @@ class Client(Process):
         """``handle_connect`` accepted the connection: what arrived meanwhile, in order."""
         self.lifecycle.connections += 1
         self.started.release()
-        self.drain_held()
+        self.holds.release()  # what waits, in order (and reading, if not on yet)
 
     def connect_failed(self, error: WSXError) -> None:
         """The attempt failed: end (first attempt, unless handled) or ask handle_disconnect."""
@@ -334,6 +349,7 @@ class Client(Process):
         """
         self.transport.uncork()  # e.g. the close frame of a crash, gathered with replies
         self.holds.abandon()  # an async callback of this connection awaits no more
+        self.holds.defer(None)  # nor does a handle_connect that waited for a resume
         self.close_deadline.cancel()
         if self._timer is not None:
             self._timer.cancel()
@@ -386,6 +402,16 @@ class Client(Process):
         if self.stopping.asked:
             # A stop that could not send what it had accepted does not end cleanly.
             self.terminate(_lost_data(reason, dropped) if dropped else self.stopping.reason)
+            return
+        if self.lifecycle.suspended:  # handle_disconnect waits for wsx.sys.resume
+            self.holds.defer(lambda: self._decide(reason, attempt))
+        else:
+            self._decide(reason, attempt)
+
+    def _decide(self, reason: Any, attempt: int) -> None:
+        """Ask ``handle_disconnect`` (at once, or once resumed) what follows the disconnect."""
+        if self.stopping.asked:  # asked while suspended
+            self.terminate(self.stopping.reason)
             return
         decision = self.dispatcher.disconnect(DisconnectStatus(reason, attempt, self.conn))
         if decision is not None:  # else an async handle_disconnect awaits, then decides

@@ -7,7 +7,10 @@ dispatcher's inbox and the messages in the mailbox. A suspended client
 stops reading its socket at once; one whose callback waits reads on (its
 keepalive sees the server alive) until :data:`HELD_FRAMES` frames wait,
 then stops: either way the server feels backpressure. Once nothing holds
-it, :class:`Holds` handles what was held in order and reads again. The
+it, :class:`Holds` handles what was held in order and reads again. A
+connection that opens while the client is suspended calls ``handle_connect``
+(and starts reading) only once resumed; a disconnect while suspended asks
+``handle_disconnect`` only once resumed. The
 flags themselves are the lifecycle's (``suspended``, ``awaiting``).
 """
 
@@ -32,12 +35,20 @@ HELD_FRAMES = 64
 class Holds:
     """The holds of one client (see the module documentation)."""
 
-    __slots__ = ("client", "job")
+    __slots__ = ("client", "job", "deferred")
 
     def __init__(self, client: Client) -> None:
         self.client = client
         #: The async callback the client awaits, or None.
         self.job: AsyncCallback | None = None
+        #: The lifecycle step that waits for the suspension to end (the
+        #: ``handle_connect`` of a connection that opened while suspended, a
+        #: ``handle_disconnect``), or None.
+        self.deferred: Callable[[], Any] | None = None
+
+    def defer(self, step: Callable[[], Any] | None) -> None:
+        """Run ``step`` once nothing holds the client (None: forget the one waiting)."""
+        self.deferred = step
 
     # ------------------------------------------------------------ suspension
     def suspend(self) -> None:
@@ -104,6 +115,11 @@ class Holds:
         client = self.client
         dispatcher = client.dispatcher
         if dispatcher.hold:
+            return
+        step = self.deferred
+        if step is not None:  # it reads and drains what waits, in order
+            self.deferred = None
+            step()
             return
         dispatcher.drain()
         if dispatcher.hold:
