@@ -99,7 +99,8 @@ class AsyncioLoop:
         #: :meth:`check_closed`, by the next :func:`for_loop`, or when the
         #: loop is garbage (``asyncio.run`` drops it once closed).
         self.tenants = Tenants()
-        weakref.finalize(aloop, self.tenants.evict)
+        # (Not at the interpreter's exit: a loop still there then may be open.)
+        weakref.finalize(aloop, self.tenants.evict).atexit = False
 
     def __repr__(self) -> str:
         return f"<wsx.AsyncioLoop of {self._aloop()!r}>"
