@@ -863,8 +863,9 @@ def test_after_the_loop_is_closed(echo_server: WSServer) -> None:
     loop.close()
     (client,) = holder
     wsx.cast(client, "dropped")  # no error: the loop is gone, the message is dropped
-    # That post found the loop closed: the client ended, its socket closed.
-    assert not client.alive and client.transport.sock is None
+    # That post found the loop closed: the client ends, its socket closed.
+    assert client.join(5)
+    assert client.transport.sock is None
     assert client.exit_reason[0] == "error" and "was closed" in str(client.exit_reason[1])
     assert wsx.stop(client, timeout=0.2) is True  # it had ended already
     del loop

@@ -499,14 +499,22 @@ def test_clients_left_on_closed_asyncio_loops_do_not_pile_up(wsx_server: Any) ->
     async def one() -> Any:
         return await wsx.aio.start(wsx_server.url, Bystander, None)
 
+    async def another() -> None:
+        wsx.io.aioloop.for_loop()  # what each wsx.aio start does first
+
+    import wsx.io.aioloop
+
     clients = [asyncio.run(one())]  # warm-up: the first run's loop-wide objects
+    wsx_server.wait_for_connections(1)
     before = fds()
     for _ in range(30):  # each run's loop closes with its client open
         clients.append(asyncio.run(one()))
-    asyncio.run(asyncio.sleep(0))  # a new loop: the closed loops' clients are ended
-    assert [c for c in clients if c.alive] == []
-    assert fds() - before <= 3, f"{fds() - before} file descriptors more after 30 runs"
-    wsx_server.wait_for_disconnects(31)
+    asyncio.run(another())  # the closed loops' clients are found and ended
+    # (or, for a loop already collected, by a thread its collection started)
+    wait_until(lambda: not [c for c in clients if c.alive], what="every client ended")
+    wsx_server.wait_for(lambda: wsx_server.open_connections == 0, what="all closed")
+    wait_until(lambda: fds() - before <= 3, timeout=5,
+               what=f"at most 3 file descriptors more after 30 runs ({fds() - before})")
 
 
 # ------------------------------------------- suspension while connecting or closing
@@ -569,3 +577,111 @@ def test_a_disconnect_while_suspended_waits_for_resume(wsx_server: Any) -> None:
         assert log == ["connect", "disconnect"]
     finally:
         wsx.stop(client, timeout=TIMEOUT)
+
+
+
+def test_a_thread_sending_to_a_client_whose_loop_was_closed_never_hangs(raw_server: Any) -> None:
+    def handler(sock: Any) -> None:  # takes the upgrade, then reads nothing
+        sock.sendall(accept_response(read_request(sock)))
+        time.sleep(10)
+
+    server = raw_server(handler)
+    loop = asyncio.new_event_loop()
+    try:
+        client = loop.run_until_complete(
+            asyncio.wait_for(wsx.aio.start(server.url, Bystander, None), 10))
+    finally:
+        loop.close()
+    outcome: list[Any] = []
+
+    def sender() -> None:
+        try:
+            for _ in range(50):  # the socket's buffer fills: partial writes, posts to the loop
+                wsx.send_frame(client, ("binary", bytes(1 << 20)))
+            outcome.append("sent")
+        except wsx.WSXError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=sender, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "send_frame hung"
+    wait_until(lambda: not client.alive, what="the client ended")
+    assert outcome and isinstance(outcome[0], wsx.NotConnectedError | wsx.ConnError), outcome
+
+
+def test_past_a_stops_deadline_no_held_callback_holds_it(wsx_server: Any, run: Any) -> None:
+    async def main() -> Any:
+        log: list[str] = []
+        client = await wsx.aio.start(wsx_server.url, Forever, log)
+        await asyncio.to_thread(wsx_server.send, "x")
+        await asyncio.to_thread(wsx_server.send, "y")  # held behind x
+        await _until(lambda: log == ["waiting"] and len(client.dispatcher.inbox) == 1,
+                     "x waits, y is held")
+        await wsx.aio.stop(client, timeout=0.3)
+        await _until(lambda: not client.alive, "the client ended", timeout=3)
+        return log, client.exit_reason
+
+    log, reason = run(main)
+    assert log[-1] == "terminate normal" and reason == "normal", log
+
+
+class StubbornTerminate(wsx.WebSocket):
+    def handle_frame(self, frame: Any, state: Any) -> Any:
+        raise RuntimeError("crash")
+
+    async def terminate(self, reason: Any, state: Any) -> None:
+        while True:  # ignores cancellation
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                state.append("cancelled")
+
+
+def test_a_stops_deadline_ends_an_async_terminate_that_ignores_cancellation(
+        wsx_server: Any, run: Any) -> None:
+    async def main() -> Any:
+        log: list[str] = []
+        client = await wsx.aio.start(wsx_server.url, StubbornTerminate, log)
+        await asyncio.to_thread(wsx_server.send, "x")  # crash: terminate waits for ever
+        await _until(lambda: client.connection_state == "disconnected", "terminating")
+        await wsx.aio.stop(client, timeout=0.3)
+        await _until(lambda: not client.alive, "the client ended", timeout=3)
+        return client.exit_reason
+
+    reason = run(main)
+    assert reason[0] == "error" and "crash" in str(reason[1])  # terminate's reason
+
+
+def test_frames_held_for_a_connection_never_reach_the_next_one(wsx_server: Any, run: Any) -> None:
+    class Slow(wsx.WebSocket):
+        async def handle_frame(self, frame: Any, state: Any) -> Any:
+            state["log"].append(frame[1])
+            if frame[1] == "a":
+                await asyncio.sleep(3600)  # cancelled when the connection ends
+            return ("ok", state)
+
+        def handle_connect(self, conn: Any, state: Any) -> Any:
+            state["log"].append("connect")
+            return ("ok", state)
+
+        def handle_disconnect(self, status: Any, state: Any) -> Any:
+            state["log"].append("disconnect")
+            return ("reconnect", state) if state["log"].count("connect") < 2 else ("ok", state)
+
+    async def main() -> Any:
+        state: dict[str, Any] = {"log": []}
+        client = await wsx.aio.start(wsx_server.url, Slow, state)
+        for text in ("a", "b", "c"):
+            await asyncio.to_thread(wsx_server.send, text)
+        await _until(lambda: len(client.dispatcher.inbox) == 2, "b and c held")
+        await asyncio.to_thread(wsx_server.reset)
+        await _until(lambda: state["log"].count("connect") == 2, "reconnected")
+        await asyncio.sleep(0.2)
+        open_after = client.connection_state
+        await wsx.aio.stop(client, timeout=TIMEOUT)
+        return state["log"], open_after
+
+    log, open_after = run(main)
+    assert log == ["connect", "a", "disconnect", "connect"], log
+    assert open_after == "open"

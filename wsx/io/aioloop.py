@@ -100,7 +100,7 @@ class AsyncioLoop:
         #: loop is garbage (``asyncio.run`` drops it once closed).
         self.tenants = Tenants()
         # (Not at the interpreter's exit: a loop still there then may be open.)
-        weakref.finalize(aloop, self.tenants.evict).atexit = False
+        weakref.finalize(aloop, self.tenants.evict_soon).atexit = False
 
     def __repr__(self) -> str:
         return f"<wsx.AsyncioLoop of {self._aloop()!r}>"
@@ -145,14 +145,17 @@ class AsyncioLoop:
                 self.aloop.call_soon_threadsafe(callback, *args)
         except RuntimeError:  # the loop is closed, or gone
             logger.debug("%r is closed: %r not run", self, callback)
-            self.check_closed()
+            self.check_closed(soon=True)  # (the poster may hold a client's lock)
 
-    def check_closed(self) -> bool:
-        """True if the asyncio loop is closed (or gone); its clients then end."""
+    def check_closed(self, soon: bool = False) -> bool:
+        """True if the asyncio loop is closed (or gone); its clients then end
+        (``soon``: on a thread of their own, see :meth:`Tenants.evict_soon`)."""
         aloop = self._aloop()
         if aloop is not None and not aloop.is_closed():
             return False
-        if len(self.tenants):
+        if soon:
+            self.tenants.evict_soon()
+        else:
             self.tenants.evict()
         return True
 

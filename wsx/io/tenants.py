@@ -5,7 +5,9 @@ read, write, time out or end, and would hold its socket forever. Each loop
 (:class:`wsx.io.loop.Loop`, :class:`wsx.io.aioloop.AsyncioLoop`) keeps its
 tenants in a :class:`Tenants`, held weakly, and evicts them once it is found
 closed: each live tenant's ``host_loop_closed()`` is called, on the thread
-that found it, while no loop thread runs anything of theirs.
+that found it or on a thread of its own (:meth:`Tenants.evict_soon`, when
+that thread may hold a tenant's lock), while no loop thread runs anything of
+theirs.
 """
 
 from __future__ import annotations
@@ -41,3 +43,9 @@ class Tenants:
             self._owners.clear()
         for owner in owners:
             owner.host_loop_closed()
+
+    def evict_soon(self) -> None:
+        """:meth:`evict` on a thread of its own: for a caller that may hold a tenant's
+        lock (a post from a sender, a garbage collection anywhere)."""
+        if len(self._owners):
+            threading.Thread(target=self.evict, name="wsx-evict", daemon=True).start()

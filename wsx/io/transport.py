@@ -346,14 +346,21 @@ class Transport:
             try:
                 n = self._push(data)
             except OSError as exc:
-                self.loop.call_soon_threadsafe(
-                    self.on_lost, sock, ("error", ConnError("connection broken", exc)))
-                raise
-            if n < len(data):
-                self.wbuf += memoryview(data)[n:]
-                self.loop.call_soon_threadsafe(self._arm_writer, sock)
+                broken: BaseException | None = exc
+            else:
+                broken = None
+                if n < len(data):
+                    self.wbuf += memoryview(data)[n:]
         finally:
             self._release()
+        # The loop is told after the lock is released: a post may end the
+        # client at once (its loop found closed), which takes the lock.
+        if broken is not None:
+            self.loop.call_soon_threadsafe(
+                self.on_lost, sock, ("error", ConnError("connection broken", broken)))
+            raise broken
+        if n < len(data):
+            self.loop.call_soon_threadsafe(self._arm_writer, sock)
         return True
 
     def _arm_writer(self, sock: Any) -> None:

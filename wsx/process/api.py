@@ -430,10 +430,18 @@ def stop(client: Client | str, reason: Any = "normal", timeout: float | None = 1
     is ``("error", exception)`` saying so, never ``reason``. From a callback
     on the client's loop, it only starts the stop (no waiting).
     """
-    c = client_of(client)
+    return stop_within(client_of(client), reason, timeout, timeout)
+
+
+def stop_within(c: Client, reason: Any, timeout: float | None, deadline: float | None) -> bool:
+    """:func:`stop`, with the stop's ``deadline`` apart from the wait (None: no deadline).
+
+    A supervisor stops a child with no deadline: it kills the child after
+    its ``shutdown`` itself, as OTP does.
+    """
     if not c.alive:
         return True
-    c.loop.call_soon_threadsafe(c.stopping.ask, reason, timeout)
+    c.loop.call_soon_threadsafe(c.stopping.ask, reason, deadline)
     if c.loop.in_loop_thread():
         return not c.alive
     return c.join(timeout) and c.exit_reason == reason

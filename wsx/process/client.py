@@ -116,7 +116,6 @@ class Client(Process):
         self.module = module
         self.conn = conn
         self.loop = loop
-        loop.tenants.add(self)  # ended if its loop is closed under it
         self.transport: Transport = Transport(loop, self.connection_lost)
         self.dispatcher: Dispatcher = Dispatcher(self, cb, state, self.transport)
         self.lifecycle = Lifecycle(self)
@@ -134,11 +133,14 @@ class Client(Process):
         self._handle_initial_conn_failure = handle_initial_conn_failure
         self.reconnects = Reconnects(self)
         self.close_reason: Any = None
+        #: What terminate was called with (TERMINATING: its exit reason, unless it says else).
+        self.terminate_reason: Any = None
         self.stopping = Stopping(self)  # wsx.stop, or an exit signal
         #: Released once the first connection is up, or the start failed.
         self.started = StartGate()
         self.start_error: BaseException | None = None
         self.set_debug(dbg if dbg.active else None)
+        loop.tenants.add(self)  # ended if its loop is closed under it
 
     # ------------------------------------------------- internal interface
     @property
@@ -350,6 +352,16 @@ class Client(Process):
         self.transport.uncork()  # e.g. the close frame of a crash, gathered with replies
         self.holds.abandon()  # an async callback of this connection awaits no more
         self.holds.defer(None)  # nor does a handle_connect that waited for a resume
+        held = self.dispatcher.inbox
+        if held and not self.stopping.asked:
+            # They were this connection's: never handled as the next one's
+            # (a close among them would close it), and gone with it, as the
+            # result of the callback they waited behind.
+            logger.warning("%r: the connection ended with %d frame(s) read but not handled "
+                           "(they waited while %s): dropped", self, len(held),
+                           "suspended" if self.lifecycle.suspended
+                           else "an async callback awaited")
+        held.clear()
         self.close_deadline.cancel()
         if self._timer is not None:
             self._timer.cancel()
@@ -449,6 +461,7 @@ class Client(Process):
         if state is TERMINATING or state is TERMINATED:
             return
         self.abandon_connection()
+        self.terminate_reason = reason
         self.lifecycle.to(TERMINATING)
         exit_reason = self.dispatcher.terminate(reason)
         if exit_reason is not PENDING:  # else an async terminate waits, then ends it
@@ -456,8 +469,12 @@ class Client(Process):
 
     def terminated_with(self, reason: Any) -> None:
         """``terminate`` has run: the exit, with ``reason`` (links and monitors told)."""
+        self._exit_now("terminate", reason)
+
+    def _exit_now(self, event: str, reason: Any) -> None:
+        """The last step of every end but a failed start: report, TERMINATED, the exit."""
         self.dispatcher.report_exit(reason)
-        self._end("terminate", reason, report={"reason": reason})
+        self._end(event, reason, report={"reason": reason})
         if not self.lifecycle.connections:
             self.start_error = _reason_error(reason)
         self.started.release()
@@ -485,17 +502,17 @@ class Client(Process):
         handshake), an ``async def`` callback that awaits is cancelled, and
         the exit is reported (crash report, telemetry) and told to links and
         monitors. Nothing of the client runs after it. Does nothing once the
-        process has ended.
+        process has ended. From another thread while its loop runs, the kill
+        is posted to the loop (it happens there, soon).
         """
         if self.terminated:
             return
+        loop = self.loop
+        if loop.running and not loop.in_loop_thread():
+            loop.call_soon_threadsafe(self.kill, reason)
+            return
         self.abandon_connection()
-        self.dispatcher.report_exit(reason)
-        self._end("killed", reason, report={"reason": reason})
-        if not self.lifecycle.connections:
-            self.start_error = _reason_error(reason)
-        self.started.release()
-        self._exit(reason)
+        self._exit_now("killed", reason)
 
     def host_loop_closed(self) -> None:
         """The loop it runs on was closed: nothing would run it again, so it ends now.
@@ -504,7 +521,8 @@ class Client(Process):
         naming the loop, without ``terminate`` (no loop runs it).
         """
         if not self.terminated:
-            self.kill(("error", ConnError(f"{self.loop!r} was closed while the client ran")))
+            self.kill(("error", ConnError(
+                f"its loop {self.loop.name} was closed while the client ran")))
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the exit; True if within ``timeout``. CallingSelfError on the loop thread."""

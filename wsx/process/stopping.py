@@ -11,9 +11,11 @@ runs (then nothing more happens: the process is ending).
 what it means; :class:`~wsx.process.client.Client` asks it.
 
 The deadline of a :func:`wsx.stop` (its ``timeout``) bounds what the stop
-waits for: an async callback still waiting then is cancelled (its result
-dropped) and the stop goes on; an async ``terminate`` still waiting then is
-cancelled, and the process ends with the stop's reason.
+waits for: from then on it waits for no async callback (one waiting is
+cancelled, its result dropped, and so is any a held frame starts) and goes on
+to the close handshake (bounded by ``close_timeout``); an async ``terminate``
+still waiting then is cancelled and the process ends at once, with the reason
+``terminate`` was given. An exit signal waits for no callback from the start.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CloseCode, WSXError
-from .lifecycle import CLOSING, OPEN, TERMINATED, TERMINATING
+from .lifecycle import CLOSING, OPEN, TERMINATING
 
 if TYPE_CHECKING:
     from .base import Process
@@ -31,13 +33,19 @@ __all__ = ["Stopping"]
 
 
 class Stopping:
-    """The stop asked of one client, and when it takes effect (loop thread only)."""
+    """The stop asked of one client, and when it takes effect (loop thread only).
 
-    __slots__ = ("client", "_asked", "_deadline")
+    Its phases: nothing asked; ``ASKED`` (it waits for an async callback, or
+    for the close handshake); ``EXPIRED`` (the stop's deadline passed: it
+    waits for no callback any more).
+    """
+
+    __slots__ = ("client", "_asked", "_phase", "_deadline")
 
     def __init__(self, client: Client) -> None:
         self.client = client
         self._asked: tuple[Any] | None = None  # (reason,): a reason may be None
+        self._phase: str | None = None  # None, ASKED or EXPIRED
         self._deadline: Any = None  # the timer of a stop's timeout
 
     @property
@@ -53,14 +61,19 @@ class Stopping:
     def ask(self, reason: Any, timeout: float | None = None) -> None:
         """:func:`wsx.stop`: close (handshake) if open, then terminate with ``reason``.
 
-        ``timeout``: the stop's deadline, after which an async callback it
-        waits for is cancelled (None: no deadline).
+        ``timeout``: the stop's deadline, after which it waits for no async
+        callback (None: no deadline). While ``terminate`` runs, only the
+        deadline is taken: the process ends with the reason it terminates with.
         """
-        if self._ending():
+        if self.client.terminated:
             return
-        self._asked = (reason,)
         if timeout is not None and self._deadline is None:
             self._deadline = self.client.loop.call_later(timeout, self._expired)
+        if self._terminating():
+            return
+        self._asked = (reason,)
+        if self._phase is None:
+            self._phase = ASKED
         self.when_free()
 
     def exit_signal(self, other: Process, reason: Any) -> None:
@@ -69,26 +82,30 @@ class Stopping:
         While ``terminate`` runs, the process is ending already: that one runs
         to its end (it runs once).
         """
-        if self._ending():
+        if self._terminating() or self.client.terminated:
             return
         self._asked = (("linked_exit", other, reason),)
-        self.client.holds.abandon()
+        self._phase = EXPIRED  # waits for no callback
         self.when_free()
 
     def when_free(self) -> None:
         """Act on the stop once no async callback waits (``Holds.idle`` calls again)."""
         client = self.client
-        if self._asked is None or self._ending():
+        holds = client.holds
+        if self._asked is None or self._terminating() or client.terminated:
             return
-        job = client.holds.job
+        job = holds.job
         if job is not None:
-            if job.name != "handle_disconnect":
+            if self._phase is not EXPIRED and job.name != "handle_disconnect":
                 return  # its end calls again
-            client.holds.abandon()  # the stop wins over its decision: no need to wait
-        client.holds.end_suspension()  # the close handshake needs the socket read again
-        if client.holds.job is not None:
-            return  # a held frame's async callback started: the stop waits for it too
-        if self._ending():
+            # Past the deadline, or the stop wins over handle_disconnect's decision.
+            holds.abandon()
+        holds.end_suspension()  # the close handshake needs the socket read again
+        if holds.job is not None:  # a held frame's async callback started
+            if self._phase is not EXPIRED:
+                return  # the stop waits for it too
+            holds.abandon()
+        if self._terminating() or client.terminated:
             return
         state = client.lifecycle.state
         if state is OPEN:
@@ -105,19 +122,24 @@ class Stopping:
         if deadline is not None:
             deadline.cancel()
 
-    def _ending(self) -> bool:
-        state = self.client.lifecycle.state
-        return state is TERMINATING or state is TERMINATED
+    def _terminating(self) -> bool:
+        return self.client.lifecycle.state is TERMINATING
 
     def _expired(self) -> None:
-        """The stop's deadline: cancel what it waits for, so that the process goes on to end."""
+        """The stop's deadline: wait for no callback any more, so that the process ends."""
         self._deadline = None
         client = self.client
-        job = client.holds.job
-        if client.terminated or job is None:
-            return  # the close handshake is bounded by close_timeout
-        if client.lifecycle.state is TERMINATING:
-            job.interrupt()  # its failure ends the process
+        if client.terminated:
             return
-        client.holds.abandon()
+        if self._terminating():
+            if client.holds.job is not None:  # an async terminate waits: it ends now
+                client.holds.abandon()
+                client.terminated_with(client.terminate_reason)
+            return
+        self._phase = EXPIRED
         self.when_free()
+
+
+#: The phases of a stop (see :class:`Stopping`).
+ASKED = "asked"
+EXPIRED = "expired"

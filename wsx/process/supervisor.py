@@ -64,8 +64,7 @@ from .._guard import must_propagate
 from ..errors import CallingSelfError, WSXError
 from ..io import loop as _loops
 from ..io.loop import Loop
-from .api import asyncio_host
-from .api import stop as stop_client
+from .api import asyncio_host, stop_within
 from .base import Process, _set_current, current_process, is_normal_exit
 from .client import Client
 
@@ -568,7 +567,7 @@ def _stop_process(proc: Process, timeout: float) -> None:
         return
     if isinstance(proc, Client):
         # shutdown 0: killed at once (OTP's brutal_kill).
-        if (timeout <= 0 or not stop_client(proc, "shutdown", timeout)) and proc.alive:
+        if (timeout <= 0 or not stop_within(proc, "shutdown", timeout, None)) and proc.alive:
             _kill(proc, timeout)
         return
     stop: Callable[..., Any] | None = getattr(proc, "stop", None)
