@@ -397,3 +397,10 @@ def test_a_cancelled_aio_supervisor_start_leaves_nothing_running(wsx_server: Ser
     run_async(main)
     wsx_server.wait_for(lambda: wsx_server.open_connections == 0, timeout=8)
     assert ("c1", "shutdown") in events
+
+
+@pytest.mark.parametrize("shutdown", [-1, "5", float("nan"), True])
+def test_a_shutdown_that_is_not_a_duration_is_refused(shutdown: Any) -> None:
+    spec = {"id": "c", "start": lambda: None, "shutdown": shutdown}
+    with pytest.raises(wsx.SupervisorError, match="shutdown must be"):
+        wsx.Supervisor.start_link([spec])

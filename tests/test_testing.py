@@ -522,3 +522,9 @@ def test_a_client_that_does_not_read_does_not_spin_the_server(wsx_server: Server
     for _ in range(64):
         assert ev.wait("frame")[0] == ("binary", b"x" * 262144)
     wsx.stop(c)
+
+
+def test_waiting_for_more_messages_than_kept_is_refused() -> None:
+    with Server(max_records=3) as server:
+        with pytest.raises(ValueError, match="max_records=3"):
+            server.wait_for_messages(4, timeout=0.1)

@@ -103,7 +103,12 @@ class _Child:
         if self.restart not in RESTARTS:
             raise SupervisorError(f"child {self.id!r}: restart must be one of {RESTARTS}, "
                                   f"not {self.restart!r}")
-        self.shutdown = float(spec.get("shutdown", 5.0))
+        shutdown = spec.get("shutdown", 5.0)
+        if (not isinstance(shutdown, (int, float)) or isinstance(shutdown, bool)
+                or not shutdown >= 0):
+            raise SupervisorError(f"child {self.id!r}: shutdown must be a number of seconds "
+                                  f">= 0, not {shutdown!r}")
+        self.shutdown = float(shutdown)
         self.type = spec.get("type", "worker")
         self.proc: Process | None = None
 

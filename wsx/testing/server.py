@@ -402,8 +402,12 @@ class Server:
         """Wait until ``n`` messages have been received; return the first ``n``.
 
         (The first ``n`` that :attr:`messages` keeps: once it is full, the
-        oldest are dropped.)
+        oldest are dropped.) ``ValueError`` if ``n`` is over ``max_records``:
+        they could never all be kept.
         """
+        if self.max_records is not None and n > self.max_records:
+            raise ValueError(f"cannot wait for {n} messages: the server keeps at most "
+                             f"max_records={self.max_records}")
         return self.wait_for(lambda: self.messages[:n] if len(self.messages) >= n else [],
                              timeout, f"{n} message(s)")
 
