@@ -340,7 +340,7 @@ class CrashesThenWaits(wsx.WebSocket):
 
     async def terminate(self, reason: Any, state: Any) -> None:
         state["log"].append(("terminate", wsx.self().connection_state))
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(1.0)
         state["log"].append("terminated")
 
 
@@ -685,3 +685,36 @@ def test_frames_held_for_a_connection_never_reach_the_next_one(wsx_server: Any, 
     log, open_after = run(main)
     assert log == ["connect", "a", "disconnect", "connect"], log
     assert open_after == "open"
+
+
+def test_past_a_stops_deadline_an_unaccepted_connection_handles_nothing(
+        wsx_server: Any, run: Any) -> None:
+    class NeverAccepts(wsx.WebSocket):
+        async def handle_connect(self, conn: Any, state: Any) -> Any:
+            await asyncio.sleep(3600)
+            return ("ok", state)
+
+        def handle_frame(self, frame: Any, state: Any) -> Any:
+            state.append(frame[1])
+            return ("ok", state)
+
+        def terminate(self, reason: Any, state: Any) -> None:
+            state.append(f"terminate {reason}")
+
+    async def main() -> Any:
+        log: list[str] = []
+        task = asyncio.ensure_future(wsx.aio.start_link(wsx_server.url, NeverAccepts, log,
+                                                        name="never-accepts"))
+        await _until(lambda: wsx.whereis("never-accepts") is not None, "registered")
+        client = wsx.whereis("never-accepts")
+        wsx_server.wait_for_connections(1)
+        await asyncio.to_thread(wsx_server.send, "early")
+        await asyncio.sleep(0.1)
+        await wsx.aio.stop(client, timeout=0.3)
+        await _until(lambda: not client.alive, "the client ended", timeout=3)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return log
+
+    log = run(main)
+    assert log == ["terminate normal"]

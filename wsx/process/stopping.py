@@ -100,6 +100,9 @@ class Stopping:
                 return  # its end calls again
             # Past the deadline, or the stop wins over handle_disconnect's decision.
             holds.abandon()
+            if job.name == "handle_connect":  # never accepted: nothing of it is handled
+                client.terminate(self._asked[0])
+                return
         holds.end_suspension()  # the close handshake needs the socket read again
         if holds.job is not None:  # a held frame's async callback started
             if self._phase is not EXPIRED:
