@@ -30,9 +30,7 @@ applies its restart strategy; a client terminates with reason
 
 from __future__ import annotations
 
-import _thread
 import logging
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +46,7 @@ from ..errors import (
 )
 from ..io.connector import Connector
 from .awaiting import PENDING
-from .base import Process, is_normal_exit
+from .base import Process
 from .callbacks import DisconnectStatus, resolve_module
 from .closing import CloseDeadline
 from .debug import DebugState
@@ -67,6 +65,7 @@ from .lifecycle import (
 from .mailbox import Mailbox
 from .reader import Reader
 from .reconnect import Reconnects
+from .startgate import StartGate
 from .stopping import Stopping
 from .upgrade import Upgrade
 
@@ -148,10 +147,7 @@ class Client(Process):
         """``"connecting"``, ``"open"``, ``"closing"``, ``"disconnected"`` or ``"terminated"``."""
         return self.lifecycle.public_name
 
-    @property
-    def state_name(self) -> str:
-        """Alias of :attr:`connection_state`."""
-        return self.lifecycle.public_name
+    state_name = connection_state  # its alias
 
     @property
     def terminated(self) -> bool:
@@ -233,18 +229,12 @@ class Client(Process):
         conn.extensions = response.extensions
         protocol = Protocol(max_message_size=conn.max_message_size, extensions=extensions)
         self.dispatcher.protocol = protocol
-        if response.leftover:
-            # The server's first bytes came with the 101: they go into the
-            # protocol before anything read from the socket (one ordered
-            # stream), and their events wait for handle_connect to accept.
+        if response.leftover:  # before any read (one stream); handled once accepted
             self.dispatcher.inbox.extend(protocol.receive_data(response.leftover))
         self.transport.limit(conn.write_limit)
         self.reconnects.connected()
-        dbg = self.debug
-        if dbg is not None and dbg.stats is not None:
-            if self.lifecycle.connections:
-                dbg.stats["reconnects"] += 1
-            dbg.stats["connected_since"] = time.monotonic()
+        if self.debug is not None:
+            self.debug.connected(reconnect=self.lifecycle.connections > 0)
         self.lifecycle.to(OPEN, "connected", report={"conn": conn})
         if self.lifecycle.suspended:  # wsx.sys.resume goes on from here
             self.transport.stop_reading()  # (the handshake's reader)
@@ -253,12 +243,8 @@ class Client(Process):
             self._connected()
 
     def _connected(self, read: bool = True) -> None:
-        """Keep alive and call ``handle_connect`` (at once, or once resumed).
-
-        ``read``: read from now on (while an async handle_connect waits too);
-        once resumed, reading starts after handle_connect accepted, and what
-        arrived meanwhile is read before the messages that wait.
-        """
+        """Keep alive, call ``handle_connect``; ``read``: read from now on (else, once resumed,
+        reading starts after it accepted: what arrived comes before waiting messages)."""
         conn = self.conn
         if read:
             self.transport.start_reading(self.read_path)
@@ -350,18 +336,7 @@ class Client(Process):
         Returns the bytes accepted for sending that were dropped unsent.
         """
         self.transport.uncork()  # e.g. the close frame of a crash, gathered with replies
-        self.holds.abandon()  # an async callback of this connection awaits no more
-        self.holds.defer(None)  # nor does a handle_connect that waited for a resume
-        held = self.dispatcher.inbox
-        if held and not self.stopping.asked:
-            # They were this connection's: never handled as the next one's
-            # (a close among them would close it), and gone with it, as the
-            # result of the callback they waited behind.
-            logger.warning("%r: the connection ended with %d frame(s) read but not handled "
-                           "(they waited while %s): dropped", self, len(held),
-                           "suspended" if self.lifecycle.suspended
-                           else "an async callback awaited")
-        held.clear()
+        self.holds.connection_ended()  # what waited for this connection goes with it
         self.close_deadline.cancel()
         if self._timer is not None:
             self._timer.cancel()
@@ -381,10 +356,8 @@ class Client(Process):
         protocol = self.dispatcher.protocol
         if protocol is not None:
             protocol.receive_eof()
-        dbg = self.debug
-        if dbg is not None and dbg.stats is not None and dbg.stats["connected_since"] is not None:
-            dbg.stats["connected_time"] += time.monotonic() - dbg.stats["connected_since"]
-            dbg.stats["connected_since"] = None
+        if self.debug is not None:
+            self.debug.disconnected()
         return dropped
 
     def connection_lost(self, sock: Any, reason: Any) -> None:
@@ -431,15 +404,12 @@ class Client(Process):
 
     def decided(self, decision: tuple[Any, ...]) -> None:
         """What ``handle_disconnect`` decided: terminate, or reconnect (after a delay)."""
-        if self.terminated:
-            return
-        if self.stopping.asked:  # asked while an async handle_disconnect waited
-            self.terminate(self.stopping.reason)
+        if self.lifecycle.state is not DISCONNECTED:
+            return  # it ended meanwhile
+        if self.stopping.asked or decision[0] == "terminate":  # a stop wins over the decision
+            self.terminate(self.stopping.reason if self.stopping.asked else decision[1])
             return
         attempt = self.reconnects.attempt
-        if decision[0] == "terminate":
-            self.terminate(decision[1])
-            return
         delay, conn = decision[1], decision[2]
         if conn is not None:
             self.conn = conn
@@ -495,15 +465,11 @@ class Client(Process):
         self.dispatcher.protocol = None
 
     def kill(self, reason: Any = "killed") -> None:
-        """End the process now with ``reason``, without ``terminate`` (loop thread only).
+        """End now with ``reason``, without ``terminate`` (Erlang's ``exit(Pid, kill)``).
 
-        Erlang's ``exit(Pid, kill)``, which a supervisor uses on a child not
-        stopped within its ``shutdown``: the connection is dropped (no close
-        handshake), an ``async def`` callback that awaits is cancelled, and
-        the exit is reported (crash report, telemetry) and told to links and
-        monitors. Nothing of the client runs after it. Does nothing once the
-        process has ended. From another thread while its loop runs, the kill
-        is posted to the loop (it happens there, soon).
+        The connection is dropped, an awaiting async callback cancelled, the
+        exit reported and told to links and monitors. From another thread
+        while the loop runs, it is posted to the loop. Nothing once ended.
         """
         if self.terminated:
             return
@@ -515,11 +481,7 @@ class Client(Process):
         self._exit_now("killed", reason)
 
     def host_loop_closed(self) -> None:
-        """The loop it runs on was closed: nothing would run it again, so it ends now.
-
-        Its connection is dropped and it exits with ``("error", ConnError)``
-        naming the loop, without ``terminate`` (no loop runs it).
-        """
+        """Its loop was closed (nothing would run it again): killed with a ConnError."""
         if not self.terminated:
             self.kill(("error", ConnError(
                 f"its loop {self.loop.name} was closed while the client ran")))
@@ -532,64 +494,8 @@ class Client(Process):
                 "link to the client or use wsx.stop to end it")
         return super().join(timeout)
 
-    # -------------------------------------------------------------- messages
-    def drain_held(self) -> None:
-        """Handle the frames and messages held (:mod:`~wsx.process.holds`) or not yet connected."""
-        dispatcher = self.dispatcher
-        dispatcher.drain()
-        if dispatcher.protocol is not None:
-            dispatcher.flush(dispatcher.protocol)
-        self.mailbox.drain()
-
     def _on_linked_exit(self, other: Process, reason: Any) -> None:
-        def handle() -> None:
-            if self.terminated:
-                return
-            if getattr(self.dispatcher.cb, "trap_exit", False):
-                self.mailbox.deliver("info", ("EXIT", other, reason))
-            elif not is_normal_exit(reason):
-                # An exit signal: at once, whatever callback waits (as in OTP).
-                self.stopping.exit_signal(other, reason)
-
-        self.loop.call_soon_threadsafe(handle)
-
-
-class StartGate:
-    """Released once (the first connection is up, or the start failed); starters wait on it."""
-
-    __slots__ = ("_lock", "_released", "_signals")
-
-    def __init__(self) -> None:
-        self._lock = _thread.allocate_lock()
-        self._lock.acquire()
-        self._released = False
-        self._signals: list[Any] = []  # set at the release (wsx.aio's starters)
-
-    def release(self) -> None:
-        """Open the gate (once: later calls do nothing)."""
-        # Testing locked() is not enough: once released, a waiting thread
-        # acquires and releases the lock, and a second release in between
-        # would make its release() raise RuntimeError.
-        if not self._released:
-            self._released = True
-            self._lock.release()
-            for signal in self._signals:
-                signal.set()
-            self._signals.clear()
-
-    def notify(self, signal: Any) -> None:
-        """``signal.set()`` at the release (now if released); loop thread only."""
-        if self._released:
-            signal.set()
-        else:
-            self._signals.append(signal)
-
-    def wait(self, timeout: float) -> bool:
-        """True once the gate is open; False if ``timeout`` passed first."""
-        if not self._lock.acquire(timeout=timeout):
-            return False
-        self._lock.release()
-        return True
+        self.loop.call_soon_threadsafe(self.stopping.linked_exit, other, reason)
 
 
 def _lost_data(reason: Any, dropped: int) -> Any:

@@ -108,6 +108,21 @@ class DebugState:
         if log_file is not None:
             log_file.close()
 
+    def connected(self, reconnect: bool) -> None:
+        """A connection opened: count it in the statistics (if on)."""
+        stats = self.stats
+        if stats is not None:
+            if reconnect:
+                stats["reconnects"] += 1
+            stats["connected_since"] = time.monotonic()
+
+    def disconnected(self) -> None:
+        """The connection ended: add its time to ``connected_time`` (if counting)."""
+        stats = self.stats
+        if stats is not None and stats["connected_since"] is not None:
+            stats["connected_time"] += time.monotonic() - stats["connected_since"]
+            stats["connected_since"] = None
+
     def install(self, fn: Callable[..., Any], fn_state: Any) -> None:
         """Call ``fn(fn_state, (kind, args), client)`` for every event (see the module docs)."""
         self.remove(fn)

@@ -16,6 +16,7 @@ flags themselves are the lifecycle's (``suspended``, ``awaiting``).
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from .lifecycle import CLOSING, OPEN
@@ -30,6 +31,8 @@ __all__ = ["HELD_FRAMES", "Holds"]
 
 #: Frames a client whose async callback waits holds before it stops reading.
 HELD_FRAMES = 64
+
+logger = logging.getLogger("wsx")
 
 
 class Holds:
@@ -93,6 +96,25 @@ class Holds:
         if self.job is None:  # (release may have started another async callback)
             client.stopping.when_free()  # a wsx.stop that came while it waited
 
+    def connection_ended(self) -> None:
+        """The connection ended: what waited for it goes with it.
+
+        The awaiting callback is cancelled (:meth:`abandon`), a
+        ``handle_connect`` waiting for a resume is forgotten, and the frames
+        it read but did not handle are dropped (a warning counts them): never
+        handled as the next connection's (a close among them would close it).
+        """
+        client = self.client
+        self.abandon()
+        self.deferred = None
+        held = client.dispatcher.inbox
+        if held and not client.stopping.asked:
+            logger.warning("%r: the connection ended with %d frame(s) read but not handled "
+                           "(they waited while %s): dropped", client, len(held),
+                           "suspended" if client.lifecycle.suspended
+                           else "an async callback awaited")
+        held.clear()
+
     def abandon(self) -> None:
         """The connection ended: cancel the awaiting callback, drop its result."""
         job = self.job
@@ -137,4 +159,7 @@ class Holds:
                     client.loop.call_soon(transport.read_now, sock)
                 else:
                     client.read_path()
-        client.drain_held()
+        dispatcher.drain()
+        if dispatcher.protocol is not None:
+            dispatcher.flush(dispatcher.protocol)
+        client.mailbox.drain()

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CloseCode, WSXError
+from .base import is_normal_exit
 from .lifecycle import CLOSING, OPEN, TERMINATING
 
 if TYPE_CHECKING:
@@ -75,6 +76,17 @@ class Stopping:
         if self._phase is None:
             self._phase = ASKED
         self.when_free()
+
+    def linked_exit(self, other: Process, reason: Any) -> None:
+        """A linked process exited: ``("EXIT", other, reason)`` to ``handle_info`` when the
+        module traps exits, else an exit signal unless the exit was normal."""
+        client = self.client
+        if client.terminated:
+            return
+        if getattr(client.dispatcher.cb, "trap_exit", False):
+            client.mailbox.deliver("info", ("EXIT", other, reason))
+        elif not is_normal_exit(reason):
+            self.exit_signal(other, reason)
 
     def exit_signal(self, other: Process, reason: Any) -> None:
         """A linked process exited abnormally: stop now, whatever callback waits (as in OTP).
