@@ -25,7 +25,6 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
 
 from ..core.frames import (
     DEFAULT_MAX_SIZE,
@@ -37,13 +36,9 @@ from ..core.frames import (
 )
 from ..core.headers import Headers
 from ._peer import HandshakeScript, Peer, ReceivedFrame
+from ._records import RECORDS, Records
 
 __all__ = ["Server", "Request", "ReceivedFrame", "VIOLATIONS"]
-
-T = TypeVar("T")
-
-#: The records a :class:`Server` keeps (each a list, capped at ``max_records``).
-_RECORDS = ("requests", "frames", "messages", "closes")
 
 #: The protocol violations :meth:`Server.send_protocol_violation` can send,
 #: each as the raw bytes of one server frame.
@@ -67,7 +62,7 @@ class Request:
     """The request's headers (case-insensitive: ``headers.get("authorization")``)."""
 
 
-class Server:
+class Server(Records):
     """An echo server on 127.0.0.1 with a script of faults; see :mod:`wsx.testing`.
 
     :param port: the TCP port; ``0`` (the default) picks a free one.
@@ -127,7 +122,7 @@ class Server:
         self.closes: list[tuple[int | None, str]] = []
         """``(code, reason)`` of the close frames received (``None``: no status code), in
         order: the newest ``max_records``."""
-        self.dropped: dict[str, int] = dict.fromkeys(_RECORDS, 0)
+        self.dropped: dict[str, int] = dict.fromkeys(RECORDS, 0)
         """How many entries each record dropped to keep to ``max_records``, by name:
         ``dropped["messages"]`` and so on (all 0 until one is full)."""
         self.attempts = 0
@@ -368,71 +363,6 @@ class Server:
         raw = _bytes("send_raw", data)
         return self._each("send_raw", lambda p: p.queue_raw(raw))
 
-    # -- waiting -----------------------------------------------------------
-    def wait_for(self, predicate: Callable[[], T], timeout: float = 5.0, what: str = "") -> T:
-        """Wait until ``predicate()`` is true and return its value.
-
-        It is called again at each change the server records. After
-        ``timeout`` seconds it raises :class:`TimeoutError` naming ``what``
-        and what the server saw.
-        """
-        with self._cond:
-            if not self._cond.wait_for(predicate, timeout):
-                raise TimeoutError(f"wsx.testing.Server: {what or predicate} did not happen "
-                                   f"within {timeout} s; {self._summary()}")
-            return predicate()
-
-    def wait_for_connections(self, n: int = 1, timeout: float = 5.0) -> int:
-        """Wait until ``n`` connections have been upgraded (in all)."""
-        return self.wait_for(lambda: self.connections >= n and self.connections,
-                             timeout, f"{n} connection(s)")
-
-    def wait_for_attempts(self, n: int = 1, timeout: float = 5.0) -> int:
-        """Wait until ``n`` TCP connections have been accepted (refused ones too)."""
-        return self.wait_for(lambda: self.attempts >= n and self.attempts,
-                             timeout, f"{n} connection attempt(s)")
-
-    def wait_for_disconnects(self, n: int = 1, timeout: float = 5.0) -> int:
-        """Wait until ``n`` upgraded connections have ended."""
-        return self.wait_for(lambda: self.disconnects >= n and self.disconnects,
-                             timeout, f"{n} disconnect(s)")
-
-    def wait_for_messages(self, n: int = 1,
-                          timeout: float = 5.0) -> list[tuple[str, str | bytes]]:
-        """Wait until ``n`` messages have been received; return the first ``n``.
-
-        (The first ``n`` that :attr:`messages` keeps: once it is full, the
-        oldest are dropped.) ``ValueError`` if ``n`` is over ``max_records``:
-        they could never all be kept.
-        """
-        if self.max_records is not None and n > self.max_records:
-            raise ValueError(f"cannot wait for {n} messages: the server keeps at most "
-                             f"max_records={self.max_records}")
-        return self.wait_for(lambda: self.messages[:n] if len(self.messages) >= n else [],
-                             timeout, f"{n} message(s)")
-
-    def wait_for_message(self, message: str | bytes, count: int = 1,
-                         timeout: float = 5.0) -> int:
-        """Wait until ``message`` (text for ``str``, binary for bytes) came ``count`` times.
-
-        It counts in :attr:`messages`, which keeps the newest ``max_records``.
-        """
-        kind = "text" if isinstance(message, str) else "binary"
-        return self.wait_for(
-            lambda: (k := self.messages.count((kind, message))) >= count and k,
-            timeout, f"the {kind} message {message!r} received {count} time(s)")
-
-    def wait_for_frames(self, kind: str, n: int = 1, timeout: float = 5.0) -> list[ReceivedFrame]:
-        """Wait until ``n`` frames of ``kind`` (``"pong"``, ``"close"``...) came; return them."""
-        def found() -> list[ReceivedFrame]:
-            frames = [f for f in self.frames if f.kind == kind]
-            return frames if len(frames) >= n else []
-        return self.wait_for(found, timeout, f"{n} {kind} frame(s)")
-
-    def wait_for_close(self, timeout: float = 5.0) -> tuple[int | None, str]:
-        """Wait for a client's close frame; return the first one's ``(code, reason)``."""
-        return self.wait_for(lambda: self.closes[:1], timeout, "a close frame")[0]
-
     # -- called by the connections ------------------------------------------
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -470,30 +400,8 @@ class Server:
                     self._handshakes[0] = (script, left - 1)
             return script
 
-    def _record(self, name: str, item: Any) -> None:
-        """Append ``item`` to the record ``name``, dropping its oldest past ``max_records``."""
-        with self._cond:
-            records: list[Any] = getattr(self, name)
-            records.append(item)
-            limit = self.max_records
-            if limit is not None and len(records) > limit:
-                excess = len(records) - limit
-                del records[:excess]
-                self.dropped[name] = self.dropped.get(name, 0) + excess
-            self._cond.notify_all()
-
     def _record_request(self, target: str, headers: Headers) -> None:
         self._record("requests", Request(target, headers))
-
-    def _record_frame(self, frame: ReceivedFrame) -> None:
-        self._record("frames", frame)
-
-    def _record_message(self, opcode: int, message: bytes) -> None:
-        kind = "text" if opcode == OP_TEXT else "binary"
-        self._record("messages", (kind, message.decode("utf-8") if kind == "text" else message))
-
-    def _record_close(self, code: int | None, reason: str) -> None:
-        self._record("closes", (code, reason))
 
     def _connected(self, peer: Peer) -> None:
         with self._cond:
@@ -540,17 +448,6 @@ class Server:
             peers = list(self._peers)
         for peer in peers:
             peer.wake()
-
-    def _summary(self) -> str:
-        last = ", ".join(repr(m) for m in self.messages[-3:])
-        dropped = ", ".join(f"{n} {name}" for name, n in self.dropped.items() if n)
-        if dropped:
-            dropped = f"; dropped past max_records={self.max_records}: {dropped}"
-        return (f"it saw {self.attempts} attempt(s), {self.connections} connection(s) "
-                f"({self.open_connections} open), {self.disconnects} disconnect(s), "
-                f"{len(self.messages)} message(s){f' (last: {last})' if last else ''}, "
-                f"closes {self.closes[-3:]}{dropped}")
-
 
 def _count(name: str, value: int, least: int = 1) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < least:
