@@ -64,9 +64,10 @@ from .._guard import must_propagate
 from ..errors import CallingSelfError, WSXError
 from ..io import loop as _loops
 from ..io.loop import Loop
-from .api import asyncio_host, stop_within
+from .api import asyncio_host
 from .base import Process, _set_current, current_process, is_normal_exit
 from .client import Client
+from .shutdown import stop_client, wait_for_end
 
 __all__ = ["Supervisor", "SupervisorError"]
 
@@ -558,50 +559,17 @@ def _refuse_on(host: Any, what: str) -> None:
             "from asyncio code use wsx.aio.Supervisor)")
 
 
-#: Seconds between the warnings about a killed child that has not ended yet.
-KILL_PATIENCE = 5.0
-
-
 def _stop_process(proc: Process, timeout: float) -> None:
     """Stop a child; kill a client not ended within ``timeout`` s; return once it ended."""
     if isinstance(proc, Supervisor):
         if not proc.stop("shutdown", timeout):
             # Its own children are killed after their shutdown: it ends
             # unless a callback blocks a loop. Never left running.
-            _wait_for_end(proc, f"not stopped within {timeout:g} s (its shutdown)")
+            wait_for_end(proc, f"not stopped within {timeout:g} s (its shutdown)")
         return
     if isinstance(proc, Client):
-        # shutdown 0: killed at once (OTP's brutal_kill).
-        if (timeout <= 0 or not stop_within(proc, "shutdown", timeout, None)) and proc.alive:
-            _kill(proc, timeout)
+        stop_client(proc, timeout)
         return
     stop: Callable[..., Any] | None = getattr(proc, "stop", None)
     if stop is not None:
         stop()
-
-
-def _kill(proc: Client, timeout: float) -> None:
-    """Kill the client ``proc`` on its loop (as OTP's ``exit(Child, kill)``); wait for its end."""
-    logger.warning("%r not stopped within %g s (its shutdown): killed", proc, timeout)
-    proc.loop.call_soon_threadsafe(proc.kill, "killed")
-    _wait_for_end(proc, "killed")
-
-
-def _wait_for_end(proc: Process, what: str) -> None:
-    # Unbounded, as OTP's supervisor waits for a killed child's exit: a
-    # second copy of the child must not start while this one runs. It
-    # ends unless a synchronous callback blocks its loop; that can only be
-    # waited out (warning, so that the culprit shows).
-    waited = 0.0
-    loop = getattr(proc, "loop", None)
-    while True:
-        if loop is not None and not loop.running:
-            # Nothing of it runs any more: it ends here (if its loop runs
-            # again, the kill posted to it drops the connection).
-            proc._exit("killed")
-            return
-        if proc.join(KILL_PATIENCE):
-            return
-        waited += KILL_PATIENCE
-        logger.warning("%r %s, still running %g s later: a callback blocks its loop; "
-                       "waiting for it to return (a child never runs twice)", proc, what, waited)
