@@ -26,12 +26,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .._guard import must_propagate
 from .._twins import compiled
 from .readiness import Readiness
+from .resolver import Resolver
 from .tenants import Tenants
 
 __all__ = ["Loop", "Timer", "get_default_loop"]
@@ -115,8 +115,7 @@ class Loop:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._thread_id: int | None = None
-        self._resolver_threads = resolver_threads
-        self._executor: ThreadPoolExecutor | None = None
+        self._resolver = Resolver(resolver_threads)  # the DNS thread pool
         self._closed = False
         #: The clients on this loop: told when it is closed under them.
         self.tenants = Tenants()
@@ -343,20 +342,9 @@ class Loop:
         callback: Callable[[list[Any] | None, BaseException | None], Any],
     ) -> None:
         """Resolve ``host:port`` off the loop thread; ``callback(addrinfos, error)`` runs on it."""
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(
-                max_workers=self._resolver_threads, thread_name_prefix=f"{self.name}-dns"
-            )
-
-        def work() -> None:
-            try:
-                infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            except BaseException as exc:  # noqa: BLE001 - handed to the callback
-                self.call_soon_threadsafe(callback, None, exc)
-            else:
-                self.call_soon_threadsafe(callback, infos, None)
-
-        self._executor.submit(work)
+        self._resolver.resolve(
+            host, port, lambda infos, error: self.call_soon_threadsafe(callback, infos, error),
+            self.name)
 
     # ------------------------------------------------------------------- run
     def run(self) -> None:
@@ -503,8 +491,7 @@ class Loop:
         self._wake_r.close()
         self._wake_w.close()
         self._io.close()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
+        self._resolver.close()
         self.tenants.evict()  # clients still on it end: nothing would run them
 
 
