@@ -149,7 +149,7 @@ class AsyncioLoop:
 
     def check_closed(self, soon: bool = False) -> bool:
         """True if the asyncio loop is closed (or gone); its clients then end
-        (``soon``: on a thread of their own, see :meth:`Tenants.evict_soon`)."""
+        (``soon``: on a thread of their own, see ``Tenants.evict_soon``)."""
         aloop = self._aloop()
         if aloop is not None and not aloop.is_closed():
             return False
