@@ -40,7 +40,7 @@ default; :attr:`Server.dropped` counts the rest), and counters;
 
 from __future__ import annotations
 
-from ._peer import ReceivedFrame
+from ._records import ReceivedFrame
 from .server import VIOLATIONS, Request, Server
 
 __all__ = ["Server", "Request", "ReceivedFrame", "VIOLATIONS"]

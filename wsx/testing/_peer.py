@@ -42,30 +42,18 @@ from ..core.frames import (
 from ..errors import FrameError
 from ..tools.echo_conn import EchoConnection
 from ..tools.echo_http import HTTPRefusal
+from ._records import ReceivedFrame
 
 if TYPE_CHECKING:
     from .server import Server
 
-__all__ = ["Peer", "ReceivedFrame", "HandshakeScript", "KINDS"]
+__all__ = ["Peer", "HandshakeScript", "KINDS"]
 
 #: Frame kinds by opcode, as :class:`ReceivedFrame` names them.
 KINDS = {OP_CONTINUATION: "continuation", OP_TEXT: "text", OP_BINARY: "binary",
          OP_CLOSE: "close", OP_PING: "ping", OP_PONG: "pong"}
 
 _READ_SIZE = 262144
-
-
-class ReceivedFrame(NamedTuple):
-    """One frame the server received from a client (unmasked)."""
-
-    kind: str
-    """``"text"``, ``"binary"``, ``"continuation"``, ``"ping"``, ``"pong"`` or ``"close"``."""
-    payload: bytes
-    """The payload, unmasked (for a text frame: UTF-8 bytes, maybe a piece of a character)."""
-    fin: bool
-    """False for every frame of a fragmented message but its last."""
-    connection: int
-    """Which connection it came on: 1 for the first one the server upgraded, and so on."""
 
 
 class HandshakeScript(NamedTuple):

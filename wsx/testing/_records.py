@@ -14,17 +14,38 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from ..core.frames import OP_TEXT
-from ._peer import ReceivedFrame
+from ..core.headers import Headers
 
-if TYPE_CHECKING:
-    from .server import Request
-
-__all__ = ["Records", "RECORDS"]
+__all__ = ["Records", "RECORDS", "Request", "ReceivedFrame"]
 
 T = TypeVar("T")
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request the server received (an upgrade, or not)."""
+
+    target: str
+    """The request target: path and query, e.g. ``"/feed?v=2"``."""
+    headers: Headers
+    """The request's headers (case-insensitive: ``headers.get("authorization")``)."""
+
+
+class ReceivedFrame(NamedTuple):
+    """One frame the server received from a client (unmasked)."""
+
+    kind: str
+    """``"text"``, ``"binary"``, ``"continuation"``, ``"ping"``, ``"pong"`` or ``"close"``."""
+    payload: bytes
+    """The payload, unmasked (for a text frame: UTF-8 bytes, maybe a piece of a character)."""
+    fin: bool
+    """False for every frame of a fragmented message but its last."""
+    connection: int
+    """Which connection it came on: 1 for the first one the server upgraded, and so on."""
+
 
 #: The records a :class:`Server` keeps (each a list, capped at ``max_records``).
 RECORDS = ("requests", "frames", "messages", "closes")

@@ -23,7 +23,6 @@ import socket
 import struct
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 
 from ..core.frames import (
@@ -35,8 +34,8 @@ from ..core.frames import (
     encode_frame,
 )
 from ..core.headers import Headers
-from ._peer import HandshakeScript, Peer, ReceivedFrame
-from ._records import RECORDS, Records
+from ._peer import HandshakeScript, Peer
+from ._records import RECORDS, ReceivedFrame, Records, Request
 
 __all__ = ["Server", "Request", "ReceivedFrame", "VIOLATIONS"]
 
@@ -50,16 +49,6 @@ VIOLATIONS: dict[str, bytes] = {
     "long_control": bytes([0x89, 126, 0, 126]) + b"x" * 126,  # a 126-byte ping
     "unexpected_continuation": bytes([0x80, 2]) + b"hi",  # no message to continue
 }
-
-
-@dataclass(frozen=True)
-class Request:
-    """One HTTP request the server received (an upgrade, or not)."""
-
-    target: str
-    """The request target: path and query, e.g. ``"/feed?v=2"``."""
-    headers: Headers
-    """The request's headers (case-insensitive: ``headers.get("authorization")``)."""
 
 
 class Server(Records):
