@@ -131,6 +131,8 @@ def test_reply_twice_raises(echo_server: Any) -> None:
 
     client, probe = start(echo_server.url, Probe(), Twice)
     assert wsx.call(client, "x") == 1
+    # The call returns at the first reply; the second one raises just after.
+    wait_until(lambda: seen, what="the second reply")
     assert len(seen) == 1 and "twice" in str(seen[0])
     with pytest.raises(TypeError, match="caller"):
         wsx.reply("not a caller", 1)  # type: ignore[arg-type]

@@ -184,33 +184,31 @@ class SendAfter:
         called from another). False also when the client exited first: its
         exit cancelled the timer.
         """
+        if not self._stop():
+            return False
+        self.client._unwatch(self)
+        return True
+
+    def fire(self, reason: Any) -> None:
+        """The client exited (as a hook of ``Process._watch``): the timer is cancelled."""
+        self._stop()
+
+    def _stop(self) -> bool:
+        """Cancelled, with the loop's timer if started; False if it had fired or been
+        cancelled already."""
         with self._lock:
             if self._state != "waiting":
                 return False
             self._state = "cancelled"
             timer, self._timer = self._timer, None
-        if timer is not None:  # else not started yet: _start will see "cancelled"
-            self.client._unwatch(self)
-            self._cancel_timer(timer)
-        return True
-
-    def fire(self, reason: Any) -> None:
-        """The client exited (as a hook of ``Process._watch``): the timer is cancelled."""
-        with self._lock:
-            if self._state != "waiting":
-                return
-            self._state = "cancelled"
-            timer, self._timer = self._timer, None
-        if timer is not None:
-            self._cancel_timer(timer)
-
-    def _cancel_timer(self, timer: Any) -> None:
-        """Cancel the loop's timer on the loop's thread (a closed loop drops it)."""
+        if timer is None:
+            return True  # not started yet: _start will see "cancelled"
         loop = self.client.loop
         if loop.in_loop_thread():
             timer.cancel()
         else:
             loop.call_soon_threadsafe(timer.cancel)
+        return True
 
     def _start(self, seconds: float) -> None:  # on the loop thread
         with self._lock:
