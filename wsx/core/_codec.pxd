@@ -1,5 +1,5 @@
 # Declarations of wsx/core/_codec.pyx shared with other compiled wsx modules:
-# the compiled read path (wsx/process/_reader.pyx) calls the parser at C level.
+# the compiled read path calls the parser at C level, the protocol the encoder.
 
 from libc.stdint cimport uint64_t
 
@@ -9,6 +9,7 @@ cdef class FrameParser:
     cdef long long _max_frame
     cdef long long _max_message
     cdef int _allowed_rsv
+    cdef bint _masked
     cdef bint _fragmented
     cdef uint64_t _message_len
     # Header of the frame whose payload is incomplete (``_p``): its payload
@@ -23,11 +24,20 @@ cdef class FrameParser:
     cdef int _p_rsv
     cdef Py_ssize_t _p_start
     cdef uint64_t _p_length
+    cdef unsigned char _p_key[4]  # masking key of the pending frame (masked mode)
 
     cdef list _feed(self, const char* base, Py_ssize_t size)
+    cdef bytes _payload(self, const char* src, Py_ssize_t n, Py_ssize_t offset)
     cdef bint _receive_in_place(self, const char* base, Py_ssize_t pos, Py_ssize_t end)
     cdef Py_ssize_t _parse(self, const unsigned char* p, Py_ssize_t end, list frames) except -1
     cdef int _header(self, unsigned int b0, unsigned int b1, uint64_t length) except -1
 
 
-cpdef bytes encode_data(int opcode, bytes payload)
+cdef class MaskKeySource:
+    cdef bytes _pool
+    cdef Py_ssize_t _pos
+    cdef Py_ssize_t _batch
+    cdef bytes next(self)
+
+
+cpdef bytes encode_data(int opcode, bytes payload, bint masked=*)

@@ -2,9 +2,11 @@
 # cython: initializedcheck=False, embedsignature=True
 """RFC 6455 frame codec, compiled: the hot paths of :mod:`wsx.core.frames`.
 
-``FrameParser`` and ``encode_frame`` here have the API, results and errors
-of the pure-Python ones in ``wsx/frames.py``, which picks them when this
-extension is built (and ``WSX_NO_EXTENSIONS`` is not set).
+``FrameParser``, ``encode_frame``, ``encode_data`` and ``MaskKeySource``
+here have the API, results and errors of the pure-Python ones in
+``wsx/core/frames.py``, which picks them when this extension is built (and
+``WSX_NO_EXTENSIONS`` is not set). Both parse either direction: a client's
+parser takes unmasked frames, a server's (``masked=True``) masked ones.
 
 What they do differently, for speed:
 
@@ -15,9 +17,12 @@ What they do differently, for speed:
   that the fast check does not cover) goes to the Python checker
   ``wsx.core.frames.check_header``, so the rules and their error messages live in
   one place;
+* a masked frame's payload is unmasked in place in the bytes object it
+  is returned as;
 * ``encode_frame`` writes header, masking key and masked payload into one
-  new ``bytes`` object, with keys taken from a pool read from
-  ``os.urandom`` 4 KiB at a time.
+  new ``bytes`` object, with keys taken from the process's one
+  ``MaskKeySource`` (``default_keys``), read from ``os.urandom`` 4 KiB at
+  a time.
 
 Nothing here touches a socket: like ``wsx.core.frames`` it is sans-I/O.
 """
@@ -28,7 +33,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
-from wsx._mask cimport _xor_copy
+from wsx._mask cimport _xor_copy, _xor_inplace
 
 import os
 
@@ -44,10 +49,6 @@ cdef object _byte_payload = None
 cdef object _default_max = 16 * 1024 * 1024
 cdef object _tuple_new = tuple.__new__
 
-# Masking keys: 1024 keys per os.urandom call.
-cdef bytes _key_pool = b""
-cdef Py_ssize_t _key_pos = 0
-DEF KEY_POOL_SIZE = 4096
 # Payloads at least this long are masked with the GIL released.
 DEF NOGIL_THRESHOLD = 262144
 # An incomplete frame payload up to this size is received straight into the
@@ -79,7 +80,7 @@ cdef inline long long _limit(object value, str name) except -2:
 
 
 cdef class FrameParser:
-    """Incremental frame parser (server to client direction), compiled.
+    """Incremental frame parser, compiled (``masked=True``: a server's, for client frames).
 
     Same API and behaviour as the pure-Python ``wsx.core.frames.FrameParser``:
     :meth:`feed` returns the complete frames, a broken header raises
@@ -88,8 +89,10 @@ cdef class FrameParser:
 
     # Attributes and C-level methods: declared in _codec.pxd.
 
-    def __init__(self, max_frame_size=_DEFAULT, max_message_size=_DEFAULT, int allowed_rsv=0):
+    def __init__(self, max_frame_size=_DEFAULT, max_message_size=_DEFAULT, int allowed_rsv=0,
+                 bint masked=False):
         self._buf = bytearray()
+        self._masked = masked
         self.max_frame_size = _default_max if max_frame_size is _DEFAULT else max_frame_size
         self.max_message_size = _default_max if max_message_size is _DEFAULT else max_message_size
         self._allowed_rsv = allowed_rsv
@@ -126,6 +129,11 @@ cdef class FrameParser:
         self._allowed_rsv = value
 
     @property
+    def masked(self):
+        """True for a server's parser: every frame must be masked, payloads are unmasked."""
+        return self._masked
+
+    @property
     def buffered(self):
         """Number of received bytes not yet returned as frames."""
         if self._pbytes is not None:
@@ -142,11 +150,12 @@ cdef class FrameParser:
         """The payload received so far of the incomplete frame, less its first ``skip`` bytes."""
         if not self._p:
             return b""
+        cdef bytes out
         if self._pbytes is not None:
             if skip >= self._pfill:
                 return b""
-            return PyBytes_FromStringAndSize(PyBytes_AS_STRING(self._pbytes) + skip,
-                                             self._pfill - skip)
+            return self._payload(PyBytes_AS_STRING(self._pbytes) + skip, self._pfill - skip,
+                                 skip)
         cdef Py_ssize_t size = PyByteArray_GET_SIZE(self._buf)
         cdef Py_ssize_t start = self._p_start + skip
         cdef Py_ssize_t stop = size
@@ -154,7 +163,20 @@ cdef class FrameParser:
             stop = self._p_start + <Py_ssize_t>self._p_length
         if start >= stop:
             return b""
-        return PyBytes_FromStringAndSize(PyByteArray_AS_STRING(self._buf) + start, stop - start)
+        return self._payload(PyByteArray_AS_STRING(self._buf) + start, stop - start, skip)
+
+    cdef bytes _payload(self, const char* src, Py_ssize_t n, Py_ssize_t offset):
+        """A new bytes object of the ``n`` payload bytes at ``src`` (from ``offset`` on), unmasked.
+
+        Never unmasks in place an object made from bytes: CPython shares the
+        one-byte ones.
+        """
+        if not self._masked:
+            return PyBytes_FromStringAndSize(src, n)
+        cdef bytes out = PyBytes_FromStringAndSize(NULL, n)
+        _xor_copy(<const unsigned char*>src, <unsigned char*>PyBytes_AS_STRING(out), n,
+                  self._p_key, offset & 3)
+        return out
 
     def feed(self, data):
         """Add received bytes; return the frames they complete (possibly none)."""
@@ -180,6 +202,9 @@ cdef class FrameParser:
                 off = take
                 if self._pfill < <Py_ssize_t>self._p_length:
                     return frames
+                if self._masked:  # a bytes object of its own (made with no content)
+                    _xor_inplace(<unsigned char*>PyBytes_AS_STRING(self._pbytes), self._pfill,
+                                 self._p_key, 0)
                 frames.append(_tuple_new(
                     _Frame, (self._p_opcode, self._p_fin, self._p_rsv, self._pbytes)))
                 self._pbytes = None
@@ -256,6 +281,11 @@ cdef class FrameParser:
                     for i in range(8):
                         length = (length << 8) | p[pos + 2 + i]
                     start = pos + 10
+                if self._masked and b1 & 0x80:
+                    if end - start < 4:
+                        break  # the masking key is not all in: check the header later
+                    memcpy(self._p_key, p + start, 4)
+                    start += 4
                 self._header(b0, b1, length)
                 self._p = True
                 self._p_start = start
@@ -263,7 +293,7 @@ cdef class FrameParser:
             if length > <uint64_t>(end - start):
                 break
             self._p = False
-            payload = PyBytes_FromStringAndSize(<const char*>p + start, <Py_ssize_t>length)
+            payload = self._payload(<const char*>p + start, <Py_ssize_t>length, 0)
             frames.append(_tuple_new(_Frame, (self._p_opcode, self._p_fin, self._p_rsv, payload)))
             pos = start + <Py_ssize_t>length
         return pos
@@ -275,7 +305,7 @@ cdef class FrameParser:
         cdef bint fin = (b0 & 0x80) != 0
         cdef uint64_t total
         cdef bint ok = False
-        if not (b1 & 0x80) and not (rsv & ~self._allowed_rsv):
+        if ((b1 & 0x80) != 0) == self._masked and not (rsv & ~self._allowed_rsv):
             if opcode >= 8:
                 ok = opcode <= 0xA and fin and not rsv and length <= 125
             elif (opcode == 1 or opcode == 2) and not self._fragmented or (
@@ -299,20 +329,36 @@ cdef class FrameParser:
         # right FrameError, or accepts the header and says how.
         result = _check_header(
             b0, b1, length, self._allowed_rsv, self._fragmented, self._message_len,
-            self.max_frame_size, self.max_message_size,
+            self.max_frame_size, self.max_message_size, self._masked,
         )
         self._p_opcode, self._p_fin, self._p_rsv, self._fragmented, self._message_len = result
         return 0
 
 
-cdef inline bytes _next_key():
-    global _key_pool, _key_pos
-    if _key_pos + 4 > PyBytes_GET_SIZE(_key_pool):
-        _key_pool = os.urandom(KEY_POOL_SIZE)
-        _key_pos = 0
-    cdef bytes key = PyBytes_FromStringAndSize(PyBytes_AS_STRING(_key_pool) + _key_pos, 4)
-    _key_pos += 4
-    return key
+cdef class MaskKeySource:
+    """Masking keys read from ``os.urandom`` in batches (``wsx.core.frames.MaskKeySource``)."""
+
+    def __init__(self, Py_ssize_t batch=1024):
+        self._batch = batch * 4
+        self._pool = b""
+        self._pos = 0
+
+    def __call__(self):
+        return self.next()
+
+    cdef bytes next(self):
+        """The next 4-byte key."""
+        if self._pos + 4 > PyBytes_GET_SIZE(self._pool):
+            self._pool = os.urandom(self._batch)
+            self._pos = 0
+        cdef bytes key = PyBytes_FromStringAndSize(PyBytes_AS_STRING(self._pool) + self._pos, 4)
+        self._pos += 4
+        return key
+
+
+#: The keys of every frame this process encodes without a given key.
+cdef MaskKeySource _keys = MaskKeySource()
+default_keys = _keys
 
 
 def encode_frame(int opcode, payload=b"", bint fin=True, int rsv=0, mask_key=None,
@@ -366,7 +412,7 @@ cdef bytes _encode(int opcode, const unsigned char* data, Py_ssize_t n, bint fin
         memcpy(dst, header, hlen)
         memcpy(dst + hlen, data, n)
         return out
-    key_bytes = _next_key() if mask_key is None else mask_key
+    key_bytes = _keys.next() if mask_key is None else mask_key
     key = <const unsigned char*>PyBytes_AS_STRING(key_bytes)
     out = PyBytes_FromStringAndSize(NULL, hlen + 4 + n)
     dst = <unsigned char*>PyBytes_AS_STRING(out)
@@ -380,11 +426,12 @@ cdef bytes _encode(int opcode, const unsigned char* data, Py_ssize_t n, bint fin
     return out
 
 
-cpdef bytes encode_data(int opcode, bytes payload):
-    """A client data frame (``opcode`` 1 or 2, fin, no RSV) carrying ``payload``: masked.
+cpdef bytes encode_data(int opcode, bytes payload, bint masked=True):
+    """A whole data frame (``opcode`` 1 or 2, fin, no RSV) carrying ``payload``.
 
-    ``wsx.core.frames.encode_data``: ``encode_frame(opcode, payload)`` without
-    the optional arguments (no keyword handling on the send path).
+    ``wsx.core.frames.encode_data``: ``encode_frame(opcode, payload,
+    masked=masked)`` without the other optional arguments (no keyword
+    handling on the send path). ``masked``: a client's frame; False: a server's.
     """
     return _encode(opcode, <const unsigned char*>PyBytes_AS_STRING(payload),
-                   PyBytes_GET_SIZE(payload), True, 0, None, True)
+                   PyBytes_GET_SIZE(payload), True, 0, None, masked)

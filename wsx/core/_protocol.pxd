@@ -10,6 +10,8 @@ from wsx.core._codec cimport encode_data
 
 
 cdef class Protocol:
+    cdef public object side
+    cdef public bint _mask_out
     cdef public object state
     cdef public object max_message_size
     cdef public object extensions

@@ -119,10 +119,10 @@ def encode_frame(
 ) -> bytes:
     """Encode one frame.
 
-    Client frames are masked (``masked=True``, the default) with ``mask_key``
-    or a fresh random key. ``masked=False`` produces a server-style frame
-    (used by tests and the embedded echo server). Control frames longer than
-    125 bytes or not final raise :class:`FrameEncodeError`.
+    A client's frames are masked (``masked=True``, the default) with
+    ``mask_key`` or a fresh random key; ``masked=False`` encodes a server's
+    frame. Control frames longer than 125 bytes or not final raise
+    :class:`FrameEncodeError`.
     """
     payload = byte_payload(payload)
     length = len(payload)
@@ -172,13 +172,14 @@ def byte_payload(payload: Any, frame: Any = None) -> bytes | bytearray | memoryv
     return view
 
 
-def encode_data(opcode: int, payload: bytes) -> bytes:
-    """A whole client data frame (``opcode`` text or binary, masked): the send path's usual case.
+def encode_data(opcode: int, payload: bytes, masked: bool = True) -> bytes:
+    """A whole data frame (``opcode`` text or binary): the send path's usual case.
 
-    The same bytes as ``encode_frame(opcode, payload)``; the compiled twin
-    takes its two arguments without keyword handling.
+    ``masked``: a client's frame (the default); ``False``: a server's. The
+    same bytes as ``encode_frame(opcode, payload, masked=masked)``; the
+    compiled twin takes its arguments without keyword handling.
     """
-    return encode_frame(opcode, payload)
+    return encode_frame(opcode, payload, masked=masked)
 
 
 def is_valid_close_code(code: int) -> bool:
@@ -232,7 +233,7 @@ def parse_close(payload: bytes) -> tuple[int | None, str]:
 
 
 class FrameParser:
-    """Incremental frame parser (server to client direction).
+    """Incremental frame parser, for either side (``masked`` says which).
 
     Feed it bytes in chunks of any size with :meth:`feed`; it returns the
     complete frames found so far. It checks, raising :class:`FrameError`:
@@ -252,10 +253,10 @@ class FrameParser:
     header are not lost: they are on the exception, as ``exc.frames``.
     After an error the parser is unusable.
 
-    ``masked=True`` parses the other direction, client to server (the
-    embedded echo server uses it): every frame must be masked, and payloads
-    are returned unmasked. Only this pure-Python parser has that mode (the
-    compiled one, ``wsx.core._codec``, is for clients); it is reachable as
+    ``masked=False`` (the default) parses what a server sends, for a
+    client; ``masked=True`` what a client sends, for a server: every frame
+    must be masked, and payloads are returned unmasked. The compiled parser
+    (``wsx.core._codec``) has both modes too; this one stays reachable as
     ``wsx.core.frames.PyFrameParser`` whichever parser ``FrameParser`` names.
     """
 
@@ -311,7 +312,10 @@ class FrameParser:
             return b""
         start, length = p[3], p[4]
         stop = min(start + length, len(self._buf))
-        return bytes(self._buf[start + skip : stop])
+        data = bytes(self._buf[start + skip : stop])
+        if self.masked and data:
+            data = mask(data, bytes(self._buf[start - 4 : start]), skip)
+        return data
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
         """Add received bytes; return the frames they complete (possibly none)."""
@@ -481,6 +485,8 @@ _codec: Any = compiled("wsx.core._codec")
 if _codec is not None:
     _codec._bind(Frame, check_header, py_encode_frame, DEFAULT_MAX_SIZE, byte_payload)
     FrameParser = _codec.FrameParser  # type: ignore[misc]
+    MaskKeySource = _codec.MaskKeySource  # type: ignore[misc]
+    _default_keys = _codec.default_keys  # one key pool per process, whichever encoder runs
     encode_frame = _codec.encode_frame
     encode_data = _codec.encode_data
     CODEC_IMPLEMENTATION = "cython"

@@ -22,7 +22,6 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import NoReturn
 
 from ..errors import HandshakeError, RequestError
 from .headers import (
@@ -35,6 +34,7 @@ from .headers import (
     parse_header_list,
     parse_status_line,
 )
+from .http import HeadReader
 from .url import WSURL
 
 __all__ = [
@@ -63,7 +63,6 @@ def _version() -> str:
 DEFAULT_USER_AGENT = f"wsx/{_version()}"
 """The ``User-Agent`` sent unless the extra headers give one."""
 
-_BAD_VALUE_BYTES_RE = re.compile(rb"[\x00\r]")
 _DECIMAL_RE = re.compile(r"[0-9]+")
 _HEX_RE = re.compile(rb"[0-9A-Fa-f]+")
 
@@ -203,11 +202,9 @@ class ClientHandshake:
 
         # Response parser state.
         self._state = _HEAD
-        self._buf = bytearray()
-        self._line_start = 0  # start of the line being read
-        self._scan = 0  # where to resume looking for b"\n"
-        self._status: tuple[int, str, str] | None = None  # (code, reason, version)
-        self._headers = Headers()
+        self._head = HeadReader(
+            "response", self._parse_status, max_line=max_line, max_headers=max_headers)
+        self._buf = bytearray()  # the body of a non-101 answer
         # Non-101 body reading.
         self._body_mode = ""  # "length", "close" or "chunked"
         self._body_limit = 0
@@ -231,12 +228,15 @@ class ClientHandshake:
         """
         if self._state == _DONE:
             raise HandshakeError("handshake already finished")
-        self._buf += data
         try:
             if self._state == _HEAD:
-                response = self._read_head()
+                if not self._head.feed(data):
+                    return None
+                response = self._end_of_head()
                 if response is not None or self._state == _HEAD:
                     return response
+            else:
+                self._buf += data
             self._read_body()
             return None
         except HandshakeError:
@@ -254,7 +254,7 @@ class ClientHandshake:
             raise HandshakeError("handshake already finished")
         if self._state == _BODY:
             raise self._request_error(self._body())
-        received = bytes(self._buf)
+        received = self._head.received
         self._finish()
         if not received:
             raise HandshakeError("connection closed by the server before any response")
@@ -265,33 +265,17 @@ class ClientHandshake:
 
     def _finish(self) -> None:
         self._state = _DONE
+        self._head.rest = bytearray()
         self._buf = bytearray()
         self._chunked_body = bytearray()
 
-    def _read_head(self) -> HandshakeResponse | None:
-        buf = self._buf
-        while True:
-            eol = buf.find(b"\n", max(self._scan, self._line_start))
-            if eol == -1:
-                self._scan = len(buf)
-                if len(buf) - self._line_start > self.max_line + 1:  # +1: a pending b"\r"
-                    self._line_too_long(buf[self._line_start :])
-                return None
-            start, self._line_start = self._line_start, eol + 1
-            line = bytes(buf[start : eol - 1 if eol > start and buf[eol - 1] == 0x0D else eol])
-            if len(line) > self.max_line:
-                self._line_too_long(line)
-            if self._status is None:
-                self._status = self._parse_status(line)
-            elif line:
-                self._parse_header(line)
-            else:
-                return self._end_of_head()
+    @property
+    def _status(self) -> tuple[int, str, str] | None:
+        return self._head.start
 
-    def _line_too_long(self, line: bytes | bytearray) -> NoReturn:
-        raise HandshakeError(
-            f"response line longer than max_line={self.max_line} bytes: {bytes(line[:100])!r}..."
-        )
+    @property
+    def _headers(self) -> Headers:
+        return self._head.headers
 
     @staticmethod
     def _parse_status(line: bytes) -> tuple[int, str, str]:
@@ -300,27 +284,11 @@ class ClientHandshake:
             raise HandshakeError(f"invalid HTTP status line {line[:200]!r}")
         return status
 
-    def _parse_header(self, line: bytes) -> None:
-        if line[:1] in (b" ", b"\t"):
-            raise HandshakeError(f"obsolete line folding is not allowed: {line!r}")
-        name, colon, value = line.partition(b":")
-        text_name = name.decode("latin-1")
-        if not colon or not is_token(text_name):
-            raise HandshakeError(f"invalid header line {line!r}")
-        value = value.strip(b" \t")
-        if _BAD_VALUE_BYTES_RE.search(value):
-            raise HandshakeError(f"invalid character in header line {line!r}")
-        if len(self._headers) >= self.max_headers:
-            raise HandshakeError(
-                f"response has more than max_headers={self.max_headers} header lines"
-            )
-        self._headers.add(text_name, value.decode("latin-1"))
-
     def _end_of_head(self) -> HandshakeResponse | None:
         assert self._status is not None
         status, reason, version = self._status
         headers = self._headers
-        del self._buf[: self._line_start]
+        self._buf = self._head.rest
         if status != 101:
             self._start_body(status)
             return None

@@ -1,8 +1,10 @@
-"""Sans-I/O WebSocket connection state machine (client side, after the handshake).
+"""Sans-I/O WebSocket connection state machine, for either side, after the handshake.
 
 :class:`Protocol` turns received bytes into events and user frames into bytes
-to send. It knows nothing about sockets, threads or clocks: the client process
-(:mod:`wsx.process.client`) feeds it what the socket read and writes what it returns.
+to send. It knows nothing about sockets, threads or clocks: the connection
+process feeds it what the socket read and writes what it returns. Its
+``side`` (:class:`~wsx.core.side.Side`) decides masking, in and out; every
+other rule (the parser's, UTF-8, closing, limits) is the same for both sides.
 
 Events returned by :meth:`Protocol.receive_data` use the public frame shapes
 of wsx (the same tuples a callback module receives):
@@ -18,7 +20,8 @@ of wsx (the same tuples a callback module receives):
 
 States: ``"open"`` → ``"closing"`` (we sent a close frame, waiting for the
 peer's) → ``"closed"`` (both close frames exchanged, or the connection
-failed). After ``"closed"``, the client waits for the server to close TCP.
+failed). After ``"closed"``, a client waits for the server to close TCP
+(RFC 6455 7.1.1); a server closes it.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from .frames import (
     encode_frame,
     parse_close,
 )
+from .side import Side
 from .utf8 import Utf8Decoder
 
 __all__ = ["Protocol", "Event", "OPEN", "CLOSING", "CLOSED", "frame_to_wire"]
@@ -142,7 +146,9 @@ class Protocol:
     ``max_message_size`` bounds a received message (and, unless
     ``max_frame_size`` is given, a received frame); ``None`` means unlimited.
     ``extensions`` are the negotiated extensions, in the order the server
-    listed them.
+    listed them. ``side`` is the end this protocol works for: a client
+    (the default) masks the frames it sends and takes unmasked ones, a
+    server the opposite.
     """
 
     def __init__(
@@ -151,7 +157,12 @@ class Protocol:
         max_message_size: int | None = DEFAULT_MAX_SIZE,
         max_frame_size: int | None = None,
         extensions: Sequence[Extension] = (),
+        side: Side = Side.CLIENT,
     ) -> None:
+        if not isinstance(side, Side):
+            raise TypeError(f"side must be Side.CLIENT or Side.SERVER, not {side!r}")
+        self.side = side
+        self._mask_out = side.masks  # the frames this side sends are masked
         self.state = OPEN
         self.max_message_size = max_message_size
         self.extensions = list(extensions)
@@ -168,6 +179,7 @@ class Protocol:
             max_frame_size=wire if max_frame_size is None else max_frame_size,
             max_message_size=wire,
             allowed_rsv=rsv,
+            masked=not side.masks,  # what the other side sends
         )
         self._out: list[bytes] = []
         # Close frame owed to the peer (after its close or a protocol error).
@@ -204,7 +216,8 @@ class Protocol:
         pending = self._close_to_send
         if pending is not None:
             self._close_to_send = None
-            self._out.append(encode_frame(OP_CLOSE, encode_close(*pending)))
+            self._out.append(
+                encode_frame(OP_CLOSE, encode_close(*pending), masked=self._mask_out))
             self.close_sent = pending
             self.state = CLOSED
         if not self._out:
@@ -234,10 +247,10 @@ class Protocol:
                 payload_ = shape[1]
                 if kind == "binary":
                     if type(payload_) is bytes:
-                        return encode_data(OP_BINARY, payload_)
+                        return encode_data(OP_BINARY, payload_, self._mask_out)
                 elif kind == "text" and type(payload_) is str:
                     try:
-                        return encode_data(OP_TEXT, payload_.encode("utf-8"))
+                        return encode_data(OP_TEXT, payload_.encode("utf-8"), self._mask_out)
                     except UnicodeEncodeError:
                         pass
         opcode, fin, payload, piece = frame_to_wire(frame)
@@ -264,8 +277,8 @@ class Protocol:
                 rsv = 0
                 for ext in self.extensions:
                     rsv, payload = ext.encode(opcode, fin, rsv, bytes(payload))
-                return encode_frame(opcode, payload, fin, rsv)
-        return encode_frame(opcode, payload, fin)
+                return encode_frame(opcode, payload, fin, rsv, masked=self._mask_out)
+        return encode_frame(opcode, payload, fin, masked=self._mask_out)
 
     def send_close(self, code: int | None = CloseCode.NORMAL, reason: str = "") -> bytes:
         """Start the closing handshake; return the close frame to write.
@@ -274,7 +287,7 @@ class Protocol:
         """
         if self.state is not OPEN:
             return b""
-        data = encode_frame(OP_CLOSE, encode_close(code, reason))
+        data = encode_frame(OP_CLOSE, encode_close(code, reason), masked=self._mask_out)
         self._close_to_send = None
         self.close_sent = (code, reason)
         self.state = CLOSED if self._input_closed else CLOSING

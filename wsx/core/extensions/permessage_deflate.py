@@ -1,17 +1,23 @@
 """permessage-deflate (RFC 7692): per-message compression.
 
-Sans-I/O. :class:`Deflate` holds the client's configuration: it writes the
-offer for the opening handshake and, from the server's answer (validated
-strictly), builds a :class:`PerMessageDeflate`, the negotiated extension that
-the protocol layer calls for every data frame.
+Sans-I/O. :class:`Deflate` holds the configuration of either side. A
+client's writes the offer for the opening handshake (:meth:`Deflate.offer`)
+and, from the server's answer (validated strictly), builds a
+:class:`PerMessageDeflate` (:meth:`Deflate.accept`); a server's picks the
+first of a client's offers it can take and answers it
+(:meth:`Deflate.negotiate`). :class:`PerMessageDeflate` is the negotiated
+extension that the protocol layer calls for every data frame; its side
+decides which of the ``client_*`` / ``server_*`` parameters rule its
+compressor and which its decompressor.
 
 Memory per connection (documented choice):
 
 * the compressor is created on the first message that is compressed (and
-  dropped after each message with ``client_no_context_takeover``). With the
-  default ``memLevel=8`` and a window of ``2**bits`` bytes, zlib needs about
-  ``2**(bits+2) + 2**(memLevel+9)`` bytes: 256 KiB at 15 bits, 132 KiB at
-  12 bits (``mem_level`` and ``client_max_window_bits`` lower it);
+  dropped after each message with this side's ``*_no_context_takeover``).
+  With the default ``memLevel=8`` and a window of ``2**bits`` bytes, zlib
+  needs about ``2**(bits+2) + 2**(memLevel+9)`` bytes: 256 KiB at 15 bits,
+  132 KiB at 12 bits (``mem_level`` and this side's ``*_max_window_bits``
+  lower it);
 * the decompressor's window (``2**bits`` bytes, 32 KiB at 15 bits) is
   allocated by zlib on the first compressed message received;
 * an idle connection that never exchanged a compressed message holds neither.
@@ -30,6 +36,7 @@ from typing import Any
 
 from ...errors import CloseCode, FrameError, HandshakeError
 from ..frames import OP_CONTINUATION, RSV1
+from ..side import Side
 
 __all__ = ["Deflate", "PerMessageDeflate", "EXTENSION_NAME"]
 
@@ -57,7 +64,9 @@ def _check_bits(name: str, value: Any, allow_true: bool = False) -> None:
 
 
 class Deflate:
-    """Client configuration of permessage-deflate (``compress=`` option).
+    """Configuration of permessage-deflate (``compress=`` option), for either side.
+
+    As a client's (:meth:`offer`, :meth:`accept`):
 
     :param client_no_context_takeover: ask to reset our compressor after each
         message (less memory, worse ratio). The server may also impose it.
@@ -68,6 +77,16 @@ class Deflate:
         caps it; ``None`` does not offer it.
     :param server_max_window_bits: an int 8..15 asks the server to use at
         most that window; ``None`` (default) does not ask.
+
+    As a server's (:meth:`negotiate`), the same four parameters say what the
+    server asks of every connection: ``client_no_context_takeover`` makes
+    the client reset its compressor after each message (the server's
+    decompressor then holds no window between messages);
+    ``server_no_context_takeover`` resets the server's own compressor;
+    ``server_max_window_bits`` caps the server's window (and a client's
+    smaller request is honoured); ``client_max_window_bits`` as an int caps
+    the client's window, and an offer that does not allow that cap is
+    declined (``True`` or ``None``: no cap).
     :param threshold: messages shorter than this many bytes are sent
         uncompressed (default 32).
     :param level: zlib compression level (default -1: zlib's default, 6).
@@ -119,26 +138,75 @@ class Deflate:
             parts.append(f"server_max_window_bits={self.server_max_window_bits}")
         return "; ".join(parts)
 
+    def negotiate(
+        self, offers: Sequence[tuple[str, Sequence[tuple[str, str | None]]]]
+    ) -> tuple[PerMessageDeflate, str] | None:
+        """As the server: take the first acceptable permessage-deflate offer of ``offers``.
+
+        ``offers`` are the client's ``Sec-WebSocket-Extensions`` as parsed
+        (``(name, params)`` pairs, in the client's order of preference);
+        offers of other extensions are skipped. Returns the negotiated
+        extension (the server's side) and the response value for
+        ``Sec-WebSocket-Extensions``, or ``None`` when no offer can be taken
+        (an offer with an unknown, repeated or invalid parameter is declined,
+        RFC 7692 section 5).
+        """
+        for name, params in offers:
+            if name != EXTENSION_NAME:
+                continue
+            try:
+                answer = self._answer(_check_params(params, "offer"))
+            except HandshakeError:
+                continue  # a broken offer is declined
+            if answer is None:
+                continue
+            extension = PerMessageDeflate(
+                side=Side.SERVER,
+                server_no_context_takeover="server_no_context_takeover" in answer,
+                client_no_context_takeover="client_no_context_takeover" in answer,
+                server_max_window_bits=int(answer.get("server_max_window_bits") or 15),
+                client_max_window_bits=int(answer.get("client_max_window_bits") or 15),
+                threshold=self.threshold,
+                level=self.level,
+                mem_level=self.mem_level,
+            )
+            response = "; ".join(
+                [EXTENSION_NAME]
+                + [k if v is None else f"{k}={v}" for k, v in answer.items()])
+            return extension, response
+        return None
+
+    def _answer(self, offered: dict[str, str | None]) -> dict[str, str | None] | None:
+        """The response parameters to a client's offer (validated), or None to decline it."""
+        answer: dict[str, str | None] = {}
+        if self.server_no_context_takeover or "server_no_context_takeover" in offered:
+            answer["server_no_context_takeover"] = None
+        if self.client_no_context_takeover or "client_no_context_takeover" in offered:
+            answer["client_no_context_takeover"] = None
+        ours = self.server_max_window_bits
+        if "server_max_window_bits" in offered:
+            bits = _parse_bits("server_max_window_bits", offered["server_max_window_bits"])
+            answer["server_max_window_bits"] = str(bits if ours is None else min(bits, ours))
+        elif ours is not None:
+            answer["server_max_window_bits"] = str(ours)
+        cap = self.client_max_window_bits
+        cap = cap if isinstance(cap, int) and cap is not True else None
+        if "client_max_window_bits" in offered:
+            value = offered["client_max_window_bits"]
+            hint = 15 if value is None else _parse_bits("client_max_window_bits", value)
+            if cap is not None or value is not None:
+                answer["client_max_window_bits"] = str(hint if cap is None else min(hint, cap))
+        elif cap is not None:
+            return None  # the client cannot take a cap on its window: decline
+        return answer
+
     def accept(self, params: Sequence[tuple[str, str | None]]) -> PerMessageDeflate:
         """Validate the server's parameters; return the negotiated extension.
 
         Raises :class:`HandshakeError` for unknown or repeated parameters, bad
         values, values outside 8..15, or a parameter the offer did not allow.
         """
-        seen: dict[str, str | None] = {}
-        for name, value in params:
-            if name not in _PARAMS:
-                raise HandshakeError(
-                    f"{EXTENSION_NAME}: unknown parameter {name!r} in the response"
-                )
-            if name in seen:
-                raise HandshakeError(
-                    f"{EXTENSION_NAME}: parameter {name!r} repeated in the response"
-                )
-            seen[name] = value
-        for flag in ("server_no_context_takeover", "client_no_context_takeover"):
-            if flag in seen and seen[flag] is not None:
-                raise HandshakeError(f"{EXTENSION_NAME}: {flag} takes no value, got {seen[flag]!r}")
+        seen = _check_params(params, "response")
         server_bits = 15
         if "server_max_window_bits" in seen:
             server_bits = _parse_bits("server_max_window_bits", seen["server_max_window_bits"])
@@ -177,6 +245,26 @@ class Deflate:
         )
 
 
+def _check_params(params: Sequence[tuple[str, str | None]], where: str) -> dict[str, str | None]:
+    """The parameters of an offer or a response by name; HandshakeError for a bad one.
+
+    Unknown and repeated parameters, and a value on a flag, break RFC 7692
+    section 7 in either direction; window sizes are checked where they are
+    read (``_parse_bits``).
+    """
+    seen: dict[str, str | None] = {}
+    for name, value in params:
+        if name not in _PARAMS:
+            raise HandshakeError(f"{EXTENSION_NAME}: unknown parameter {name!r} in the {where}")
+        if name in seen:
+            raise HandshakeError(f"{EXTENSION_NAME}: parameter {name!r} repeated in the {where}")
+        seen[name] = value
+    for flag in ("server_no_context_takeover", "client_no_context_takeover"):
+        if flag in seen and seen[flag] is not None:
+            raise HandshakeError(f"{EXTENSION_NAME}: {flag} takes no value, got {seen[flag]!r}")
+    return seen
+
+
 # RFC 7692 7.1.2: "a decimal integer value without leading zeroes between 8
 # to 15, inclusive" (ASCII digits only: str.isdigit() also accepts e.g. "²").
 _BITS_RE = re.compile(r"[89]|1[0-5]")
@@ -190,7 +278,12 @@ def _parse_bits(name: str, value: str | None) -> int:
 
 
 class PerMessageDeflate:
-    """The negotiated extension: compresses and decompresses data frames (owns RSV1)."""
+    """The negotiated extension: compresses and decompresses data frames (owns RSV1).
+
+    ``side`` is the end it works for: a client compresses with the
+    ``client_*`` parameters and decompresses with the ``server_*`` ones, a
+    server the opposite.
+    """
 
     name = EXTENSION_NAME
     rsv_mask = RSV1
@@ -205,7 +298,9 @@ class PerMessageDeflate:
         threshold: int = 32,
         level: int = -1,
         mem_level: int = 8,
+        side: Side = Side.CLIENT,
     ) -> None:
+        self.side = side
         self.server_no_context_takeover = server_no_context_takeover
         self.client_no_context_takeover = client_no_context_takeover
         self.server_max_window_bits = server_max_window_bits
@@ -213,12 +308,19 @@ class PerMessageDeflate:
         self.threshold = threshold
         self.level = level
         self.mem_level = mem_level
+        if side is Side.CLIENT:
+            send_bits, self._send_reset = client_max_window_bits, client_no_context_takeover
+            recv_bits, self._recv_reset = server_max_window_bits, server_no_context_takeover
+        else:
+            send_bits, self._send_reset = server_max_window_bits, server_no_context_takeover
+            recv_bits, self._recv_reset = client_max_window_bits, client_no_context_takeover
+        self._deflate_bits = send_bits
         # zlib cannot compress with a 256-byte window (it silently uses 512),
-        # so with client_max_window_bits=8 we send messages uncompressed,
-        # which RFC 7692 allows for any message.
-        self._can_compress = client_max_window_bits >= 9
+        # so with a window of 8 bits we send messages uncompressed, which
+        # RFC 7692 allows for any message.
+        self._can_compress = send_bits >= 9
         # A window of 8 bits is decoded with 9: larger windows decode any stream.
-        self._inflate_bits = max(9, server_max_window_bits)
+        self._inflate_bits = max(9, recv_bits)
         self._inflater: Any = None
         self._deflater: Any = None
         self._decoding = False  # the message being received is compressed
@@ -227,7 +329,8 @@ class PerMessageDeflate:
         self._encoding = False  # the message being sent is compressed
 
     def __repr__(self) -> str:
-        return (f"PerMessageDeflate(server_no_context_takeover={self.server_no_context_takeover}, "
+        return (f"PerMessageDeflate(side={self.side.value}, "
+                f"server_no_context_takeover={self.server_no_context_takeover}, "
                 f"client_no_context_takeover={self.client_no_context_takeover}, "
                 f"server_max_window_bits={self.server_max_window_bits}, "
                 f"client_max_window_bits={self.client_max_window_bits})")
@@ -294,7 +397,7 @@ class PerMessageDeflate:
             # After a BFINAL block the inflater accepts no more data (zlib would
             # return b"" for every later message): the next message starts a
             # new DEFLATE stream.
-            if self.server_no_context_takeover or inflater.eof:
+            if self._recv_reset or inflater.eof:
                 self._inflater = None
         return rsv & ~RSV1, out
 
@@ -320,12 +423,12 @@ class PerMessageDeflate:
         deflater = self._deflater
         if deflater is None:
             deflater = self._deflater = zlib.compressobj(
-                self.level, zlib.DEFLATED, -self.client_max_window_bits, self.mem_level)
+                self.level, zlib.DEFLATED, -self._deflate_bits, self.mem_level)
         data = deflater.compress(payload) + deflater.flush(zlib.Z_SYNC_FLUSH)
         if fin:
             if data.endswith(_TAIL):
                 data = data[:-4]
             self._encoding = False
-            if self.client_no_context_takeover:
+            if self._send_reset:
                 self._deflater = None
         return rsv, data
