@@ -90,21 +90,24 @@ def split(data: bytes, cuts: list[int]) -> list[bytes]:
     st.sampled_from([None, 0, 5, 130, 70000]),
     st.sampled_from([None, 0, 10, 300, 70000]),
     st.sampled_from([0, 0x40, 0x70]),
+    st.booleans(),
 )
 def test_parsers_agree(stream: tuple[bytes, list[int]], max_frame: int | None,
-                       max_message: int | None, rsv: int) -> None:
+                       max_message: int | None, rsv: int, masked: bool) -> None:
+    # masked: a server's parsers (frames from a client), else a client's.
     data, cuts = stream
     chunks = split(data, cuts)
-    a = run(CParser(max_frame, max_message, rsv), chunks)
-    b = run(PyParser(max_frame, max_message, rsv), chunks)
+    a = run(CParser(max_frame, max_message, rsv, masked), chunks)
+    b = run(PyParser(max_frame, max_message, rsv, masked), chunks)
     assert a == b
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=400), st.integers(1, 50))
-def test_parsers_agree_on_noise(data: bytes, step: int) -> None:
+@given(st.binary(max_size=400), st.integers(1, 50), st.booleans())
+def test_parsers_agree_on_noise(data: bytes, step: int, masked: bool) -> None:
     chunks = [data[i : i + step] for i in range(0, len(data), step)]
-    assert run(CParser(None, None, 0x40), chunks) == run(PyParser(None, None, 0x40), chunks)
+    assert (run(CParser(None, None, 0x40, masked), chunks)
+            == run(PyParser(None, None, 0x40, masked), chunks))
 
 
 def test_huge_lengths_agree() -> None:
@@ -160,6 +163,19 @@ def test_encoders_agree(opcode: int, payload: bytes, fin: bool, rsv: int, key: b
     assert enc(c_encode) == enc(py_encode_frame)
 
 
+@pytest.mark.parametrize("masked", [True, False])
+@pytest.mark.parametrize("payload", [b"", b"x", b"y" * 126, os.urandom(70_000)])
+def test_encode_data_is_encode_frame_per_side(payload: bytes, masked: bool) -> None:
+    # The send path's short form, both sides, both builds: the frame
+    # encode_frame writes (a masked one is unmasked to compare: its key is random).
+    for encode_data in (wsx.core.frames.encode_data, wsx.core.frames.py_encode_data):
+        wire = encode_data(0x2, payload, masked)
+        (frame,) = PyParser(None, None, 0, masked).feed(wire)
+        assert frame == (0x2, True, 0, payload)
+        if not masked:
+            assert wire == py_encode_frame(0x2, payload, masked=False)
+
+
 @pytest.mark.parametrize("payload", [b"", b"a" * 125, bytearray(b"xyz" * 9000), memoryview(b"m" * 300)])
 def test_encoder_random_key_roundtrip(payload: Any) -> None:
     wire = c_encode(0x2, payload)
@@ -179,16 +195,21 @@ def test_encoder_rejects_like_python() -> None:
         c_encode(0x1, b"abc", mask_key=b"abc")
 
 
+@pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("size", [300_000, 5 * 1024 * 1024])  # in place; gathered (> 4 MiB)
-def test_large_frames_in_uneven_pieces(size: int) -> None:
+def test_large_frames_in_uneven_pieces(size: int, masked: bool) -> None:
     # A big payload between small frames, cut where the pieces straddle
-    # frame boundaries: received in place (up to 4 MiB) or gathered.
+    # frame boundaries: received in place (up to 4 MiB) or gathered; sent
+    # by a server (unmasked) or by a client (masked, for a server's parser).
     payload = os.urandom(size)
-    wire = (py_encode_frame(0x9, b"p", masked=False) + py_encode_frame(0x2, payload, masked=False)
-            + py_encode_frame(0x1, b"after", masked=False))
-    cuts = [1, 3, 5, 64_000, 64_001, size // 2, size + 8, size + 9, len(wire) - 2]
+    wire = (py_encode_frame(0x9, b"p", masked=masked)
+            + py_encode_frame(0x2, payload, masked=masked)
+            + py_encode_frame(0x1, b"after", masked=masked))
+    extra = 4 if masked else 0  # the masking key after each header
+    cuts = [1, 3, 5, 7, 64_000, 64_001, size // 2, size + 8 + extra, size + 9 + extra,
+            len(wire) - 2]
     chunks = split(wire, cuts)
-    a = run(CParser(None, None), chunks)
-    assert a == run(PyParser(None, None), chunks)
+    a = run(CParser(None, None, 0, masked), chunks)
+    assert a == run(PyParser(None, None, 0, masked), chunks)
     frames = [f for step in a for f in step[0]]
     assert frames == [(0x9, True, 0, b"p"), (0x2, True, 0, payload), (0x1, True, 0, b"after")]

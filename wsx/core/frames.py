@@ -479,6 +479,7 @@ def check_header(
 # pure-Python versions stay reachable as PyFrameParser / py_encode_frame.
 PyFrameParser = FrameParser
 py_encode_frame = encode_frame
+py_encode_data = encode_data
 #: ``"cython"`` when the compiled parser and encoder are in use, else ``"python"``.
 CODEC_IMPLEMENTATION = "python"
 _codec: Any = compiled("wsx.core._codec")

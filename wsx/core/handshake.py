@@ -1,4 +1,4 @@
-"""The client side of the RFC 6455 opening handshake, sans-I/O.
+"""Both sides of the RFC 6455 opening handshake, sans-I/O.
 
 :class:`ClientHandshake` builds the HTTP upgrade request
 (:meth:`~ClientHandshake.request_bytes`) and parses the server's answer from
@@ -10,6 +10,14 @@ whose ``leftover`` holds any bytes that followed the header block (the start
 of the frame stream). Any other status raises :class:`~wsx.errors.RequestError`
 carrying the status, headers and a bounded prefix of the body; a malformed or
 non-conforming answer raises :class:`~wsx.errors.HandshakeError`.
+
+:class:`ServerHandshake` is the other side: it reads a client's request
+(:meth:`~ServerHandshake.receive_data` gives a :class:`~wsx.core.http.Request`),
+says whether it is a valid upgrade request (:meth:`~ServerHandshake.check`
+raises a :class:`~wsx.core.http.Refusal` carrying the HTTP status for each
+fault), and writes the ``101`` answer with the negotiated subprotocol and
+extensions (:meth:`~ServerHandshake.accept`). Both read HTTP heads through
+:class:`~wsx.core.http.HeadReader`.
 """
 
 from __future__ import annotations
@@ -17,13 +25,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
+from typing import NoReturn
 
 from ..errors import HandshakeError, RequestError
+from .extensions.permessage_deflate import Deflate, PerMessageDeflate
 from .headers import (
     Extension,
     Headers,
@@ -34,7 +43,15 @@ from .headers import (
     parse_header_list,
     parse_status_line,
 )
-from .http import HeadReader
+from .http import (
+    BodyReader,
+    HeadReader,
+    HeadTooLarge,
+    Refusal,
+    Request,
+    http_response,
+    parse_request_line,
+)
 from .url import WSURL
 
 __all__ = [
@@ -47,6 +64,10 @@ __all__ = [
     "build_extension_offer",
     "ClientHandshake",
     "HandshakeResponse",
+    "ServerHandshake",
+    "Accepted",
+    "Request",
+    "Refusal",
 ]
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -63,8 +84,6 @@ def _version() -> str:
 DEFAULT_USER_AGENT = f"wsx/{_version()}"
 """The ``User-Agent`` sent unless the extra headers give one."""
 
-_DECIMAL_RE = re.compile(r"[0-9]+")
-_HEX_RE = re.compile(rb"[0-9A-Fa-f]+")
 
 
 def accept_key(key: str) -> str:
@@ -204,12 +223,8 @@ class ClientHandshake:
         self._state = _HEAD
         self._head = HeadReader(
             "response", self._parse_status, max_line=max_line, max_headers=max_headers)
-        self._buf = bytearray()  # the body of a non-101 answer
-        # Non-101 body reading.
-        self._body_mode = ""  # "length", "close" or "chunked"
-        self._body_limit = 0
-        self._chunked_body = bytearray()
-        self._chunk_left = 0
+        self._buf = bytearray()  # the part of a non-101 answer's body not read yet
+        self._body = BodyReader(0, Headers(), max_body=0, max_line=max_line)
 
     def request_bytes(self) -> bytes:
         """Return the HTTP upgrade request to send."""
@@ -253,7 +268,7 @@ class ClientHandshake:
         if self._state == _DONE:
             raise HandshakeError("handshake already finished")
         if self._state == _BODY:
-            raise self._request_error(self._body())
+            raise self._request_error(self._body.body())
         received = self._head.received
         self._finish()
         if not received:
@@ -267,7 +282,7 @@ class ClientHandshake:
         self._state = _DONE
         self._head.rest = bytearray()
         self._buf = bytearray()
-        self._chunked_body = bytearray()
+        self._body.close()
 
     @property
     def _status(self) -> tuple[int, str, str] | None:
@@ -358,71 +373,199 @@ class ClientHandshake:
 
     def _start_body(self, status: int) -> None:
         self._state = _BODY
-        headers = self._headers
-        transfer_codings = parse_header_list(headers.get("Transfer-Encoding", ""))
-        if status < 200 or status in (204, 304):
-            self._body_mode, self._body_limit = "length", 0
-        elif transfer_codings:
-            chunked = transfer_codings[-1].lower() == "chunked"
-            self._body_mode = "chunked" if chunked else "close"
-            self._body_limit = self.max_body
-        else:
-            lengths = set(parse_header_list(headers.get("Content-Length", "")))
-            if len(lengths) == 1 and _DECIMAL_RE.fullmatch(length := lengths.pop()):
-                # ASCII digits only (str.isdigit() takes "²"); a length too long
-                # to convert is still a length: more than max_body.
-                digits = length.lstrip("0")
-                size = int(digits or "0") if len(digits) <= 18 else self.max_body
-                self._body_mode, self._body_limit = "length", min(size, self.max_body)
-            else:
-                self._body_mode, self._body_limit = "close", self.max_body
+        self._body = BodyReader(status, self._headers, max_body=self.max_body,
+                                max_line=self.max_line)
 
     def _read_body(self) -> None:
         """Raise the RequestError once enough of the body is in."""
-        if self._body_mode == "chunked":
-            complete = self._read_chunks()
-        else:
-            complete = len(self._buf) >= self._body_limit
-        if complete:
-            raise self._request_error(self._body())
-
-    def _read_chunks(self) -> bool:
-        """Decode the buffered part of a chunked body; True once it is complete."""
-        buf, body, pos = self._buf, self._chunked_body, 0
-        try:
-            while len(body) < self._body_limit:
-                if self._chunk_left:
-                    taken = buf[pos : pos + self._chunk_left]
-                    body += taken
-                    pos += len(taken)
-                    self._chunk_left -= len(taken)
-                    if self._chunk_left:
-                        return False
-                eol = buf.find(b"\n", pos)
-                if eol == -1:
-                    return len(buf) - pos > self.max_line  # give up on a runaway line
-                if eol - pos > self.max_line:
-                    return True  # the same line, arrived whole: same answer
-                line, pos = bytes(buf[pos:eol]).strip(), eol + 1
-                if not line:  # the CRLF closing the previous chunk's data
-                    continue
-                size = line.split(b";", 1)[0].strip()
-                if not _HEX_RE.fullmatch(size):
-                    return True  # malformed: keep what was decoded
-                self._chunk_left = int(size, 16)
-                if self._chunk_left == 0:  # last chunk; trailers are not needed
-                    return True
-            return True
-        finally:
-            del buf[:pos]
-
-    def _body(self) -> bytes:
-        if self._body_mode == "chunked":
-            return bytes(self._chunked_body[: self._body_limit])
-        return bytes(self._buf[: self._body_limit])
+        if self._body.feed(self._buf):
+            raise self._request_error(self._body.body())
 
     def _request_error(self, body: bytes) -> RequestError:
         assert self._status is not None
         status, reason, _ = self._status
         self._finish()
         return RequestError(status, reason, self._headers.items(), body)
+
+
+def _is_key(key: str) -> bool:
+    try:
+        return len(base64.b64decode(key, validate=True)) == 16
+    except (binascii.Error, ValueError):
+        return False
+
+
+@dataclass
+class Accepted:
+    """A request :meth:`ServerHandshake.accept` took: the 101 answer and what it settled."""
+
+    response: bytes
+    """The ``101 Switching Protocols`` answer to send."""
+    subprotocol: str | None
+    extensions: list[PerMessageDeflate]
+    """The negotiated extensions, the server's side of them."""
+
+
+# Headers the server's handshake writes itself; an accept's headers may not give them.
+_MANAGED_RESPONSE_HEADERS = frozenset((
+    "upgrade", "connection", "sec-websocket-accept", "sec-websocket-protocol",
+    "sec-websocket-extensions", "content-length", "transfer-encoding",
+))
+
+
+class ServerHandshake:
+    """Read a client's upgrade request and answer it, incrementally.
+
+    ``subprotocols`` are the server's, in its order of preference: the
+    first of them the client offers is selected. ``compress`` is the
+    server's permessage-deflate configuration (``None``: extensions are
+    declined). ``origins``, when given, are the ``Origin`` values accepted
+    (a request with another, or none, is refused with 403).
+    ``max_line``/``max_headers`` bound the request head (431 past them).
+    """
+
+    def __init__(
+        self,
+        *,
+        subprotocols: Sequence[str] = (),
+        compress: Deflate | None = None,
+        origins: Sequence[str] | None = None,
+        max_line: int = 8192,
+        max_headers: int = 128,
+    ) -> None:
+        if isinstance(subprotocols, str):
+            subprotocols = [subprotocols]
+        for name in subprotocols:
+            if not isinstance(name, str) or not is_token(name):
+                raise ValueError(f"subprotocol {name!r} is not a token")
+        if compress is not None and not isinstance(compress, Deflate):
+            raise TypeError(f"compress must be a wsx.Deflate or None, not {compress!r}")
+        self.subprotocols = tuple(subprotocols)
+        self.compress = compress
+        self.origins = None if origins is None else frozenset(origins)
+        self._head = HeadReader(
+            "request", parse_request_line, max_line=max_line, max_headers=max_headers)
+        self._done = False
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> Request | None:
+        """Feed bytes from the client; the :class:`Request` once its head is in, else None.
+
+        Raises :class:`Refusal`: 400 for a malformed head, 431 for one over
+        the bounds. Any call after a result or an error raises HandshakeError.
+        """
+        if self._done:
+            raise HandshakeError("handshake already finished")
+        if data[:1] == b"\x16" and not self._head.received:
+            self._done = True  # a TLS ClientHello has no line end to wait for
+            raise Refusal(400, "the client started a TLS handshake: this is a plain ws:// server")
+        try:
+            if not self._head.feed(data):
+                return None
+        except HeadTooLarge as exc:
+            self._done = True
+            raise Refusal(431, str(exc)) from None
+        except HandshakeError as exc:
+            self._done = True
+            raise Refusal(400, str(exc)) from None
+        self._done = True
+        assert self._head.start is not None
+        method, target, version = self._head.start
+        return Request(method, target, version, self._head.headers,
+                       leftover=bytes(self._head.rest))
+
+    def receive_eof(self) -> NoReturn:
+        """The client closed the connection before its request was complete; always raises."""
+        received = b"" if self._done else self._head.received
+        self._done = True
+        raise HandshakeError(
+            f"connection closed by the client during its request, after {len(received)} "
+            f"bytes starting {received[:200]!r}" if received
+            else "connection closed by the client before any request")
+
+    @staticmethod
+    def is_upgrade(request: Request) -> bool:
+        """True if ``request`` asks for a WebSocket (``Upgrade: websocket``)."""
+        return request.lists("Upgrade", "websocket")
+
+    def check(self, request: Request) -> None:
+        """Raise :class:`Refusal` unless ``request`` is a valid upgrade request (RFC 6455 4.2.1).
+
+        405 for a method other than GET; 426 (with ``Upgrade: websocket``)
+        without ``Upgrade: websocket``, and (with
+        ``Sec-WebSocket-Version: 13``) for another version; 400 for another
+        HTTP version, no ``Host``, no ``Connection: Upgrade``, a bad key or a
+        malformed ``Sec-WebSocket-Extensions``; 403 for an ``Origin`` not in
+        ``origins``.
+        """
+        headers = request.headers
+        if request.method != "GET":
+            raise Refusal(405, f"method {request.method} is not allowed: a WebSocket "
+                          "upgrade request is a GET", [("Allow", "GET")])
+        if request.version != "HTTP/1.1":
+            raise Refusal(400, f"{request.version} request: a WebSocket upgrade needs HTTP/1.1")
+        if not self.is_upgrade(request):
+            raise Refusal(426, "this is a WebSocket endpoint: the request has no "
+                          f"'Upgrade: websocket' (Upgrade: {headers.get('Upgrade')!r})",
+                          [("Upgrade", "websocket")])
+        if headers.get("Host") is None:
+            raise Refusal(400, "the request has no Host header")
+        if not request.lists("Connection", "upgrade"):
+            raise Refusal(400, f"Connection header is {headers.get('Connection')!r}, "
+                          "expected 'Upgrade'")
+        version = headers.get("Sec-WebSocket-Version")
+        if version != "13":
+            raise Refusal(426, f"Sec-WebSocket-Version is {version!r}, only 13 is supported",
+                          [("Sec-WebSocket-Version", "13")])
+        keys = headers.get_all("Sec-WebSocket-Key")
+        if len(keys) != 1 or not _is_key(keys[0]):
+            raise Refusal(400, f"Sec-WebSocket-Key {headers.get('Sec-WebSocket-Key')!r} is not "
+                          "16 bytes encoded in base64")
+        try:
+            request.extensions  # noqa: B018 (parsed to check it)
+        except HandshakeError as exc:
+            raise Refusal(400, str(exc)) from None
+        if self.origins is not None and headers.get("Origin") not in self.origins:
+            raise Refusal(403, f"origin {headers.get('Origin')!r} is not allowed")
+
+    def select_subprotocol(self, request: Request) -> str | None:
+        """The server's first subprotocol that the client offers, or None."""
+        offered = request.subprotocols
+        return next((name for name in self.subprotocols if name in offered), None)
+
+    def accept(
+        self,
+        request: Request,
+        *,
+        subprotocol: str | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> Accepted:
+        """The ``101`` answer to ``request`` (checked with :meth:`check` first).
+
+        ``subprotocol`` overrides the selection (it must be one the client
+        offered; ``ValueError`` otherwise); ``headers`` are added to the
+        answer (``ValueError`` for one the handshake writes itself).
+        """
+        self.check(request)
+        if subprotocol is None:
+            subprotocol = self.select_subprotocol(request)
+        elif subprotocol not in request.subprotocols:
+            offered = ", ".join(request.subprotocols) or "none"
+            raise ValueError(f"subprotocol {subprotocol!r} was not offered by the client "
+                             f"(offered: {offered})")
+        extensions: list[PerMessageDeflate] = []
+        lines = [
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", accept_key(request.headers.get("Sec-WebSocket-Key", ""))),
+        ]
+        if subprotocol is not None:
+            lines.append(("Sec-WebSocket-Protocol", subprotocol))
+        if self.compress is not None:
+            negotiated = self.compress.negotiate(request.extensions)
+            if negotiated is not None:
+                extensions.append(negotiated[0])
+                lines.append(("Sec-WebSocket-Extensions", negotiated[1]))
+        for name, _ in headers:
+            if not isinstance(name, str) or name.lower() in _MANAGED_RESPONSE_HEADERS:
+                raise ValueError(f"header {name!r} cannot be given: the handshake writes it")
+        return Accepted(http_response(101, b"", [*lines, *headers]), subprotocol, extensions)

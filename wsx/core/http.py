@@ -12,16 +12,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import Generic, NoReturn, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Generic, NoReturn, TypeVar
+from urllib.parse import parse_qsl
 
 from ..errors import HandshakeError
-from .headers import Headers, check_header, is_token
+from .headers import Extension, Headers, check_header, is_token, parse_extensions, parse_header_list
 
-__all__ = ["HeadReader", "HeadTooLarge", "http_response", "REASONS"]
+__all__ = [
+    "BodyReader",
+    "HeadReader",
+    "HeadTooLarge",
+    "Refusal",
+    "Request",
+    "http_response",
+    "parse_request_line",
+    "REASONS",
+]
 
 T = TypeVar("T")
 
 _BAD_VALUE_BYTES_RE = re.compile(rb"[\x00\r]")
+_DECIMAL_RE = re.compile(r"[0-9]+")
+_HEX_RE = re.compile(rb"[0-9A-Fa-f]+")
 
 #: Reason phrases of the statuses wsx writes.
 REASONS = {
@@ -39,6 +52,86 @@ REASONS = {
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
+
+
+_REQUEST_LINE_RE = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([^\x00-\x20\x7f]+) (HTTP/1\.[0-9])")
+
+
+def parse_request_line(line: bytes) -> tuple[str, str, str]:
+    """``(method, target, version)`` of an HTTP/1.x request line; HandshakeError if not one."""
+    match = _REQUEST_LINE_RE.fullmatch(line)
+    if match is None:
+        hint = " (a TLS handshake: this is a plain ws:// server)" if line[:1] == b"\x16" else ""
+        raise HandshakeError(f"invalid HTTP request line {line[:200]!r}{hint}")
+    method, target, version = (part.decode("latin-1") for part in match.groups())
+    return method, target, version
+
+
+@dataclass
+class Request:
+    """An HTTP request a server received: the WebSocket upgrade request, or any other.
+
+    ``headers`` are case-insensitive and keep repeated names; ``peer`` is
+    the client's address (set by the server that accepted the connection).
+    """
+
+    method: str
+    target: str
+    """The request target as sent (``/chat?room=1``)."""
+    version: str
+    headers: Headers
+    peer: Any = None
+    leftover: bytes = field(default=b"", repr=False)
+    """Bytes received after the head: the start of the frame stream."""
+
+    @property
+    def path(self) -> str:
+        """The target's path (``/chat``)."""
+        return self.target.partition("?")[0]
+
+    @property
+    def query(self) -> dict[str, str]:
+        """The target's query parameters (``{"room": "1"}``; the last of repeated names)."""
+        return dict(parse_qsl(self.target.partition("?")[2], keep_blank_values=True))
+
+    @property
+    def subprotocols(self) -> list[str]:
+        """The subprotocols the client offered, in its order of preference."""
+        return parse_header_list(self.headers.get("Sec-WebSocket-Protocol", ""))
+
+    @property
+    def extensions(self) -> list[Extension]:
+        """The extensions the client offered, parsed (HandshakeError if malformed)."""
+        return parse_extensions(self.headers.get_all("Sec-WebSocket-Extensions"))
+
+    def lists(self, name: str, token: str) -> bool:
+        """True if the comma-separated header ``name`` lists ``token`` (case-insensitive)."""
+        token = token.lower()
+        return any(t.lower() == token for t in parse_header_list(self.headers.get(name, "")))
+
+
+class Refusal(HandshakeError):
+    """A request a server answers with an HTTP error instead of the upgrade.
+
+    ``status`` is the HTTP status (400, 403, 405, 426, 431...), ``detail``
+    the reason given in the body, ``headers`` what the response adds
+    (``Sec-WebSocket-Version: 13`` with a 426).
+    """
+
+    def __init__(
+        self, status: int, detail: str, headers: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        super().__init__(f"{status} {REASONS.get(status, '')}: {detail}")
+        self.status = status
+        self.detail = detail
+        self.headers = list(headers)
+
+    def response_bytes(self) -> bytes:
+        """The HTTP response to send before closing the connection."""
+        upgrade = any(name.lower() == "upgrade" for name, _ in self.headers)
+        connection = "Upgrade, close" if upgrade else "close"  # RFC 9110 7.8
+        return http_response(
+            self.status, self.detail + "\n", [*self.headers, ("Connection", connection)])
 
 
 class HeadTooLarge(HandshakeError):
@@ -148,3 +241,85 @@ def http_response(
     phrase = REASONS.get(status, "") if reason is None else reason
     lines = [f"HTTP/1.1 {status} {phrase}".rstrip()] + [f"{n}: {v}" for n, v in headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + bytes(body)
+
+
+class BodyReader:
+    """Read the body of a response (``status``, ``headers``), keeping at most ``max_body`` bytes.
+
+    The body ends as the head says: a ``Content-Length``, chunked coding,
+    or the end of the connection; none for 1xx, 204 and 304. Enough is read
+    once ``max_body`` bytes are in. :meth:`feed` takes the buffer of
+    received bytes (consuming what it decoded of a chunked body) and
+    returns True once the body is complete or enough of it is in.
+    """
+
+    def __init__(self, status: int, headers: Headers, *, max_body: int, max_line: int) -> None:
+        self.max_line = max_line
+        self._chunked_body = bytearray()
+        self._chunk_left = 0
+        self._raw = bytearray()
+        transfer_codings = parse_header_list(headers.get("Transfer-Encoding", ""))
+        if status < 200 or status in (204, 304):
+            self._mode, self._limit = "length", 0
+        elif transfer_codings:
+            chunked = transfer_codings[-1].lower() == "chunked"
+            self._mode = "chunked" if chunked else "close"
+            self._limit = max_body
+        else:
+            lengths = set(parse_header_list(headers.get("Content-Length", "")))
+            if len(lengths) == 1 and _DECIMAL_RE.fullmatch(length := lengths.pop()):
+                # ASCII digits only (str.isdigit() takes "²"); a length too long
+                # to convert is still a length: more than max_body.
+                digits = length.lstrip("0")
+                size = int(digits or "0") if len(digits) <= 18 else max_body
+                self._mode, self._limit = "length", min(size, max_body)
+            else:
+                self._mode, self._limit = "close", max_body
+
+    def feed(self, buf: bytearray) -> bool:
+        """True once enough of the body is in ``buf`` (the bytes received after the head)."""
+        self._raw = buf
+        if self._mode == "chunked":
+            return self._read_chunks(buf)
+        return len(buf) >= self._limit
+
+    def body(self) -> bytes:
+        """The body received so far, at most ``max_body`` bytes of it."""
+        if self._mode == "chunked":
+            return bytes(self._chunked_body[: self._limit])
+        return bytes(self._raw[: self._limit])
+
+    def close(self) -> None:
+        """Let go of the buffers."""
+        self._chunked_body = bytearray()
+        self._raw = bytearray()
+
+    def _read_chunks(self, buf: bytearray) -> bool:
+        """Decode the buffered part of a chunked body; True once it is complete."""
+        body, pos = self._chunked_body, 0
+        try:
+            while len(body) < self._limit:
+                if self._chunk_left:
+                    taken = buf[pos : pos + self._chunk_left]
+                    body += taken
+                    pos += len(taken)
+                    self._chunk_left -= len(taken)
+                    if self._chunk_left:
+                        return False
+                eol = buf.find(b"\n", pos)
+                if eol == -1:
+                    return len(buf) - pos > self.max_line  # give up on a runaway line
+                if eol - pos > self.max_line:
+                    return True  # the same line, arrived whole: same answer
+                line, pos = bytes(buf[pos:eol]).strip(), eol + 1
+                if not line:  # the CRLF closing the previous chunk's data
+                    continue
+                size = line.split(b";", 1)[0].strip()
+                if not _HEX_RE.fullmatch(size):
+                    return True  # malformed: keep what was decoded
+                self._chunk_left = int(size, 16)
+                if self._chunk_left == 0:  # last chunk; trailers are not needed
+                    return True
+            return True
+        finally:
+            del buf[:pos]
