@@ -6,8 +6,6 @@ Every peer listens on 127.0.0.1 on a free port and runs in background threads.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import socket
 import threading
 import time
@@ -16,7 +14,7 @@ from typing import Any
 
 import pytest
 
-GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+from wsx.core.handshake import accept_key
 
 
 def wait_until(pred: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
@@ -132,7 +130,7 @@ def accept_response(request: bytes, extra: str = "") -> bytes:
         name, _, value = line.partition(":")
         if name.strip().lower() == "sec-websocket-key":
             key = value.strip()
-    accept = base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
+    accept = accept_key(key)  # the core's rule (RFC 6455 4.2.2)
     return (
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         f"Sec-WebSocket-Accept: {accept}\r\n{extra}\r\n"
@@ -140,7 +138,11 @@ def accept_response(request: bytes, extra: str = "") -> bytes:
 
 
 def server_frame(opcode: int, payload: bytes = b"", fin: bool = True, rsv: int = 0) -> bytes:
-    """An unmasked (server to client) frame."""
+    """An unmasked (server to client) frame, written byte by byte.
+
+    Not the core's encoder on purpose: a misbehaving peer writes frames the
+    encoder refuses (a long or fragmented control frame, any RSV bits).
+    """
     n = len(payload)
     head = bytes([(0x80 if fin else 0) | rsv | opcode])
     if n < 126:
@@ -166,6 +168,8 @@ def recv_exact(sock: socket.socket, n: int) -> bytes | None:
 
 def read_frame(sock: socket.socket) -> tuple[int, bytes] | None:
     """Read one client frame: ``(opcode, unmasked payload)``; None on EOF.
+
+    Independent of wsx's parser on purpose: it checks what wsx's client writes.
 
     Unmasks with one big-int XOR, so that megabyte payloads read fast.
     """

@@ -36,11 +36,12 @@ from .core.conn import Conn
 from .errors import CallingSelfError, ConnError, NotConnectedError
 from .io.aioloop import for_loop
 from .io.handoff import FutureSignal
-from .process.api import _close_frame, _must_park, _SendWaiter, _start, cast, client_of, send
+from .process.api import _close_frame, _must_park, _SendWaiter, _start, cast, send
 from .process.base import NoProcessError, Process, resolve
 from .process.callbacks import CallbackModule, CloseFrame, OutFrame, S
-from .process.calls import _UNSET, Caller, call_target
-from .process.client import Client
+from .process.caller import _UNSET, Caller
+from .process.calls import call_target
+from .process.client import Client, client_of
 from .process.dispatcher import short
 from .process.supervisor import Supervisor as _Supervisor
 

@@ -22,9 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .errors import BadResponseError, WSXError
-from .process.api import client_of
 from .process.callbacks import resolve_module
-from .process.client import Client
+from .process.client import Client, client_of
 from .process.debug import DEFAULT_LOG_SIZE, DebugState, format_event, new_statistics
 from .process.loopcall import run_on_loop
 

@@ -475,7 +475,7 @@ def check_header(
     return opcode, fin, rsv, not fin, 0 if fin else total
 
 
-# The compiled codec (wsx/_codec.pyx), unless disabled or not built. The
+# The compiled codec (wsx/core/_codec.pyx), unless disabled or not built. The
 # pure-Python versions stay reachable as PyFrameParser / py_encode_frame.
 PyFrameParser = FrameParser
 py_encode_frame = encode_frame

@@ -10,6 +10,7 @@ read through it, so the rules for header lines are written once.
 
 from __future__ import annotations
 
+import http
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,22 +37,8 @@ _BAD_VALUE_BYTES_RE = re.compile(rb"[\x00\r]")
 _DECIMAL_RE = re.compile(r"[0-9]+")
 _HEX_RE = re.compile(rb"[0-9A-Fa-f]+")
 
-#: Reason phrases of the statuses wsx writes.
-REASONS = {
-    101: "Switching Protocols",
-    200: "OK",
-    204: "No Content",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    426: "Upgrade Required",
-    429: "Too Many Requests",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
+#: The reason phrase of each HTTP status (RFC 9110).
+REASONS = {status.value: status.phrase for status in http.HTTPStatus}
 
 
 _REQUEST_LINE_RE = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([^\x00-\x20\x7f]+) (HTTP/1\.[0-9])")

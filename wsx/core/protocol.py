@@ -205,6 +205,11 @@ class Protocol:
         # Opcode of the message being sent in fragments (0: none).
         self._send_opcode = 0
 
+    @property
+    def parser(self) -> Any:
+        """The frame parser (for a caller that looks at frames before :meth:`receive_frames`)."""
+        return self._parser
+
     # ---------------------------------------------------------------- output
     def data_to_send(self) -> bytes:
         """Bytes the protocol produced by itself to write now.

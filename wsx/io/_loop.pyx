@@ -10,7 +10,7 @@ until ``loop._stopping`` is set. It differs only in how: ``epoll_wait`` is
 called directly (with the GIL released) on the loop's epoll object into an
 array of events, instead of building a list of tuples per wake-up through
 ``select.epoll.poll``. Registration stays with ``select.epoll`` in
-``wsx/loop.py``: both use the same kernel object, whose events carry the
+``wsx/io/loop.py``: both use the same kernel object, whose events carry the
 descriptor (``data.fd``) as ``select.epoll.register`` sets it.
 
 Like the Python loop it is I/O readiness only: it knows nothing about

@@ -43,7 +43,7 @@ _EVENT_WRITE = selectors.EVENT_WRITE
 _HAVE_EPOLL = hasattr(select, "epoll")
 _MAX_WAIT = 86400.0  # seconds: the longest wait for a timer in one poll
 
-# The compiled epoll loop (wsx/_loop.pyx), unless disabled or not built.
+# The compiled epoll loop (wsx/io/_loop.pyx), unless disabled or not built.
 _run_epoll: Callable[[Any, Callable[[Any], None]], None] | None = None
 _compiled_loop: Any = compiled("wsx.io._loop") if _HAVE_EPOLL else None
 if _compiled_loop is not None:
@@ -356,7 +356,7 @@ class Loop:
         self._thread_id = threading.get_ident()
         try:
             if self._epoll is not None and _run_epoll is not None:
-                _run_epoll(self, _fire)  # the same loop, compiled (wsx/_loop.pyx)
+                _run_epoll(self, _fire)  # the same loop, compiled (wsx/io/_loop.pyx)
             else:
                 self._run()
         finally:

@@ -29,12 +29,12 @@ from ..errors import (
 )
 from ..io.handoff import Signal
 from ..io.loop import Loop, get_default_loop
-from . import watchdog
-from .base import Process, current_process, resolve
+from .base import current_process
 from .callbacks import CallbackModule, Callbacks, CloseFrame, OutFrame, S
-from .client import Client
+from .client import Client, client_of
 from .dispatcher import short
 from .loopcall import run_on_loop
+from .watchdog import watch
 
 if TYPE_CHECKING:
     from ..io.aioloop import HostLoop
@@ -164,7 +164,7 @@ def _start(url_or_conn: Any, module: Any, state: Any, link: bool, opts: dict[str
         client._watch(_LoopOwner(own))
         own.start_thread(close=True)
     if isinstance(loop, Loop):
-        watchdog.watch(loop)
+        watch(loop)
     parent = current_process() if link else None
     if parent is not None:
         client.link(parent)
@@ -239,14 +239,6 @@ def start(url_or_conn: str | Conn, module: CallbackModule[None], state: None = N
 def start(url_or_conn: str | Conn, module: Any, state: Any = None, **opts: Any) -> Client:
     """Like :func:`start_link`, without a link: the client's end never affects the caller."""
     return _start(url_or_conn, module, state, False, opts)
-
-
-def client_of(target: Process | str) -> Client:
-    """The client of a handle or a registered name (TypeError for another process)."""
-    proc = resolve(target)
-    if not isinstance(proc, Client):
-        raise TypeError(f"{proc!r} is not a wsx client")
-    return proc
 
 
 def send_frame(client: Client | str, frame: OutFrame | CloseFrame) -> None:

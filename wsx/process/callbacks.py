@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     # before Python 3.13.
     from typing_extensions import TypeVar
 
-    from .calls import Caller
+    from .caller import Caller
 
     S = TypeVar("S", default=Any)
 else:

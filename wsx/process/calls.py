@@ -11,95 +11,15 @@ callback is running.
 
 from __future__ import annotations
 
-import _thread
 import threading
-import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..errors import CallingSelfError, TimeoutExpired, WSXError
-from ..io.handoff import Signal
+from ..errors import CallingSelfError, WSXError
 from .base import NoProcessError, current_process
-
-if TYPE_CHECKING:
-    from .client import Client
+from .caller import Caller
+from .client import Client, client_of
 
 __all__ = ["Caller", "SendAfter", "call", "reply", "send_after", "self_"]
-
-_UNSET: Any = object()
-
-# The states of a Caller (its repr shows them).
-_WAITING = "waiting"
-_ANSWERED = "answered"
-_GAVE_UP = "gave up"
-
-
-class Caller:
-    """Who waits for the answer of one :func:`call`; give it to :func:`reply`.
-
-    Callbacks may keep it (in their state) and reply later, from another
-    callback or from any thread, at most once.
-    """
-
-    __slots__ = ("client", "_lock", "_done", "_value", "_state")
-
-    def __init__(self, client: Client, done: Any = None) -> None:
-        #: The client that was called.
-        self.client = client
-        self._lock = _thread.allocate_lock()  # guards _value and _state
-        # Set by the reply: a Signal for a thread, a FutureSignal for a coroutine.
-        self._done = Signal() if done is None else done
-        self._value: Any = _UNSET
-        # WAITING, then ANSWERED (the reply came) or GAVE_UP (the caller timed
-        # out or was cancelled first: a reply from then on is dropped).
-        self._state = _WAITING
-
-    def __repr__(self) -> str:
-        return f"<wsx.Caller of {self.client!r}, {self._state}>"
-
-    def _reply(self, value: Any) -> None:
-        with self._lock:
-            state = self._state
-            if state is _GAVE_UP:
-                return  # the caller stopped waiting: a late reply is dropped
-            if state is _ANSWERED:
-                raise WSXError(f"{self!r}: wsx.reply called twice for one call")
-            self._state = _ANSWERED
-            self._value = value
-        self._done.set()
-
-    def _wait(self, timeout: float | None) -> Any:
-        # The call was posted without a wake-up: the first wait wakes the loop.
-        client = self.client
-        done = self._done
-        wake: Any = client.loop
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
-            if done.wait(left, wake):
-                return self._value
-            wake = None
-            if not client.alive:
-                # It ended before answering (a reply just before the end won).
-                if done.wait(0):
-                    return self._value
-                raise NoProcessError(client, reason=client.exit_reason)
-            if deadline is not None and time.monotonic() >= deadline:
-                value = self._give_up()
-                if value is not _UNSET:
-                    return value
-                raise self._timed_out(timeout or 0.0)
-
-    def _give_up(self) -> Any:
-        """Stop waiting: a reply from now on is dropped. The value if one came, else _UNSET."""
-        with self._lock:
-            if self._state is _WAITING:
-                self._state = _GAVE_UP
-            return self._value
-
-    def _timed_out(self, timeout: float) -> TimeoutExpired:
-        return TimeoutExpired("timeout", timeout,
-                              f"{self.client!r} did not answer the call in time")
-
 
 def call(client: Client | str, request: Any, timeout: float | None = 5.0) -> Any:
     """Send ``request`` to ``handle_call(request, caller, state)``; the value it replies.
@@ -127,8 +47,6 @@ def call_target(client: Client | str, timeout: float | None, awaited: bool) -> C
     ``awaited``: the caller does not block its thread (:func:`wsx.aio.call`),
     so only a call from the client's own callback is refused.
     """
-    from .api import client_of
-
     c = client_of(client)
     if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
         raise ValueError(f"timeout must be a non-negative number of seconds or None, "
@@ -237,8 +155,6 @@ def send_after(client: Client | str, msg: Any, seconds: float) -> SendAfter:
     timer is cancelled when the client exits first (a client not alive gets
     none: its ``cancel()`` returns False).
     """
-    from .api import client_of
-
     c = client_of(client)
     if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
         raise ValueError(f"seconds must be a non-negative number, not {seconds!r}")
@@ -254,8 +170,6 @@ def send_after(client: Client | str, msg: Any, seconds: float) -> SendAfter:
 
 def self_() -> Client:
     """The client whose callback is running (``wsx.self()``); raises outside a callback."""
-    from .client import Client
-
     proc = current_process()
     if not isinstance(proc, Client):
         raise WSXError("wsx.self() is only defined inside a callback of a client")

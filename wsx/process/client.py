@@ -46,7 +46,7 @@ from ..errors import (
 )
 from ..io.connector import Connector
 from .awaiting import PENDING
-from .base import Process
+from .base import Process, resolve
 from .callbacks import DisconnectStatus, resolve_module
 from .closing import CloseDeadline
 from .debug import DebugState
@@ -510,3 +510,11 @@ def _reason_error(reason: Any) -> BaseException:
     if type(reason) is tuple and len(reason) == 2 and isinstance(reason[1], BaseException):
         return reason[1]
     return ConnError(f"the client ended before connecting: {reason!r}")
+
+
+def client_of(target: Process | str) -> Client:
+    """The client of a handle or a registered name (TypeError for another process)."""
+    proc = resolve(target)
+    if not isinstance(proc, Client):
+        raise TypeError(f"{proc!r} is not a wsx client")
+    return proc

@@ -25,16 +25,16 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .. import telemetry
 from .._guard import must_propagate
 from ..core.conn import Conn
 from ..core.protocol import OPEN
 from ..core.url import parse_url
 from ..errors import BadResponseError, CloseCode, ConnError, NotConnectedError, WSXError
+from ..telemetry import _handlers as _telemetry_handlers
+from ..telemetry import execute as _telemetry
 from .awaiting import PENDING, AsyncCallback, AsyncNotSupportedError, is_awaitable
 from .base import _per_thread, is_normal_exit
 from .callbacks import Callbacks
-from .holds import HELD_FRAMES
 
 __all__ = ["Dispatcher", "frame_size"]
 
@@ -45,7 +45,10 @@ _FRAME_CALLBACKS = {"text": "handle_frame", "binary": "handle_frame",
                     "ping": "handle_ping", "pong": "handle_pong"}
 _EV_RECEIVED = ("wsx", "frame", "received")
 _EV_SENT = ("wsx", "frame", "sent")
-_handlers = telemetry._handlers  # changed in place, never rebound
+_handlers = _telemetry_handlers  # changed in place, never rebound
+#: Frames a client whose async callback waits (or that is suspended) holds
+#: before it stops reading (see :mod:`wsx.process.holds`).
+HELD_FRAMES = 64
 _get_ident = threading.get_ident
 
 
@@ -320,7 +323,7 @@ class Dispatcher:
 
     def _report(self, event: Any, frame: Any) -> None:
         client = self.client
-        telemetry.execute(event, {"time": time.time(), "size": frame_size(frame)},
+        _telemetry(event, {"time": time.time(), "size": frame_size(frame)},
                           {"client": client, "module": client.module, "conn": client.conn,
                            "frame": frame})
 

@@ -19,18 +19,17 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from .dispatcher import HELD_FRAMES
 from .lifecycle import CLOSING, OPEN
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from .awaiting import AsyncCallback
-    from .client import Client
+    from .owner import ClientParts
 
 __all__ = ["HELD_FRAMES", "Holds"]
 
-#: Frames a client whose async callback waits holds before it stops reading.
-HELD_FRAMES = 64
 
 logger = logging.getLogger("wsx")
 
@@ -40,7 +39,7 @@ class Holds:
 
     __slots__ = ("client", "job", "deferred")
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: ClientParts) -> None:
         self.client = client
         #: The async callback the client awaits, or None.
         self.job: AsyncCallback | None = None

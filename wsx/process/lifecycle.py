@@ -41,7 +41,8 @@ import enum
 import time
 from typing import TYPE_CHECKING, Any
 
-from .. import telemetry
+from ..telemetry import _handlers as _telemetry_handlers
+from ..telemetry import execute as _telemetry
 
 if TYPE_CHECKING:
     from .owner import ClientParts
@@ -124,9 +125,9 @@ class Lifecycle:
         client = self.client
         if event is not None:
             client.event(event, *args)
-        if report is not None and telemetry._handlers:
+        if report is not None and _telemetry_handlers:
             now = time.time()
-            telemetry.execute(_TELEMETRY[new], {"time": now, "system_time": now},
+            _telemetry(_TELEMETRY[new], {"time": now, "system_time": now},
                               {"client": client, "module": client.module, "conn": client.conn,
                                **report})
 

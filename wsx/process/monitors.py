@@ -14,6 +14,7 @@ import itertools
 from typing import Any
 
 from .base import Process, resolve
+from .client import client_of
 
 __all__ = ["MonitorRef", "monitor", "demonitor"]
 
@@ -51,8 +52,6 @@ def monitor(watcher: Any, target: Any) -> MonitorRef:
     with the watcher: when the watcher exits first, it is removed from the
     target. A watcher that is not alive gets a reference that never fires.
     """
-    from .api import client_of
-
     w = client_of(watcher)
     t = resolve(target)
     ref = MonitorRef(w, t)

@@ -1,15 +1,19 @@
 """What the parts of a client use of it: the interface they see, not the ``Client`` class.
 
-The lifecycle, the upgrade, the read path, the keepalive, the close deadline
-and the reconnect pacing each serve one
+The lifecycle, the upgrade, the read path, the keepalive, the close
+deadline, the reconnect pacing, the holds and the stopping each serve one
 :class:`~wsx.process.client.Client`, which creates them and hands them
-itself. They know it through :class:`ClientParts`, a structural type, so
-that none of them imports the client module: the dependencies run one way,
-from the client to its parts.
+itself. They know it through :class:`ClientParts`, a structural type, and
+know each other through the views declared here (:class:`LifecycleView`,
+:class:`StoppingView`, :class:`HoldsView`, :class:`MailboxView`), so that
+none of them imports the client module or another part: the dependencies
+run one way, from the client to its parts (``tests/test_import_graph.py``
+checks that the package has no import circle, type-only imports included).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -20,7 +24,61 @@ if TYPE_CHECKING:
     from ..io.transport import Transport
     from .dispatcher import Dispatcher
 
-__all__ = ["ClientParts"]
+__all__ = ["ClientParts", "LifecycleView", "StoppingView", "HoldsView", "MailboxView"]
+
+
+class LifecycleView(Protocol):
+    """The client's :class:`~wsx.process.lifecycle.Lifecycle`, as the other parts use it."""
+
+    @property
+    def state(self) -> Any:
+        """The current state (a :class:`~wsx.process.lifecycle.State`)."""
+
+    @property
+    def suspended(self) -> bool:
+        """True while :func:`wsx.sys.suspend` holds frames and messages."""
+
+    def suspend(self) -> None:
+        """Hold frames and messages."""
+
+    def resume(self) -> None:
+        """Stop holding them."""
+
+    def awaiting_in(self, name: str | None) -> None:
+        """An async callback ``name`` is awaited (None: none)."""
+
+
+class StoppingView(Protocol):
+    """The client's :class:`~wsx.process.stopping.Stopping`, as the holds use it."""
+
+    @property
+    def asked(self) -> bool:
+        """True once a stop was asked."""
+
+    def when_free(self) -> None:
+        """Go on with a stop that waited for the client to be free."""
+
+
+class HoldsView(Protocol):
+    """The client's :class:`~wsx.process.holds.Holds`, as the stopping uses them."""
+
+    job: Any  # the async callback awaited, or None
+
+    def abandon(self) -> None:
+        """Drop the async callback awaited."""
+
+    def end_suspension(self) -> None:
+        """End any suspension and read again."""
+
+
+class MailboxView(Protocol):
+    """The client's :class:`~wsx.process.mailbox.Mailbox`, as the other parts use it."""
+
+    def deliver(self, kind: str, msg: Any) -> None:
+        """Queue a message (``"cast"``, ``"info"``, ``"call"``) and handle it in turn."""
+
+    def drain(self) -> None:
+        """Handle the messages that wait."""
 
 
 class ClientParts(Protocol):
@@ -33,6 +91,27 @@ class ClientParts(Protocol):
     upgrade: Any  # the Upgrade of the current attempt, or None
     close_reason: Any  # the reason of the close handshake under way, or None
     module: Any  # the callback module as given
+    terminate_reason: Any  # why terminate was called, once it was
+
+    @property
+    def lifecycle(self) -> LifecycleView:
+        """Its states and transitions."""
+
+    @property
+    def stopping(self) -> StoppingView:
+        """A stop asked of it."""
+
+    @property
+    def holds(self) -> HoldsView:
+        """What it holds while suspended or awaiting an async callback."""
+
+    @property
+    def mailbox(self) -> MailboxView:
+        """Its casts, infos and calls."""
+
+    @property
+    def read_path(self) -> Callable[[], None]:
+        """What the loop calls when the socket is readable."""
 
     @property
     def suspended(self) -> bool:
@@ -55,3 +134,16 @@ class ClientParts(Protocol):
 
     def drop(self, reason: Any) -> None:
         """End the connection now with ``reason``."""
+
+    @property
+    def terminated(self) -> bool:
+        """True once the process has ended."""
+
+    def terminate(self, reason: Any) -> None:
+        """Run ``terminate`` and end the process with ``reason``."""
+
+    def terminated_with(self, reason: Any) -> None:
+        """``terminate`` returned: end the process with ``reason``."""
+
+    def local_close(self, code: Any, text: Any, reason: Any) -> None:
+        """Start the close handshake (``code``, ``text``); disconnect with ``reason``."""

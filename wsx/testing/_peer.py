@@ -18,7 +18,6 @@ arguments before, so that an action cannot fail on that thread.
 
 from __future__ import annotations
 
-import http
 import selectors
 import socket
 import struct
@@ -26,7 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple, Protocol
 
 from ..core.frames import (
     OP_BINARY,
@@ -39,15 +38,12 @@ from ..core.frames import (
     encode_frame,
     parse_close,
 )
+from ..core.http import REASONS, Refusal, Request
 from ..errors import FrameError
-from ..tools.echo_conn import EchoConnection
-from ..tools.echo_http import HTTPRefusal
+from ..tools.echo_conn import EchoConnection, EchoHost
 from ._records import ReceivedFrame
 
-if TYPE_CHECKING:
-    from .server import Server
-
-__all__ = ["Peer", "HandshakeScript", "KINDS"]
+__all__ = ["Peer", "PeerHost", "HandshakeScript", "KINDS"]
 
 #: Frame kinds by opcode, as :class:`ReceivedFrame` names them.
 KINDS = {OP_CONTINUATION: "continuation", OP_TEXT: "text", OP_BINARY: "binary",
@@ -65,12 +61,29 @@ class HandshakeScript(NamedTuple):
     delay: float
 
 
+class PeerHost(EchoHost, Protocol):
+    """What a :class:`Peer` needs of its server (:class:`wsx.testing.Server`): faults, records."""
+
+    echo: bool
+    close_timeout: float
+    _stalled: bool
+    _pongs_dropped: bool
+    _reading_stopped: bool
+    _fragments: int
+    _delay: float
+
+    def _record_frame(self, frame: ReceivedFrame) -> None: ...
+    def _take_handshake(self) -> HandshakeScript | None: ...
+    def _connected(self, peer: Peer) -> None: ...
+    def _ended(self, peer: Peer) -> None: ...
+
+
 class Peer(EchoConnection):
     """One client connection of a scripted server, on a thread of its own."""
 
-    server: Server
+    server: PeerHost
 
-    def __init__(self, server: Server, sock: socket.socket, peer: str, number: int) -> None:
+    def __init__(self, server: PeerHost, sock: socket.socket, peer: str, number: int) -> None:
         super().__init__(server, sock, peer)
         self.number = number  # 1, 2, ...: in the order of the upgrades
         self.outbox: deque[tuple[float, bytes]] = deque()  # (due, frame bytes), in order
@@ -138,7 +151,7 @@ class Peer(EchoConnection):
             super().receive(data)
             return
         try:
-            frames = self.parser.feed(data)
+            frames = self.protocol.parser.feed(data)
         except FrameError as exc:
             frames = exc.frames
             self.close_received = True  # nothing more can be parsed
@@ -146,7 +159,7 @@ class Peer(EchoConnection):
             if not self.close_received:
                 self._frame(opcode, fin, payload)
 
-    def _frame(self, opcode: int, fin: bool, payload: bytes) -> None:
+    def _frame(self, opcode: int, fin: bool, payload: bytes, rsv: int = 0) -> None:
         server = self.server
         server._record_frame(ReceivedFrame(KINDS.get(opcode, str(opcode)), payload, fin,
                                            self.number))
@@ -160,24 +173,20 @@ class Peer(EchoConnection):
             return
         if opcode == OP_PING and server._pongs_dropped:
             return
-        super()._frame(opcode, fin, payload)
+        super()._frame(opcode, fin, payload, rsv)
         if opcode == OP_CLOSE:
             self.close_received = True
 
-    def _upgrade(self, head: bytes) -> bytes:
+    def _upgrade(self, request: Request) -> bytes:
         script = self.server._take_handshake()
-        response = super()._upgrade(head)  # a request that is not an upgrade stays refused
+        response = super()._upgrade(request)  # a request that is not an upgrade stays refused
         if script is None:
             return response
         if script.delay > 0:
             self.hold_until = time.monotonic() + script.delay
         if script.status != 101:
-            try:
-                phrase = http.HTTPStatus(script.status).phrase
-            except ValueError:
-                phrase = "Scripted Refusal"
-            extra = "".join(f"{k}: {v}\r\n" for k, v in script.headers if v is not None)
-            raise HTTPRefusal(script.status, phrase, script.body or phrase, extra)
+            headers = [(k, v) for k, v in script.headers if v is not None]
+            raise Refusal(script.status, script.body or _phrase(script.status), headers)
         return _with_headers(response, script.headers)
 
     # -- actions (from other threads) ------------------------------------
@@ -349,6 +358,10 @@ class Peer(EchoConnection):
         if self.close_deadline is not None:
             wake_at.append(self.close_deadline)
         return max(0.0, min(wake_at) - now) if wake_at else None
+
+
+def _phrase(status: int) -> str:
+    return REASONS.get(status) or "Scripted Refusal"
 
 
 def _fragments(opcode: int, payload: bytes, pieces: int) -> list[bytes]:
