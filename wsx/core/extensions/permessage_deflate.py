@@ -66,7 +66,7 @@ def _check_bits(name: str, value: Any, allow_true: bool = False) -> None:
 class Deflate:
     """Configuration of permessage-deflate (``compress=`` option), for either side.
 
-    As a client's (:meth:`offer`, :meth:`accept`):
+    As a client's (``offer``, ``accept``):
 
     :param client_no_context_takeover: ask to reset our compressor after each
         message (less memory, worse ratio). The server may also impose it.
@@ -78,7 +78,7 @@ class Deflate:
     :param server_max_window_bits: an int 8..15 asks the server to use at
         most that window; ``None`` (default) does not ask.
 
-    As a server's (:meth:`negotiate`), the same four parameters say what the
+    As a server's (``negotiate``), the same four parameters say what the
     server asks of every connection: ``client_no_context_takeover`` makes
     the client reset its compressor after each message (the server's
     decompressor then holds no window between messages);
@@ -86,7 +86,8 @@ class Deflate:
     ``server_max_window_bits`` caps the server's window (and a client's
     smaller request is honoured); ``client_max_window_bits`` as an int caps
     the client's window, and an offer that does not allow that cap is
-    declined (``True`` or ``None``: no cap).
+    declined (``True`` or ``None``: no cap). Both sides:
+
     :param threshold: messages shorter than this many bytes are sent
         uncompressed (default 32).
     :param level: zlib compression level (default -1: zlib's default, 6).
