@@ -702,4 +702,4 @@ def test_signal_wait_wakes_the_loop_for_posted_callbacks(loop: Loop) -> None:
     t0 = time.monotonic()
     assert sig.wait(5.0, loop) is True
     assert time.monotonic() - t0 < 2.0
-    assert ran == [loop._thread_id]
+    assert ran == [loop.thread_id]

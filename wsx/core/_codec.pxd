@@ -1,5 +1,6 @@
 # Declarations of wsx/core/_codec.pyx shared with other compiled wsx modules:
-# the compiled read path calls the parser at C level, the protocol the encoder.
+# the compiled read path calls the parser at C level (feed_at, partial_text:
+# its interface; the fields are the parser's own), the protocol the encoder.
 
 from libc.stdint cimport uint64_t
 
@@ -26,7 +27,8 @@ cdef class FrameParser:
     cdef uint64_t _p_length
     cdef unsigned char _p_key[4]  # masking key of the pending frame (masked mode)
 
-    cdef list _feed(self, const char* base, Py_ssize_t size)
+    cdef list feed_at(self, const char* base, Py_ssize_t size)
+    cdef bint partial_text(self)
     cdef bytes _payload(self, const char* src, Py_ssize_t n, Py_ssize_t offset)
     cdef bint _receive_in_place(self, const char* base, Py_ssize_t pos, Py_ssize_t end)
     cdef Py_ssize_t _parse(self, const unsigned char* p, Py_ssize_t end, list frames) except -1

@@ -183,11 +183,15 @@ cdef class FrameParser:
         cdef Py_buffer view
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
-            return self._feed(<const char*>view.buf, view.len)
+            return self.feed_at(<const char*>view.buf, view.len)
         finally:
             PyBuffer_Release(&view)
 
-    cdef list _feed(self, const char* base, Py_ssize_t size):
+    cdef bint partial_text(self):
+        """True while a frame that is not binary (text, continuation) is partly received."""
+        return self._p and self._p_opcode != 2
+
+    cdef list feed_at(self, const char* base, Py_ssize_t size):
         """:meth:`feed` for ``size`` bytes at ``base`` (the read path of wsx.process._reader)."""
         cdef list frames = []
         cdef Py_ssize_t pos, off = 0, take

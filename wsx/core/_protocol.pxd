@@ -1,8 +1,8 @@
 # C fields and C-level methods of wsx.core.protocol.Protocol when that source
 # is compiled as wsx.core._protocol (see wsx/_twins.py). The compiled read
-# path (wsx/process/_reader.pyx) reads these fields and calls
-# receive_frames / receive_failed / data_to_send without attribute lookups;
-# the transport's write_frame calls send.
+# path (wsx/process/_reader.pyx) calls reads_plain / has_output /
+# receive_frames / receive_failed without attribute lookups (it reads no
+# private field); the transport's write_frame calls send.
 
 cimport cython
 
@@ -30,6 +30,8 @@ cdef class Protocol:
     cdef public Py_ssize_t _validated
     cdef public int _send_opcode
 
+    cpdef bint reads_plain(self)
+    cpdef bint has_output(self)
     cpdef bytes data_to_send(self)
     @cython.locals(shape=tuple)
     cpdef bytes send(self, frame)

@@ -205,6 +205,22 @@ class Protocol:
         # Opcode of the message being sent in fragments (0: none).
         self._send_opcode = 0
 
+    def reads_plain(self) -> bool:
+        """True in the usual state for reading: whole messages can be taken as they come.
+
+        Open, no error, no close received, no extension transforming
+        payloads, no text frame partly validated. The compiled read path
+        (``wsx.process._reader``) takes whole unfragmented text and binary
+        messages straight from the parser while this holds, and passes
+        every other frame to :meth:`receive_frames`.
+        """
+        return (self._plain and self.state is OPEN and self.error is None
+                and self.close_received is None and not self._validated)
+
+    def has_output(self) -> bool:
+        """True when :meth:`data_to_send` has bytes (a close frame owed to the peer, say)."""
+        return bool(self._out) or self._close_to_send is not None
+
     @property
     def parser(self) -> Any:
         """The frame parser (for a caller that looks at frames before :meth:`receive_frames`)."""

@@ -191,14 +191,14 @@ cdef class Signal:
         cdef int fd = -1
         cdef PyLockStatus got
         cdef PY_TIMEOUT_T us = <PY_TIMEOUT_T>(timeout * 1e6) if timeout > 0 else 0
-        cdef dict d
         if self._got:
             return True
-        if loop is not None:
-            d = loop.__dict__
-            if not d["_wake_pending"]:
-                d["_wake_pending"] = True
-                fd = d["_wake_w"].fileno()
+        if loop is not None and not loop.wake_pending:  # its declared interface (HostLoop)
+            fd = loop.wake_fd
+            if fd >= 0:
+                loop.wake_pending = True
+            else:
+                loop.wake()
         with nogil:
             if fd >= 0:
                 # EAGAIN: a wake-up byte is waiting already; any other error

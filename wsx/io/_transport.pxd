@@ -31,6 +31,7 @@ cdef class Transport:
     cdef public object on_drained
     cdef public Py_ssize_t backlog_written
 
+    cpdef bint tls_pending(self) except -1
     cpdef bint write(self, data) except -1
     cpdef bint write_frame(self, Protocol protocol, frame) except -1
     @cython.locals(n=Py_ssize_t)

@@ -25,14 +25,14 @@ import socket
 import threading
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any
 
 from .tenants import Tenants
 
 if TYPE_CHECKING:
     from .loop import Loop
 
-__all__ = ["AsyncioLoop", "HostLoop", "for_loop"]
+__all__ = ["AsyncioLoop", "for_loop"]
 
 logger = logging.getLogger("wsx")
 
@@ -79,9 +79,9 @@ class AsyncioLoop:
             running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        self._thread_id: int | None = None
+        self.thread_id: int | None = None
         if running is aloop:
-            self._thread_id = threading.get_ident()
+            self.thread_id = threading.get_ident()
         else:
             # Made from another thread (a supervisor's): the loop tells its
             # thread before it runs anything of a client's (callbacks run in
@@ -93,7 +93,8 @@ class AsyncioLoop:
         self.on_wake: Callable[[], Any] | None = None
         # Signal.wait(timeout, loop) wakes a loop whose wake-up is not
         # pending; here every post wakes the loop itself, so it never is.
-        self._wake_pending = True
+        self.wake_pending = True
+        self.wake_fd = -1  # no wake-up byte: every post wakes the asyncio loop itself
         #: The clients on this loop: told when it is found closed under them
         #: (asyncio says nothing when a loop closes): by a post to it, by
         #: :meth:`check_closed`, by the next :func:`for_loop`, or when the
@@ -114,7 +115,7 @@ class AsyncioLoop:
         return aloop
 
     def _learn_thread(self) -> None:
-        self._thread_id = threading.get_ident()
+        self.thread_id = threading.get_ident()
 
     @property
     def running(self) -> bool:
@@ -124,7 +125,7 @@ class AsyncioLoop:
 
     def in_loop_thread(self) -> bool:
         """True when called from the asyncio loop's thread while it runs."""
-        return self._thread_id == threading.get_ident() and self.running
+        return self.thread_id == threading.get_ident() and self.running
 
     # ------------------------------------------------------------ callbacks
     def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
@@ -139,7 +140,7 @@ class AsyncioLoop:
         checks of :attr:`running` tell it.
         """
         try:
-            if self._thread_id == threading.get_ident():
+            if self.thread_id == threading.get_ident():
                 self.aloop.call_soon(callback, *args)
             else:
                 self.aloop.call_soon_threadsafe(callback, *args)
@@ -162,7 +163,7 @@ class AsyncioLoop:
     #: From another thread it wakes the loop as :meth:`call_soon_threadsafe`.
     post = call_soon_threadsafe
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
         """Nothing to do: every post from another thread wakes the asyncio loop."""
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Any:
@@ -226,5 +227,9 @@ class AsyncioLoop:
         future.add_done_callback(done)
 
 
-#: What a client runs on: wsx's own loop, or an asyncio loop through its adapter.
-HostLoop: TypeAlias = "Loop | AsyncioLoop"
+if TYPE_CHECKING:
+    from .hostloop import HostLoop
+
+    def _conforms(own: Loop, adapter: AsyncioLoop) -> tuple[HostLoop, HostLoop]:
+        """mypy checks here that both loops offer the whole :class:`HostLoop` interface."""
+        return own, adapter

@@ -29,7 +29,7 @@ from ..errors import ConnError
 from .loop import Timer
 
 if TYPE_CHECKING:
-    from .aioloop import HostLoop
+    from .hostloop import HostLoop
 
 __all__ = ["Connector"]
 

@@ -17,7 +17,7 @@ from .._twins import compiled
 if TYPE_CHECKING:
     import asyncio
 
-    from .aioloop import HostLoop
+    from .hostloop import HostLoop
 
 __all__ = ["FutureSignal", "Signal"]
 
@@ -61,8 +61,8 @@ class Signal:
         """
         if self._got:
             return True
-        if loop is not None and not loop._wake_pending:
-            loop._wake()
+        if loop is not None and not loop.wake_pending:
+            loop.wake()
         if self._lock.acquire(True, timeout) if timeout > 0 else self._lock.acquire(False):
             self._got = True
         return self._got

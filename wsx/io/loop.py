@@ -114,7 +114,7 @@ class Loop:
         self._running = False
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self._thread_id: int | None = None
+        self.thread_id: int | None = None
         self._resolver = Resolver(resolver_threads)  # the DNS thread pool
         self._closed = False
         #: The clients on this loop: told when it is closed under them.
@@ -127,7 +127,10 @@ class Loop:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._wake_pending = False
+        #: A wake-up byte is on its way: no other is needed until the loop reads it.
+        self.wake_pending = False
+        #: Where a wake-up byte is written (the compiled Signal writes it itself).
+        self.wake_fd = self._wake_w.fileno()
         self.add_reader(self._wake_r, self._drain_wakeup)
         #: Called once (then cleared) when the loop next returns from its wait
         #: for readiness: a watcher that sleeps while the loop is idle (the
@@ -163,7 +166,7 @@ class Loop:
 
     def in_loop_thread(self) -> bool:
         """True when called from the thread that runs this loop."""
-        return self._thread_id == threading.get_ident()
+        return self.thread_id == threading.get_ident()
 
     def time(self) -> float:
         """The loop's clock (``time.monotonic``)."""
@@ -186,8 +189,8 @@ class Loop:
             self._dropped(callback)
             return
         self._ready.append((callback, args))
-        if not self._wake_pending and not self.in_loop_thread():
-            self._wake()
+        if not self.wake_pending and not self.in_loop_thread():
+            self.wake()
 
     def post(self, callback: Callable[..., Any], *args: Any) -> None:
         """Queue ``callback(*args)`` for the loop thread without waking it (any thread).
@@ -204,9 +207,9 @@ class Loop:
     def _dropped(self, callback: Callable[..., Any]) -> None:
         logger.debug("wsx loop %r is closed: %r dropped", self.name, callback)
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
         """End the loop's current (or next) wait for readiness."""
-        self._wake_pending = True
+        self.wake_pending = True
         try:
             self._wake_w.send(b"\0")
         except (BlockingIOError, InterruptedError):
@@ -272,7 +275,7 @@ class Loop:
                 pass
         except (BlockingIOError, InterruptedError):
             pass
-        self._wake_pending = False
+        self.wake_pending = False
 
     # ------------------------------------------------------------------- I/O
     def add_reader(self, fileobj: Any, callback: Callable[[], Any]) -> None:
@@ -353,7 +356,7 @@ class Loop:
             raise RuntimeError(f"loop {self.name!r} is already running")
         self._running = True
         self._stopping = False
-        self._thread_id = threading.get_ident()
+        self.thread_id = threading.get_ident()
         try:
             if self._epoll is not None and _run_epoll is not None:
                 _run_epoll(self, _fire)  # the same loop, compiled (wsx/io/_loop.pyx)
@@ -361,7 +364,7 @@ class Loop:
                 self._run()
         finally:
             self._running = False
-            self._thread_id = None
+            self.thread_id = None
 
     def _run(self) -> None:
         poll = self._io.poll
@@ -441,10 +444,10 @@ class Loop:
             self._stopping = True
 
         self.call_soon_threadsafe(_stop)
-        if self.in_loop_thread() and not self._wake_pending:
+        if self.in_loop_thread() and not self.wake_pending:
             # E.g. from a signal handler, run by the loop thread inside its
             # wait: the wait must end for the loop to see the request.
-            self._wake()
+            self.wake()
 
     def start_thread(self, close: bool = False) -> threading.Thread:
         """Run the loop in a new daemon thread; return the thread.
@@ -457,7 +460,7 @@ class Loop:
         started = threading.Event()
 
         def target() -> None:
-            self._thread_id = threading.get_ident()
+            self.thread_id = threading.get_ident()
             started.set()
             try:
                 self.run()

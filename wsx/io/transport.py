@@ -28,14 +28,19 @@ compiled by Cython into ``wsx.io._transport`` (C fields declared in
 
 from __future__ import annotations
 
+import socket
 import ssl
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._twins import compiled
 from ..errors import ConnError
+
+if TYPE_CHECKING:  # (a module name: the compiled twin has its own Protocol)
+    from ..core import protocol as wsproto
+    from .hostloop import HostLoop
 
 # send(2) without Python's socket layer, for plain TCP (see _syscalls.pyx).
 _syscalls: Any = compiled("wsx.io._syscalls")
@@ -55,13 +60,13 @@ class Transport:
     except :meth:`send_direct`.
     """
 
-    def __init__(self, loop: Any, on_lost: Callable[[Any, Any], None]) -> None:
+    def __init__(self, loop: HostLoop, on_lost: Callable[[Any, Any], None]) -> None:
         self.loop = loop
         self.on_lost = on_lost
         self.note: Callable[[str, int], None] | None = None
         #: Debug statistics (``bytes_in``, ``bytes_out``) to count into, or None.
         self.stats: dict[str, Any] | None = None
-        self.sock: Any = None
+        self.sock: socket.socket | None = None  # an ssl.SSLSocket for TLS
         self._send: Callable[[Any], int] | None = None  # sock.send
         self._sender: Any = None  # its compiled twin for plain TCP, when built
         self.secure = False
@@ -91,7 +96,7 @@ class Transport:
         self.backlog_written = 0
 
     # ------------------------------------------------------------ the socket
-    def attach(self, sock: Any) -> None:
+    def attach(self, sock: socket.socket) -> None:
         """Take the socket of a new connection (``write_limit`` off until :meth:`limit`).
 
         The socket, its senders and the write buffer change under the write
@@ -158,8 +163,10 @@ class Transport:
 
         Raises ``OSError`` when the connection is broken.
         """
+        sock = self.sock
+        assert sock is not None, "recv_into with no connection"
         try:
-            n: int = self.sock.recv_into(buf)
+            n: int = sock.recv_into(buf)
         except WOULD_BLOCK:
             return None
         if self.stats is not None:
@@ -184,9 +191,17 @@ class Transport:
         if sock is None or not self.reading or self.read_paused or self.reader is None:
             return
         self.loop.add_reader(sock, self.reader)
-        if self.secure and sock.pending():
+        if self.secure and self.tls_pending():
             # Bytes TLS already decrypted do not wake the selector.
             self.loop.call_soon(self.read_now, sock)
+
+    def tls_pending(self) -> bool:
+        """True when TLS holds decrypted bytes of the socket: they do not wake the selector.
+
+        A reader reads again while this holds (plain TCP: never).
+        """
+        sock = self.sock
+        return self.secure and isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
 
     def read_now(self, sock: Any) -> None:
         """Call the reader now if ``sock`` is still the socket and reading is on."""
@@ -202,7 +217,7 @@ class Transport:
         finally:
             self._release()
 
-    def write_frame(self, protocol: Any, frame: Any) -> bool:
+    def write_frame(self, protocol: wsproto.Protocol, frame: Any) -> bool:
         """Encode ``frame`` with ``protocol.send`` and write it, under one hold of the lock.
 
         A frame another thread writes meanwhile (:meth:`send_direct`) goes
@@ -325,7 +340,7 @@ class Transport:
         return limit is not None and len(self.wbuf) > limit
 
     # ------------------------------------------------- other threads' sends
-    def send_direct(self, protocol: Any, frame: Any) -> bool:
+    def send_direct(self, protocol: wsproto.Protocol, frame: Any) -> bool:
         """Encode and write ``frame`` on the calling thread; False if it must go via the loop.
 
         Only for plain TCP with nothing pending, parked or corked (the loop

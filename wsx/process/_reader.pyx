@@ -16,9 +16,10 @@ in one compiled function:
 
 It talks to three declared interfaces only: the transport's C fields
 (``wsx/io/_transport.pxd``), the dispatcher's (``_dispatcher.pxd``), the
-protocol's (``wsx/core/_protocol.pxd``: its fields, ``receive_frames``,
-``receive_failed``) and the parser's ``FrameParser._feed``
-(``wsx/core/_codec.pxd``).
+protocol's (``wsx/core/_protocol.pxd``: ``reads_plain``, ``has_output``,
+``receive_frames``, ``receive_failed``) and the parser's ``feed_at`` and
+``partial_text`` (``wsx/core/_codec.pxd``): no private field of another
+class.
 Anything else goes back to the Python code, which stays the one definition
 of the behaviour: the whole read when the connection is not in the usual
 state (the Python ``Reader``); from the first frame that is not a whole text
@@ -38,7 +39,6 @@ from wsx.core._protocol cimport Protocol
 from wsx.io._transport cimport Transport
 from wsx.process._dispatcher cimport Dispatcher
 
-from wsx.core.protocol import OPEN
 from wsx.errors import ConnError, FrameError
 from wsx.telemetry import _handlers
 
@@ -119,7 +119,7 @@ cdef class FastReader:
                 self.sock = sock
             if protocol is not self.protocol:
                 self.p = protocol if isinstance(protocol, Protocol) else None
-                parser = None if self.p is None else self.p._parser
+                parser = None if self.p is None else self.p.parser
                 self.parser = parser if type(parser) is FrameParser else None
                 self.protocol = protocol
             p = self.p
@@ -131,11 +131,7 @@ cdef class FastReader:
                 or dispatcher.inbox
                 or _telemetry
                 or self.parser is None
-                or not p._plain
-                or p.state is not OPEN
-                or p.error is not None
-                or p.close_received is not None
-                or p._validated
+                or not p.reads_plain()
             ):
                 break
             data = PyByteArray_AS_STRING(self.buf)
@@ -166,7 +162,7 @@ cdef class FastReader:
             transport.activity = True
             self._received(transport, dispatcher, protocol, data, n)
             # Data already decrypted by TLS does not wake the selector again.
-            if not (transport.secure and sock is transport.sock and sock.pending()):
+            if not (transport.secure and sock is transport.sock and transport.tls_pending()):
                 return
         self.reader()  # not the usual case: the Python path decides
 
@@ -174,13 +170,13 @@ cdef class FastReader:
                        const char* data, Py_ssize_t n) except -1:
         cdef FrameParser parser = self.parser
         try:
-            frames = parser._feed(data, n)
+            frames = parser.feed_at(data, n)
         except FrameError as exc:
             dispatcher.dispatch(protocol, protocol.receive_failed(exc))
             return 0
         cdef Py_ssize_t count = len(frames)
         if count == 0:
-            if parser._p and parser._p_opcode != 2:
+            if parser.partial_text():
                 # Part of a text frame: validated as it comes (fail fast).
                 dispatcher.dispatch(protocol, protocol.receive_frames(frames))
             return 0
@@ -220,8 +216,8 @@ cdef class FastReader:
                 dispatcher.dispatch(protocol, protocol.receive_frames(frames[i:]))
                 return 0
             dispatcher.frame(event)
-        if parser._p and parser._p_opcode != 2:
+        if parser.partial_text():
             dispatcher.dispatch(protocol, protocol.receive_frames([]))
-        elif p._out or p._close_to_send is not None:
+        elif p.has_output():
             dispatcher.flush(protocol)
         return 0

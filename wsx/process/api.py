@@ -37,7 +37,7 @@ from .loopcall import run_on_loop
 from .watchdog import watch
 
 if TYPE_CHECKING:
-    from ..io.aioloop import HostLoop
+    from ..io.hostloop import HostLoop
 
 __all__ = ["WebSocket", "start_link", "start", "send_frame", "cast", "send", "stop"]
 

@@ -71,7 +71,7 @@ from .upgrade import Upgrade
 
 if TYPE_CHECKING:
     from ..core.protocol import Protocol
-    from ..io.aioloop import HostLoop
+    from ..io.hostloop import HostLoop
     from ..io.transport import Transport
     from .dispatcher import Dispatcher
 else:

@@ -23,7 +23,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._guard import must_propagate
 from ..core.conn import Conn
@@ -35,6 +35,12 @@ from ..telemetry import execute as _telemetry
 from .awaiting import PENDING, AsyncCallback, AsyncNotSupportedError, is_awaitable
 from .base import _per_thread, is_normal_exit
 from .callbacks import Callbacks
+
+if TYPE_CHECKING:  # (module names: the compiled twin has its own Protocol and Transport)
+    from ..core import protocol as wsproto
+    from ..io import transport as wstransport
+    from .debug import DebugState
+    from .owner import DispatcherOwner, KeepaliveView
 
 __all__ = ["Dispatcher", "frame_size"]
 
@@ -65,15 +71,16 @@ class Dispatcher:
     must wait (suspended) or be dropped (terminated).
     """
 
-    def __init__(self, client: Any, cb: Any, state: Any, transport: Any) -> None:
+    def __init__(self, client: DispatcherOwner, cb: Callbacks[Any], state: Any,
+                 transport: wstransport.Transport) -> None:
         self.client = client
         self.cb = cb
         self.state = state
         self.transport = transport
-        self.protocol: Any = None
-        self.dbg: Any = None
-        self.keepalive: Any = None
-        self.inbox: deque[Any] = deque()  # events held while suspended
+        self.protocol: wsproto.Protocol | None = None
+        self.dbg: DebugState | None = None
+        self.keepalive: KeepaliveView | None = None
+        self.inbox: deque[wsproto.Event] = deque()  # events held while suspended
         self.in_callback = False
         self.open = False
         self.hold = False
@@ -88,7 +95,7 @@ class Dispatcher:
         if protocol is not None:
             self.dispatch(protocol, protocol.receive_data(data))
 
-    def dispatch(self, protocol: Any, events: list[Any]) -> None:
+    def dispatch(self, protocol: wsproto.Protocol, events: list[wsproto.Event]) -> None:
         """Handle the events of one read, then write what the protocol owes the peer."""
         if events:
             if len(events) > 1 and self.transport.cork():
@@ -104,7 +111,7 @@ class Dispatcher:
                 self.handle_events(events)
         self.flush(protocol)
 
-    def flush(self, protocol: Any) -> None:
+    def flush(self, protocol: wsproto.Protocol) -> None:
         """Write what the protocol owes the peer (the close answering its close or error).
 
         Called once the events before it are handled, so that their replies
@@ -115,7 +122,7 @@ class Dispatcher:
             if out:
                 self.transport.write(out)
 
-    def handle_events(self, events: Any) -> None:
+    def handle_events(self, events: list[wsproto.Event]) -> None:
         """Handle events in order; from the first one that must wait, hold the rest."""
         for i, event in enumerate(events):
             if self.hold:
@@ -132,7 +139,7 @@ class Dispatcher:
         while inbox and not self.hold:
             self.handle_event(inbox.popleft())
 
-    def handle_event(self, event: Any) -> None:
+    def handle_event(self, event: wsproto.Event) -> None:
         """One event of the protocol: a callback, or the peer's close or error."""
         kind = event if type(event) is str else event[0]
         name = _FRAME_CALLBACKS.get(kind)
@@ -153,7 +160,7 @@ class Dispatcher:
             self.client.protocol_error(event[1])
 
     # ------------------------------------------------------------ callbacks
-    def frame(self, event: Any) -> bool:
+    def frame(self, event: wsproto.Event) -> bool:
         """``handle_frame(event)`` (the compiled read path's usual case); False if it crashed."""
         cb = self.cb
         if cb is not self._frame_cb:  # a new module (wsx.sys.change_code): look it up again
@@ -179,7 +186,7 @@ class Dispatcher:
         self.in_callback = True
         running = _per_thread.running
         previous = running.process
-        running.process = self.client
+        running.process = self.client  # type: ignore[assignment]  # the owner is a Process
         error: BaseException | None = None
         try:
             result = fn(arg, self.state)
@@ -200,7 +207,7 @@ class Dispatcher:
         self.in_callback = True
         running = _per_thread.running
         previous = running.process
-        running.process = self.client
+        running.process = self.client  # type: ignore[assignment]  # the owner is a Process
         try:
             return getattr(self.cb, name)(arg, self.state)
         finally:
@@ -306,7 +313,7 @@ class Dispatcher:
         if (not self.open or protocol is None or protocol.extensions
                 or self.dbg is not None or _handlers
                 or type(frame) is not tuple or not frame or frame[0] == "close"
-                or transport.loop._thread_id == _get_ident()):
+                or transport.loop.thread_id == _get_ident()):
             return False
         return bool(transport.send_direct(protocol, frame))
 

@@ -111,8 +111,9 @@ class Keepalive:
         logger.info("%r: %s", client, error)
         protocol = client.dispatcher.protocol
         try:  # best effort: the peer is probably gone
-            data = protocol.send_close(CloseCode.INTERNAL_ERROR, "keepalive timeout")
-            client.transport.write(data)
+            if protocol is not None:
+                data = protocol.send_close(CloseCode.INTERNAL_ERROR, "keepalive timeout")
+                client.transport.write(data)
         except WSXError:
             pass
         client.drop(("error", error))

@@ -18,7 +18,7 @@ from ..errors import NotConnectedError, TimeoutExpired
 from ..io.handoff import Signal
 
 if TYPE_CHECKING:
-    from ..io.aioloop import HostLoop
+    from ..io.hostloop import HostLoop
     from .client import Client
 
 __all__ = ["run_on_loop"]

@@ -19,12 +19,103 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from ..core.conn import Conn
     from ..core.handshake import HandshakeResponse
+    from ..core.protocol import Event
+    from ..core.protocol import Protocol as WSProtocol
     from ..errors import WSXError
-    from ..io.aioloop import HostLoop
+    from ..io.hostloop import HostLoop
     from ..io.transport import Transport
-    from .dispatcher import Dispatcher
 
-__all__ = ["ClientParts", "LifecycleView", "StoppingView", "HoldsView", "MailboxView"]
+__all__ = [
+    "ClientParts",
+    "DispatcherOwner",
+    "DispatcherView",
+    "LifecycleView",
+    "StoppingView",
+    "HoldsView",
+    "MailboxView",
+    "KeepaliveView",
+]
+
+
+class DispatcherView(Protocol):
+    """The client's :class:`~wsx.process.dispatcher.Dispatcher`, as the other parts use it."""
+
+    cb: Any  # the resolved callback module
+    protocol: WSProtocol | None
+    dbg: Any  # the DebugState while debugging, else None
+    inbox: Any  # the deque of events held
+    in_callback: bool
+    open: bool
+    hold: bool
+
+    def receive(self, data: Any) -> None:
+        """Bytes read from the socket (the Python read path)."""
+
+    def flush(self, protocol: WSProtocol) -> None:
+        """Write what the protocol owes the peer."""
+
+    def drain(self) -> None:
+        """Handle the events held."""
+
+    def call(self, name: str, arg: Any) -> bool:
+        """Run the callback ``name``; False if it crashed."""
+
+    def call_request(self, request: Any, caller: Any) -> bool:
+        """Run ``handle_call``; False if it crashed."""
+
+
+class KeepaliveView(Protocol):
+    """The client's :class:`~wsx.process.keepalive.Keepalive`, as the dispatcher uses it."""
+
+    def claim(self, event: Event) -> bool:
+        """True if ``event`` (a pong) answers the keepalive's ping."""
+
+
+class DispatcherHolds(Protocol):
+    """The client's holds, as the dispatcher uses them."""
+
+    def full(self) -> None:
+        """As many frames are held as may be: stop reading."""
+
+    def busy(self, job: Any) -> None:
+        """An async callback ``job`` is awaited: hold the client."""
+
+
+class DispatcherOwner(Protocol):
+    """The process a :class:`~wsx.process.dispatcher.Dispatcher` runs the callbacks of."""
+
+    module: Any
+    conn: Conn
+
+    @property
+    def holds(self) -> DispatcherHolds:
+        """What holds the process."""
+
+    @property
+    def terminated(self) -> bool:
+        """True once the process has ended."""
+
+    @property
+    def connection_state(self) -> str:
+        """The public name of its state (``"open"``...)."""
+
+    def remote_close(self, code: Any, reason: Any) -> None:
+        """The peer's close frame arrived."""
+
+    def protocol_error(self, error: Any) -> None:
+        """The peer broke the protocol."""
+
+    def decided(self, decision: tuple[Any, ...]) -> None:
+        """An async ``handle_disconnect`` decided."""
+
+    def terminated_with(self, reason: Any) -> None:
+        """``terminate`` returned: end the process with ``reason``."""
+
+    def local_close(self, code: Any, text: Any, reason: Any) -> None:
+        """Start the close handshake; disconnect with ``reason``."""
+
+    def terminate(self, reason: Any) -> None:
+        """Run ``terminate`` and end the process with ``reason``."""
 
 
 class LifecycleView(Protocol):
@@ -87,11 +178,14 @@ class ClientParts(Protocol):
     loop: HostLoop
     conn: Conn
     transport: Transport
-    dispatcher: Dispatcher
     upgrade: Any  # the Upgrade of the current attempt, or None
     close_reason: Any  # the reason of the close handshake under way, or None
     module: Any  # the callback module as given
     terminate_reason: Any  # why terminate was called, once it was
+
+    @property
+    def dispatcher(self) -> DispatcherView:
+        """Runs its callbacks."""
 
     @property
     def lifecycle(self) -> LifecycleView:

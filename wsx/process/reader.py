@@ -55,6 +55,6 @@ class Reader:
             transport.activity = True
             self.dispatcher.receive(buf[:n])
             # Data already decrypted by TLS does not wake the selector again.
-            if not (transport.secure and sock is transport.sock and sock.pending()):
+            if not (transport.secure and sock is transport.sock and transport.tls_pending()):
                 return
 

@@ -110,7 +110,7 @@ def _run() -> None:
         busy = False
         for w in watched:
             loop = w.ref()
-            tid = None if loop is None or loop.slow_callback is None else loop._thread_id
+            tid = None if loop is None or loop.slow_callback is None else loop.thread_id
             if loop is None or tid is None:
                 w.idle()
                 continue
@@ -166,7 +166,7 @@ def _doze(watched: list[_Watched]) -> bool:
 
 
 def _busy(loop: Loop) -> bool:
-    tid = loop._thread_id
+    tid = loop.thread_id
     slot = None if tid is None else running_slot(tid)
     return slot is not None and slot.process is not None
 
