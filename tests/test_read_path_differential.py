@@ -24,7 +24,7 @@ import wsx
 from conftest import server_frame
 from wsx.core.conn import Conn
 from wsx.io.loop import Loop
-from wsx.process.client import FastReader, Protocol
+from wsx.process.connection import FastReader, Protocol
 from wsx.process.lifecycle import OPEN
 
 pytestmark = pytest.mark.skipif(FastReader is None, reason="the compiled read path is not built")

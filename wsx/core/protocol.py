@@ -47,13 +47,14 @@ from .frames import (
     parse_close,
 )
 from .side import Side
+from .state import ProtocolState
 from .utf8 import Utf8Decoder
 
-__all__ = ["Protocol", "Event", "OPEN", "CLOSING", "CLOSED", "frame_to_wire"]
+__all__ = ["Protocol", "ProtocolState", "Event", "OPEN", "CLOSING", "CLOSED", "frame_to_wire"]
 
-OPEN = "open"
-CLOSING = "closing"
-CLOSED = "closed"
+# One definition, outside this module: compiled as wsx.core._protocol, a
+# class defined here would be a second class, with members of its own.
+OPEN, CLOSING, CLOSED = ProtocolState.OPEN, ProtocolState.CLOSING, ProtocolState.CLOSED
 
 Event = str | tuple[Any, ...]
 
@@ -257,7 +258,7 @@ class Protocol:
         started, a new message while a fragmented one is being sent).
         """
         if self.state is not OPEN:
-            raise NotConnectedError(self.state)
+            raise NotConnectedError(self.state.value)
         if self._plain and not self._send_opcode and type(frame) is tuple:
             # Fast path for the usual ("binary", bytes) / ("text", str) frames;
             # anything else (or a str that cannot be encoded) takes the full

@@ -33,6 +33,7 @@ from .base import current_process
 from .callbacks import CallbackModule, Callbacks, CloseFrame, OutFrame, S
 from .client import Client, client_of
 from .dispatcher import short
+from .lifecycle import OPEN
 from .loopcall import run_on_loop
 from .watchdog import watch
 
@@ -293,7 +294,7 @@ def _close_frame(c: Client, frame: Any) -> bool:
         return False
 
     def start() -> None:
-        if c.connection_state != "open":
+        if c.lifecycle.state is not OPEN:
             raise NotConnectedError(c.connection_state)
         c.local_close(code, text, reason)  # validates the code and the reason
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import TimeoutExpired
 
 if TYPE_CHECKING:
-    from .owner import ClientParts
+    from .owner import ConnectionParts
 
 __all__ = ["CloseDeadline"]
 
@@ -29,7 +29,7 @@ __all__ = ["CloseDeadline"]
 class CloseDeadline:
     """The close handshake deadline of one client (see the module documentation)."""
 
-    def __init__(self, client: ClientParts) -> None:
+    def __init__(self, client: ConnectionParts) -> None:
         self.client = client
         self._timer: Any = None
         self._draining = False  # waiting for the backlog before the close frame

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._guard import must_propagate
 from ..core.conn import Conn
-from ..core.protocol import OPEN
+from ..core.state import ProtocolState
 from ..core.url import parse_url
 from ..errors import BadResponseError, CloseCode, ConnError, NotConnectedError, WSXError
 from ..telemetry import _handlers as _telemetry_handlers
@@ -56,6 +56,7 @@ _handlers = _telemetry_handlers  # changed in place, never rebound
 #: before it stops reading (see :mod:`wsx.process.holds`).
 HELD_FRAMES = 64
 _get_ident = threading.get_ident
+_PROTOCOL_OPEN = ProtocolState.OPEN  # the protocol's state, not the lifecycle's OPEN
 
 
 def frame_size(frame: Any) -> int:
@@ -277,7 +278,7 @@ class Dispatcher:
     def reply(self, name: str, frame: Any) -> None:
         """Write a ``("reply", frame, state)`` frame (dropped unless the connection is open)."""
         protocol = self.protocol
-        if not self.open or protocol is None or protocol.state is not OPEN:
+        if not self.open or protocol is None or protocol.state is not _PROTOCOL_OPEN:
             logger.debug("%r: reply %r from %s not sent: the connection is %s",
                          self.client, frame, name, self.client.connection_state)
             return
@@ -416,7 +417,8 @@ class Dispatcher:
         self.crashed_in = name  # named by the crash report
         logger.debug("%r: callback %s failed: %r", self.client, name, exc)
         protocol = self.protocol
-        if self.transport.sock is not None and protocol is not None and protocol.state is OPEN:
+        if (self.transport.sock is not None and protocol is not None
+                and protocol.state is _PROTOCOL_OPEN):
             try:
                 self.transport.write(protocol.send_close(CloseCode.INTERNAL_ERROR, ""))
             except WSXError:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from .awaiting import AsyncCallback
-    from .owner import ClientParts
+    from .owner import ConnectionParts
 
 __all__ = ["HELD_FRAMES", "Holds"]
 
@@ -39,7 +39,7 @@ class Holds:
 
     __slots__ = ("client", "job", "deferred")
 
-    def __init__(self, client: ClientParts) -> None:
+    def __init__(self, client: ConnectionParts) -> None:
         self.client = client
         #: The async callback the client awaits, or None.
         self.job: AsyncCallback | None = None

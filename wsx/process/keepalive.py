@@ -16,11 +16,11 @@ import enum
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ..core.protocol import OPEN
+from ..core.state import ProtocolState
 from ..errors import CloseCode, TimeoutExpired, WSXError
 
 if TYPE_CHECKING:
-    from .owner import ClientParts
+    from .owner import ConnectionParts
 
 __all__ = ["Keepalive"]
 
@@ -35,7 +35,7 @@ class _Phase(enum.Enum):
 class Keepalive:
     """The keepalive of one open connection of ``client`` (see the module documentation)."""
 
-    def __init__(self, client: ClientParts, interval: float, timeout: float) -> None:
+    def __init__(self, client: ConnectionParts, interval: float, timeout: float) -> None:
         self.client = client
         self.interval = interval
         self.timeout = timeout
@@ -64,7 +64,8 @@ class Keepalive:
         self._timer = None
         client = self.client
         protocol = client.dispatcher.protocol
-        if not client.dispatcher.open or protocol is None or protocol.state is not OPEN:
+        if (not client.dispatcher.open or protocol is None
+                or protocol.state is not ProtocolState.OPEN):
             return  # closing: close_timeout bounds the rest
         transport = client.transport
         if transport.activity or client.suspended:

@@ -1,6 +1,9 @@
-"""The lifecycle of a client process: its states, and the one place they change.
+"""The lifecycle of a connection process: its states, and the one place they change.
 
-::
+Each role has its table of transitions: a client's (:data:`TRANSITIONS`,
+below), which reconnects, and a server connection's
+(:data:`SERVER_TRANSITIONS`), which ends at its first disconnect. A
+client's::
 
     CONNECTING ──> OPEN ──> CLOSING ──> DISCONNECTED ──> CONNECTING (reconnect)
         │            │          │             │    └───> RECONNECTING ──> CONNECTING
@@ -8,9 +11,14 @@
         └────────────┴──────────┴─────────────┴──> TERMINATING ──> TERMINATED
         (and straight to TERMINATED, from any state, when no terminate runs)
 
+A server connection's is the same without reconnects: ``CONNECTING`` (its
+opening handshake) ──> ``OPEN`` ──> ``CLOSING`` ──> ``DISCONNECTED`` ──>
+``TERMINATING`` ──> ``TERMINATED``.
+
 * ``CONNECTING``: opening the socket and upgrading (the first attempt or a
   reconnect);
-* ``OPEN``: the handshake succeeded and ``handle_connect`` accepted;
+* ``OPEN``: the handshake succeeded; ``handle_connect`` runs first (frames
+  that arrive meanwhile wait for it to accept), then the frames;
 * ``CLOSING``: a close frame was sent or received, or the server broke the
   protocol; the close handshake runs, bounded by ``close_timeout``;
 * ``DISCONNECTED``: the connection ended, ``handle_disconnect`` decides;
@@ -45,9 +53,9 @@ from ..telemetry import _handlers as _telemetry_handlers
 from ..telemetry import execute as _telemetry
 
 if TYPE_CHECKING:
-    from .owner import ClientParts
+    from .owner import ConnectionParts
 
-__all__ = ["State", "TRANSITIONS", "IllegalTransition", "Lifecycle"]
+__all__ = ["State", "TRANSITIONS", "SERVER_TRANSITIONS", "IllegalTransition", "Lifecycle"]
 
 
 class State(enum.Enum):
@@ -66,7 +74,7 @@ CONNECTING, OPEN, CLOSING = State.CONNECTING, State.OPEN, State.CLOSING
 DISCONNECTED, RECONNECTING = State.DISCONNECTED, State.RECONNECTING
 TERMINATING, TERMINATED = State.TERMINATING, State.TERMINATED
 
-#: The allowed transitions: state -> the states it may go to.
+#: A client's transitions: state -> the states it may go to.
 TRANSITIONS: dict[State, frozenset[State]] = {
     CONNECTING: frozenset({OPEN, DISCONNECTED, TERMINATING, TERMINATED}),
     OPEN: frozenset({CLOSING, DISCONNECTED, TERMINATING, TERMINATED}),
@@ -75,6 +83,13 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     RECONNECTING: frozenset({CONNECTING, TERMINATING, TERMINATED}),
     TERMINATING: frozenset({TERMINATED}),
     TERMINATED: frozenset(),
+}
+
+#: A server connection's transitions: no reconnect (no RECONNECTING, and
+#: DISCONNECTED leads only to the end).
+SERVER_TRANSITIONS: dict[State, frozenset[State]] = {
+    **{state: allowed - {RECONNECTING, CONNECTING} for state, allowed in TRANSITIONS.items()
+       if state is not RECONNECTING},
 }
 
 # What connection_state shows of each state.
@@ -92,12 +107,17 @@ class IllegalTransition(RuntimeError):
 
 
 class Lifecycle:
-    """The state of one client, and the one place it changes."""
+    """The state of one connection process, and the one place it changes.
 
-    __slots__ = ("client", "state", "suspended", "awaiting", "connections")
+    ``transitions`` is its role's table (:data:`TRANSITIONS` for a client).
+    """
 
-    def __init__(self, client: ClientParts) -> None:
+    __slots__ = ("client", "transitions", "state", "suspended", "awaiting", "connections")
+
+    def __init__(self, client: ConnectionParts,
+                 transitions: dict[State, frozenset[State]] = TRANSITIONS) -> None:
         self.client = client
+        self.transitions = transitions
         self.state = CONNECTING
         self.suspended = False
         #: The name of the ``async def`` callback the client awaits, or None.
@@ -118,7 +138,7 @@ class Lifecycle:
         disconnected, terminate), or None to send none.
         """
         old = self.state
-        if new not in TRANSITIONS[old]:
+        if new not in self.transitions[old]:
             raise IllegalTransition(f"{self.client!r}: {old.value} -> {new.value}")
         self.state = new
         self._mirror()

@@ -1,9 +1,11 @@
-"""What the parts of a client use of it: the interface they see, not the ``Client`` class.
+"""What the parts of a connection process use of it: the interfaces they see, not its class.
 
 The lifecycle, the upgrade, the read path, the keepalive, the close
 deadline, the reconnect pacing, the holds and the stopping each serve one
-:class:`~wsx.process.client.Client`, which creates them and hands them
-itself. They know it through :class:`ClientParts`, a structural type, and
+:class:`~wsx.process.connection.Connection` (a client, or a server's
+connection), which creates them and hands them itself. They know it through
+:class:`ConnectionParts` (the upgrade and the reconnect pacing, a client's
+parts, through :class:`ClientParts`), structural types, and
 know each other through the views declared here (:class:`LifecycleView`,
 :class:`StoppingView`, :class:`HoldsView`, :class:`MailboxView`), so that
 none of them imports the client module or another part: the dependencies
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from ..io.transport import Transport
 
 __all__ = [
+    "ConnectionParts",
     "ClientParts",
     "DispatcherOwner",
     "DispatcherView",
@@ -172,13 +175,12 @@ class MailboxView(Protocol):
         """Handle the messages that wait."""
 
 
-class ClientParts(Protocol):
-    """The client as its parts see it (see the module documentation)."""
+class ConnectionParts(Protocol):
+    """The connection process as its parts see it, whichever its role (see the module doc)."""
 
     loop: HostLoop
     conn: Conn
     transport: Transport
-    upgrade: Any  # the Upgrade of the current attempt, or None
     close_reason: Any  # the reason of the close handshake under way, or None
     module: Any  # the callback module as given
     terminate_reason: Any  # why terminate was called, once it was
@@ -223,9 +225,6 @@ class ClientParts(Protocol):
     def connect_failed(self, error: WSXError) -> None:
         """The connection attempt failed."""
 
-    def upgraded(self, response: HandshakeResponse, extensions: list[Any]) -> None:
-        """The handshake succeeded."""
-
     def drop(self, reason: Any) -> None:
         """End the connection now with ``reason``."""
 
@@ -241,3 +240,12 @@ class ClientParts(Protocol):
 
     def local_close(self, code: Any, text: Any, reason: Any) -> None:
         """Start the close handshake (``code``, ``text``); disconnect with ``reason``."""
+
+
+class ClientParts(ConnectionParts, Protocol):
+    """The client as the parts of its role see it (the upgrade, the reconnect pacing)."""
+
+    upgrade: Any  # the Upgrade of the current attempt, or None
+
+    def upgraded(self, response: HandshakeResponse, extensions: list[Any]) -> None:
+        """The handshake succeeded."""

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from ..errors import ConnError
 
 if TYPE_CHECKING:
-    from .owner import ClientParts
+    from .owner import ConnectionParts
 
 __all__ = ["Reader"]
 
@@ -30,7 +30,7 @@ class Reader:
 
     __slots__ = ("client", "transport", "dispatcher", "buffer")
 
-    def __init__(self, client: ClientParts) -> None:
+    def __init__(self, client: ConnectionParts) -> None:
         self.client = client
         self.transport = client.transport
         self.dispatcher = client.dispatcher

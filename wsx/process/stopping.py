@@ -28,7 +28,7 @@ from .lifecycle import CLOSING, OPEN, TERMINATING
 
 if TYPE_CHECKING:
     from .base import Process
-    from .owner import ClientParts
+    from .owner import ConnectionParts
 
 __all__ = ["Stopping"]
 
@@ -43,7 +43,7 @@ class Stopping:
 
     __slots__ = ("client", "_asked", "_phase", "_deadline")
 
-    def __init__(self, client: ClientParts) -> None:
+    def __init__(self, client: ConnectionParts) -> None:
         self.client = client
         self._asked: tuple[Any] | None = None  # (reason,): a reason may be None
         self._phase: str | None = None  # None, ASKED or EXPIRED
