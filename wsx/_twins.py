@@ -7,8 +7,9 @@ Some modules of wsx have a compiled twin that speeds the same rules up:
   of ``wsx.core.frames``;
 * ``wsx.io._loop`` (``wsx/io/_loop.pyx``) for ``Loop._run`` on epoll and for
   ``wsx.io.handoff.Signal``;
-* ``wsx.io._syscalls`` (``wsx/io/_syscalls.pyx``): ``send(2)`` for the
-  transport's plain TCP sockets, in place of ``socket.send``;
+* ``wsx.io._syscalls`` (``wsx/io/_syscalls.pyx``): ``send(2)`` and
+  ``recv(2)`` for the transport's plain TCP sockets, in place of
+  ``socket.send`` and ``socket.recv_into``;
 * ``wsx.core._protocol``, ``wsx.io._transport`` and
   ``wsx.process._dispatcher``: the very sources ``wsx/core/protocol.py``,
   ``wsx/io/transport.py`` and ``wsx/process/dispatcher.py`` compiled by
@@ -46,7 +47,7 @@ TWINS = {
     "wsx._mask": "wsx._mask_py",
     "wsx.core._codec": "wsx.core.frames (Python parser and encoder)",
     "wsx.io._loop": "wsx.io.loop (Loop._run)",
-    "wsx.io._syscalls": "socket.socket.send",
+    "wsx.io._syscalls": "socket.socket.send and recv_into",
     "wsx.core._protocol": "wsx.core.protocol",
     "wsx.io._transport": "wsx.io.transport",
     "wsx.process._dispatcher": "wsx.process.dispatcher",

@@ -6,7 +6,7 @@
 cimport cython
 
 from wsx.core._protocol cimport Protocol
-from wsx.io._syscalls cimport Sender
+from wsx.io._syscalls cimport RawSocket
 
 
 cdef class Transport:
@@ -16,7 +16,7 @@ cdef class Transport:
     cdef public object stats
     cdef public object sock
     cdef object _send  # sock.send
-    cdef Sender _sender  # send(2) for plain TCP (None: use _send)
+    cdef RawSocket _raw  # send(2) and recv(2) for plain TCP (None: the socket's methods)
     cdef public bint secure
     cdef public bytearray wbuf
     cdef public object lock
@@ -32,6 +32,8 @@ cdef class Transport:
     cdef public Py_ssize_t backlog_written
 
     cpdef bint tls_pending(self) except -1
+    @cython.locals(n=Py_ssize_t)
+    cpdef object recv_into(self, buf)
     cpdef bint write(self, data) except -1
     cpdef bint write_frame(self, Protocol protocol, frame) except -1
     @cython.locals(n=Py_ssize_t)

@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # (a module name: the compiled twin has its own Protocol)
     from ..core import protocol as wsproto
     from .hostloop import HostLoop
 
-# send(2) without Python's socket layer, for plain TCP (see _syscalls.pyx).
+# send(2) and recv(2) without Python's socket layer, for plain TCP (see _syscalls.pyx).
 _syscalls: Any = compiled("wsx.io._syscalls")
 
 __all__ = ["Transport", "WOULD_BLOCK"]
@@ -68,7 +68,7 @@ class Transport:
         self.stats: dict[str, Any] | None = None
         self.sock: socket.socket | None = None  # an ssl.SSLSocket for TLS
         self._send: Callable[[Any], int] | None = None  # sock.send
-        self._sender: Any = None  # its compiled twin for plain TCP, when built
+        self._raw: Any = None  # its compiled twin for plain TCP, when built
         self.secure = False
         self.wbuf = bytearray()
         # Held while writing to the socket or to wbuf: on the loop thread, and
@@ -104,13 +104,13 @@ class Transport:
         that holds it writes to the socket it checked, never to this one.
         """
         secure = isinstance(sock, ssl.SSLSocket)
-        sender = None if secure or _syscalls is None else _syscalls.Sender(sock)
+        raw = None if secure or _syscalls is None else _syscalls.RawSocket(sock)
         self._acquire()
         try:
             self.sock = sock
             self.secure = secure
             self._send = sock.send
-            self._sender = sender
+            self._raw = raw
             self.wbuf = bytearray()
         finally:
             self._release()
@@ -146,7 +146,7 @@ class Transport:
         try:
             sock, self.sock = self.sock, None
             dropped = len(self.wbuf) if sock is not None else 0
-            self._send = self._sender = None
+            self._send = self._raw = None
             self.wbuf = bytearray()
         finally:
             self._release()
@@ -158,15 +158,19 @@ class Transport:
                 pass
         return dropped
 
-    def recv_into(self, buf: Any) -> int | None:
+    def recv_into(self, buf: bytearray | memoryview) -> int | None:
         """Read into ``buf``: the byte count (0: the peer closed), None if nothing is there.
 
-        Raises ``OSError`` when the connection is broken.
+        The one place that reads a connection's socket (the read paths and
+        the upgrade call it). Raises ``OSError`` when the connection is broken.
         """
         sock = self.sock
         assert sock is not None, "recv_into with no connection"
         try:
-            n: int = sock.recv_into(buf)
+            if self._raw is not None:
+                n: int = self._raw.recv_into(buf)
+            else:
+                n = sock.recv_into(buf)
         except WOULD_BLOCK:
             return None
         if self.stats is not None:
@@ -264,8 +268,8 @@ class Transport:
         Raises ``OSError`` when the connection is broken.
         """
         try:
-            if self._sender is not None:
-                n: int = self._sender.send(data)
+            if self._raw is not None:
+                n: int = self._raw.send(data)
             else:
                 n = self._send(data)  # type: ignore[misc]
         except WOULD_BLOCK:

@@ -1,15 +1,15 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 # cython: initializedcheck=False, embedsignature=True
-"""The compiled read path of a client: one C call per readable socket.
+"""The compiled read path of a connection: one C call per readable socket.
 
 The loop calls a client's reader when its socket is readable. The Python
 read path (:class:`wsx.process.reader.Reader`) reads, feeds the protocol and
 hands the events to the dispatcher. :class:`FastReader` does the usual case
 in one compiled function:
 
-* an open connection (plain TCP read with ``recv(2)``, TLS through the
-  ``SSLSocket``), without extension, trace or telemetry handler, not
-  paused, suspended or closing;
+* an open connection (read by its transport, ``Transport.recv_into``:
+  ``recv(2)`` for plain TCP, the ``SSLSocket`` for TLS), without extension,
+  trace or telemetry handler, not paused, suspended or closing;
 * whole unfragmented text or binary messages, each handed to
   ``Dispatcher.frame`` (the callback, its result, its reply: the dispatcher's
   one definition, compiled).
@@ -31,8 +31,6 @@ bytes and compares what the callbacks saw and what was written.
 """
 
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
-from libc.errno cimport EAGAIN, EINTR, errno
-from libc.string cimport strerror
 
 from wsx.core._codec cimport FrameParser
 from wsx.core._protocol cimport Protocol
@@ -42,22 +40,9 @@ from wsx.process._dispatcher cimport Dispatcher
 from wsx.errors import ConnError, FrameError
 from wsx.telemetry import _handlers
 
-cdef extern from *:
-    """
-    #include <errno.h>
-    #include <sys/types.h>
-    #include <sys/socket.h>
-    """
-    int EWOULDBLOCK
-    ssize_t c_recv "recv" (int fd, void* buf, size_t n, int flags) nogil
-
 # wsx.telemetry's handler table (changed in place, never rebound): empty when
 # no handler is attached.
 cdef dict _telemetry = _handlers
-
-
-cdef object _os_error(int err):
-    return OSError(err, strerror(err).decode("utf-8", "replace"))
 
 
 cdef class FastReader:
@@ -66,7 +51,7 @@ cdef class FastReader:
     ``FastReader(reader)`` stands in front of ``reader`` (the client's Python
     :class:`~wsx.process.reader.Reader`), which it calls for anything but
     the usual case. What cannot change during a connection is kept here,
-    taken again when the transport's socket or the dispatcher's protocol is
+    taken again when the dispatcher's protocol is
     a new one.
     """
 
@@ -76,9 +61,6 @@ cdef class FastReader:
     cdef Dispatcher dispatcher
     cdef object view  # the loop's read buffer (a memoryview), shared by its clients
     cdef bytearray buf  # the bytearray under it (exported: its size cannot change)
-    # Per socket.
-    cdef object sock
-    cdef int fd
     # Per protocol.
     cdef object protocol
     cdef Protocol p  # the protocol (None: not one this path knows)
@@ -91,14 +73,10 @@ cdef class FastReader:
         self.dispatcher = reader.dispatcher
         self.view = reader.buffer
         self.buf = self.view.obj
-        self.sock = None
-        self.fd = -1
         self.protocol = None
 
     def forget(self):
-        """Let go of the socket and protocol of the connection that ended."""
-        self.sock = None
-        self.fd = -1
+        """Let go of the protocol of the connection that ended."""
         self.protocol = None
         self.p = None
         self.parser = None
@@ -114,9 +92,6 @@ cdef class FastReader:
             protocol = dispatcher.protocol
             if sock is None or protocol is None:
                 break
-            if sock is not self.sock:
-                self.fd = sock.fileno()
-                self.sock = sock
             if protocol is not self.protocol:
                 self.p = protocol if isinstance(protocol, Protocol) else None
                 parser = None if self.p is None else self.p.parser
@@ -135,27 +110,14 @@ cdef class FastReader:
             ):
                 break
             data = PyByteArray_AS_STRING(self.buf)
-            if transport.secure:
-                try:
-                    got = transport.recv_into(self.view)
-                except OSError as exc:
-                    self.client.connection_lost(sock, ("error", ConnError("connection broken", exc)))
-                    return
-                if got is None:
-                    return
-                n = got
-            else:
-                while True:
-                    n = c_recv(self.fd, data, PyByteArray_GET_SIZE(self.buf), 0)
-                    if n >= 0 or errno != EINTR:
-                        break
-                if n < 0:
-                    err = errno
-                    if err == EAGAIN or err == EWOULDBLOCK:
-                        return
-                    self.client.connection_lost(
-                        sock, ("error", ConnError("connection broken", _os_error(err))))
-                    return
+            try:
+                got = transport.recv_into(self.buf)  # the one reader of the socket (io)
+            except OSError as exc:
+                self.client.connection_lost(sock, ("error", ConnError("connection broken", exc)))
+                return
+            if got is None:
+                return
+            n = got
             if n == 0:
                 self.client.connection_lost(sock, self.client.eof_reason())
                 return
