@@ -23,6 +23,7 @@ from wsx.process.lifecycle import (
     DISCONNECTED,
     OPEN,
     RECONNECTING,
+    SERVER_TRANSITIONS,
     TERMINATED,
     TERMINATING,
     TRANSITIONS,
@@ -45,6 +46,25 @@ def test_every_transition_outside_the_table_raises() -> None:
                 with pytest.raises(IllegalTransition, match=f"{old.value} -> {new.value}"):
                     client.lifecycle.to(new)
                 assert client.lifecycle.state is old
+
+
+def test_each_role_has_its_table_and_a_server_connection_never_reconnects() -> None:
+    # A server's connection: the client's table without reconnects.
+    assert RECONNECTING not in SERVER_TRANSITIONS
+    assert SERVER_TRANSITIONS[DISCONNECTED] == frozenset({TERMINATING, TERMINATED})
+    for state, allowed in SERVER_TRANSITIONS.items():
+        assert allowed <= TRANSITIONS[state] and CONNECTING not in allowed
+    loop = Loop("lifecycle-roles")  # never run
+    client = wsx.Client(Conn("ws://127.0.0.1:9/"), wsx.WebSocket, None, loop=loop)
+    assert client.lifecycle.transitions is TRANSITIONS
+    lifecycle = Lifecycle(client, SERVER_TRANSITIONS)
+    lifecycle.state = DISCONNECTED
+    with pytest.raises(IllegalTransition, match="disconnected -> connecting"):
+        lifecycle.to(CONNECTING)
+    with pytest.raises(IllegalTransition, match="disconnected -> reconnecting"):
+        lifecycle.to(RECONNECTING)
+    lifecycle.to(TERMINATING)
+    assert lifecycle.state is TERMINATING
 
 
 def test_the_dispatcher_mirrors_the_state_and_suspension() -> None:
