@@ -3,10 +3,11 @@
 """The compiled twins of :meth:`wsx.io.loop.Loop.run` for epoll (Linux) and of
 :class:`wsx.io.handoff.Signal`.
 
-``run_epoll(loop, fire)`` runs the loop of ``Loop.run`` (``Loop._run`` in
+``run_epoll(loop)`` runs the loop of ``Loop.run`` (``Loop._run`` in
 Python): wait for readiness, call the reader and writer callbacks of the
-ready descriptors, queue the timers that are due, run the ready callbacks,
-until ``loop._stopping`` is set. It differs only in how: ``epoll_wait`` is
+ready descriptors, queue the timers that are due (the loop's own
+``_queue_due``, the one rule for timers), run the ready callbacks, until
+``loop._stopping`` is set. It differs only in how: ``epoll_wait`` is
 called directly (with the GIL released) on the loop's epoll object into an
 array of events, instead of building a list of tuples per wake-up through
 ``select.epoll.poll``. Registration stays with ``select.epoll`` in
@@ -32,7 +33,6 @@ from libc.errno cimport EINTR, errno
 from libc.math cimport ceil
 from libc.string cimport strerror
 
-from heapq import heappop
 from time import monotonic
 
 
@@ -53,22 +53,24 @@ cdef extern from "<sys/epoll.h>" nogil:
 DEF MAX_EVENTS = 256  # more ready descriptors come in the next wait
 
 
-def run_epoll(loop, fire):
+def run_epoll(loop):
     """Run ``loop`` (a ``wsx.io.loop.Loop`` using epoll) until it is stopped.
 
-    ``fire`` is ``wsx.io.loop._fire``, queued (with the timer) for each timer due.
+    The iteration of ``Loop._run``, with its rules taken from the loop: how
+    long to wait (``_next_timeout``), what is due (``_queue_due``), what a
+    failing callback does (``_callback_failed``); only the wait and the
+    calls are compiled.
     """
-    cdef dict d = loop.__dict__
-    cdef int epfd = d["_epoll"].fileno()
-    cdef dict handlers = d["_handlers"]
-    cdef list timers = d["_timers"]
-    ready = d["_ready"]
+    cdef int epfd = loop._epoll.fileno()
+    cdef dict handlers = loop._handlers
+    cdef list timers = loop._timers
+    ready = loop._ready
     popleft = ready.popleft
     cdef epoll_event events[MAX_EVENTS]
     cdef int n, i, ms, k, todo
     cdef unsigned int ev
     cdef double wait
-    while not d["_stopping"]:
+    while not loop._stopping:
         if ready:
             ms = 0
         elif timers:
@@ -88,7 +90,7 @@ def run_epoll(loop, fire):
                 raise OSError(errno, strerror(errno).decode("utf-8", "replace"))
             PyErr_CheckSignals()  # e.g. KeyboardInterrupt when run in the main thread
             n = 0
-        if d["on_wake"] is not None:
+        if loop.on_wake is not None:
             loop._woken()
         for i in range(n):
             ev = events[i].events
@@ -111,17 +113,8 @@ def run_epoll(loop, fire):
                         callback()
                     except BaseException as exc:  # see wsx._guard
                         loop._callback_failed(callback, (), exc)
-        if timers:
-            now = monotonic()
-            while timers and timers[0][0] <= now:
-                timer = heappop(timers)[2]
-                if timer.cancelled:
-                    loop._cancelled_timers -= 1
-                else:
-                    timer._loop = None  # out of the heap: cancel() counts nothing
-                    # Queue the timer, not its callback: cancel() must still
-                    # work until it runs.
-                    ready.append((fire, (timer,)))
+        if timers and (<tuple>timers[0])[0] <= monotonic():
+            loop._queue_due()
         todo = len(ready)
         for k in range(todo):
             callback, args = popleft()

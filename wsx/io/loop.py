@@ -44,7 +44,7 @@ _HAVE_EPOLL = hasattr(select, "epoll")
 _MAX_WAIT = 86400.0  # seconds: the longest wait for a timer in one poll
 
 # The compiled epoll loop (wsx/io/_loop.pyx), unless disabled or not built.
-_run_epoll: Callable[[Any, Callable[[Any], None]], None] | None = None
+_run_epoll: Callable[[Any], None] | None = None
 _compiled_loop: Any = compiled("wsx.io._loop") if _HAVE_EPOLL else None
 if _compiled_loop is not None:
     _run_epoll = _compiled_loop.run_epoll
@@ -359,7 +359,7 @@ class Loop:
         self.thread_id = threading.get_ident()
         try:
             if self._epoll is not None and _run_epoll is not None:
-                _run_epoll(self, _fire)  # the same loop, compiled (wsx/io/_loop.pyx)
+                _run_epoll(self)  # the same loop, compiled (wsx/io/_loop.pyx)
             else:
                 self._run()
         finally:
@@ -404,24 +404,31 @@ class Loop:
                             callback()
                         except BaseException as exc:  # noqa: BLE001 - see wsx._guard
                             self._callback_failed(callback, (), exc)
-            if timers:
-                now = monotonic()
-                while timers and timers[0][0] <= now:
-                    timer = heapq.heappop(timers)[2]
-                    if timer.cancelled:
-                        self._cancelled_timers -= 1
-                    else:
-                        timer._loop = None  # out of the heap: cancel() counts nothing
-                        # Queue the timer, not its callback: cancel() must
-                        # still work until it runs (a callback ahead of it
-                        # in this iteration may cancel it).
-                        ready.append((_fire, (timer,)))
+            if timers and timers[0][0] <= monotonic():
+                self._queue_due()
             for _ in range(len(ready)):
                 callback, args = ready.popleft()
                 try:
                     callback(*args)
                 except BaseException as exc:  # noqa: BLE001 - see wsx._guard
                     self._callback_failed(callback, args, exc)
+
+    def _queue_due(self) -> None:
+        """Move the timers that are due to the ready queue (both run loops call this).
+
+        The timer is queued, not its callback: ``cancel()`` must still work
+        until it runs (a callback ahead of it in this iteration may cancel it).
+        """
+        timers = self._timers
+        ready = self._ready
+        now = time.monotonic()
+        while timers and timers[0][0] <= now:
+            timer = heapq.heappop(timers)[2]
+            if timer.cancelled:
+                self._cancelled_timers -= 1
+            else:
+                timer._loop = None  # out of the heap: cancel() counts nothing
+                ready.append((_fire, (timer,)))
 
     def _callback_failed(self, callback: Callable[..., Any], args: tuple[Any, ...],
                          exc: BaseException) -> None:
