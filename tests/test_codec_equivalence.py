@@ -39,23 +39,25 @@ def run(parser: Any, chunks: list[bytes]) -> list[Any]:
             out.append(("error", exc.code, str(exc), [tuple(f) for f in exc.frames]))
             return out
         out.append(([tuple(f) for f in frames], parser.pending_header(), parser.buffered,
-                    parser.pending_bytes(), parser.pending_bytes(1)))
+                    parser.pending_bytes(), parser.pending_bytes(1), parser.pending_bytes(3),
+                    parser.pending_bytes(6)))
     return out
 
 
-def frame_bytes() -> st.SearchStrategy[bytes]:
-    """Mostly well-formed server frames, sometimes broken ones."""
+def frame_bytes(masked_side: bool = False) -> st.SearchStrategy[bytes]:
+    """Mostly well-formed frames of one side (``masked_side``: a client's), sometimes broken."""
     header = st.tuples(
         st.sampled_from([0x0, 0x1, 0x2, 0x3, 0x8, 0x9, 0xA, 0xB]),
         st.booleans(),
         st.sampled_from([0, 0, 0, 0x40, 0x20, 0x10]),
-        st.sampled_from([False, False, False, True]),
+        st.sampled_from([masked_side] * 3 + [not masked_side]),
         st.binary(max_size=300),
         st.sampled_from([None, None, 126, 127]),
+        st.binary(min_size=4, max_size=4),
     )
 
-    def build(t: tuple[int, bool, int, bool, bytes, int | None]) -> bytes:
-        opcode, fin, rsv, masked, payload, force = t
+    def build(t: tuple[int, bool, int, bool, bytes, int | None, bytes]) -> bytes:
+        opcode, fin, rsv, masked, payload, force, key = t
         n = len(payload)
         b0 = (0x80 if fin else 0) | rsv | opcode
         m = 0x80 if masked else 0
@@ -65,14 +67,14 @@ def frame_bytes() -> st.SearchStrategy[bytes]:
             head = bytes((b0, m | 127)) + n.to_bytes(8, "big")
         else:
             head = bytes((b0, m | n))
-        return head + (b"\x01\x02\x03\x04" if masked else b"") + payload
+        return head + (key if masked else b"") + payload
 
     return header.map(build)
 
 
 @st.composite
-def streams(draw: st.DrawFn) -> tuple[bytes, list[int]]:
-    data = b"".join(draw(st.lists(frame_bytes(), max_size=8)))
+def streams(draw: st.DrawFn, masked_side: bool = False) -> tuple[bytes, list[int]]:
+    data = b"".join(draw(st.lists(frame_bytes(masked_side), max_size=8)))
     if draw(st.booleans()):
         data += draw(st.binary(max_size=20))  # trailing garbage or a partial header
     cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=6)))
@@ -86,16 +88,15 @@ def split(data: bytes, cuts: list[int]) -> list[bytes]:
 
 @settings(max_examples=600, deadline=None)
 @given(
-    streams(),
+    st.booleans().flatmap(lambda masked: st.tuples(st.just(masked), streams(masked))),
     st.sampled_from([None, 0, 5, 130, 70000]),
     st.sampled_from([None, 0, 10, 300, 70000]),
     st.sampled_from([0, 0x40, 0x70]),
-    st.booleans(),
 )
-def test_parsers_agree(stream: tuple[bytes, list[int]], max_frame: int | None,
-                       max_message: int | None, rsv: int, masked: bool) -> None:
-    # masked: a server's parsers (frames from a client), else a client's.
-    data, cuts = stream
+def test_parsers_agree(side_stream: tuple[bool, tuple[bytes, list[int]]], max_frame: int | None,
+                       max_message: int | None, rsv: int) -> None:
+    # masked: a server's parsers (frames from a client, random keys), else a client's.
+    masked, (data, cuts) = side_stream
     chunks = split(data, cuts)
     a = run(CParser(max_frame, max_message, rsv, masked), chunks)
     b = run(PyParser(max_frame, max_message, rsv, masked), chunks)

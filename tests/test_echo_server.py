@@ -13,6 +13,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 import wsx
+import wsx.testing
 from conftest import wait_until
 from wsx.core.frames import (
     OP_BINARY,
@@ -531,6 +532,59 @@ def test_oversized_request_head_gets_431(server: EchoServer) -> None:
     client = RawClient(server.port, b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 20000)
     try:
         assert client.response_head().startswith("HTTP/1.1 431 Request Header Fields Too Large")
-        assert client.rest().startswith(b"request line longer than max_line=8192 bytes")
+        assert client.rest().startswith(b"request header line longer than max_line=8192 bytes")
     finally:
         client.close()
+
+
+class _Host:
+    """What an EchoConnection needs of its server, recording the messages it echoes."""
+
+    subprotocols: tuple[str, ...] = ()
+    max_message_size: int | None = 1 << 20
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[int, bytes]] = []
+
+    def _record_request(self, target: str, headers: object) -> None:
+        pass
+
+    def _record_close(self, code: int | None, reason: str) -> None:
+        pass
+
+    def _record_message(self, opcode: int, message: bytes) -> None:
+        self.messages.append((opcode, message))
+
+    def _log(self, line: str) -> None:
+        pass
+
+
+def test_frames_that_arrive_together_are_each_echoed_as_sent() -> None:
+    # Two whole text frames and the start of a third in one read: the check
+    # of the third's partial text must not leak into the second.
+    from wsx.core.handshake import ClientHandshake
+    from wsx.core.url import parse_url
+    from wsx.tools.echo_conn import EchoConnection
+
+    host = _Host()
+    a, b = socket.socketpair()
+    try:
+        conn = EchoConnection(host, a, "peer")
+        big = ("é" * 3000).encode()
+        third = encode_frame(OP_TEXT, big)
+        request = ClientHandshake(parse_url("ws://x.test/")).request_bytes()
+        conn.receive(request + encode_frame(OP_TEXT, b"first") + encode_frame(OP_TEXT, b"second")
+                     + third[:300])
+        conn.receive(third[300:])
+        assert host.messages == [(OP_TEXT, b"first"), (OP_TEXT, b"second"), (OP_TEXT, big)]
+        assert not conn.closing
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_subprotocol_that_is_not_a_token_is_refused_at_construction() -> None:
+    with pytest.raises(ValueError, match="'bad proto' is not a token"):
+        EchoServer(subprotocols=["bad proto"])
+    with pytest.raises(ValueError, match="'bad proto' is not a token"):
+        wsx.testing.Server(subprotocols=["bad proto"])

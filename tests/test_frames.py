@@ -609,3 +609,10 @@ class TestServerRole:
         with pytest.raises(FrameError) as info:
             parser.feed(b"\x82\xfe\x10\x00" + KEY)  # 4096 bytes announced, none sent
         assert info.value.code == 1009
+
+
+@pytest.mark.parametrize("batch", [0, -1])
+def test_a_key_source_needs_at_least_one_key_per_batch(batch: int) -> None:
+    for source in {MaskKeySource, wsx.core.frames.MaskKeySource}:
+        with pytest.raises(ValueError, match=f"batch must be at least 1 key, not {batch}"):
+            source(batch=batch)

@@ -266,7 +266,7 @@ def _flood_after_close(sock: Any, flooded: list[int]) -> None:
 
 
 def _held_bound(client: Any) -> int:
-    from wsx.process.dispatcher import HELD_FRAMES
+    from wsx.process.holds import HELD_FRAMES
 
     # Reading stops once HELD_FRAMES frames wait: at most one read's frames more.
     return HELD_FRAMES + len(client.loop.read_buffer) // len(FLOOD_FRAME) + 1

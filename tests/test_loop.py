@@ -703,3 +703,25 @@ def test_signal_wait_wakes_the_loop_for_posted_callbacks(loop: Loop) -> None:
     assert sig.wait(5.0, loop) is True
     assert time.monotonic() - t0 < 2.0
     assert ran == [loop.thread_id]
+
+
+def test_a_closed_loop_is_never_woken_through_a_reused_descriptor() -> None:
+    # The loop's wake-up socket is closed with it: a waiter's Signal must not
+    # write its wake-up byte to whatever the descriptor number is reused for.
+    loop = Loop("closed-wake")
+    old_fd = loop.wake_fd
+    loop.close()
+    assert loop.wake_fd == -1
+    a, b = socket.socketpair()
+    try:
+        a.setblocking(False)
+        b.setblocking(False)
+        if old_fd not in (a.fileno(), b.fileno()):
+            pytest.skip("the descriptor number was not reused here")
+        assert wsx.io.handoff.Signal().wait(0, loop) is False
+        peer = b if a.fileno() == old_fd else a  # where a byte written to old_fd arrives
+        with pytest.raises(BlockingIOError):
+            peer.recv(1)
+    finally:
+        a.close()
+        b.close()

@@ -71,6 +71,8 @@ def status_line_and_headers(response: bytes) -> tuple[str, dict[str, str]]:
         (request(*without("Connection", "Connection: keep-alive")), 400, "'keep-alive'", None),
         (request(*without("Sec-WebSocket-Version", "Sec-WebSocket-Version: 8")), 426,
          "'8'", ("sec-websocket-version", "13")),
+        (request(*without("Sec-WebSocket-Version", "Sec-WebSocket-Version: 8")), 426,
+         "'8'", ("upgrade", "websocket")),  # a 426 names the upgrade (RFC 9110 15.5.22)
         (request(*without("Sec-WebSocket-Version")), 426, "None",
          ("sec-websocket-version", "13")),
         (request(*without("Sec-WebSocket-Key")), 400, "Sec-WebSocket-Key None", None),
@@ -80,8 +82,9 @@ def status_line_and_headers(response: bytes) -> tuple[str, dict[str, str]]:
         (request(*VALID, "Sec-WebSocket-Extensions: permessage-deflate; =x"), 400,
          "Sec-WebSocket-Extensions", None),
         (request("Host: x", *[f"X-{i}: y" for i in range(200)]), 431, "max_headers", None),
-        (request("Host: " + "x" * 9000), 431, "max_line", None),
-        (b"GET /" + b"a" * 9000, 431, "max_line", None),  # no line end yet: fails early
+        (request("Host: " + "x" * 9000), 431, "header line longer than max_line", None),
+        (b"GET /" + b"a" * 9000, 414, "request line longer", None),  # no line end yet: early
+        (request(*VALID, "Host: other.test"), 400, "2 Host headers", None),
     ],
 )
 def test_each_request_fault_has_its_status(data: bytes, status: int, says: str,

@@ -528,3 +528,20 @@ def test_waiting_for_more_messages_than_kept_is_refused() -> None:
     with Server(max_records=3) as server:
         with pytest.raises(ValueError, match="max_records=3"):
             server.wait_for_messages(4, timeout=0.1)
+
+
+def test_a_scripted_refusal_with_a_header_that_cannot_be_sent_is_refused_at_once() -> None:
+    with Server() as server:
+        with pytest.raises(ValueError, match="X-Bad"):
+            server.handshake(403, {"X-Bad": "a\r\nInjected: 1"})
+        server.handshake(599, body="odd")  # no standard phrase: the status line keeps its space
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                         b"Sec-WebSocket-Version: 13\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = sock.recv(4096)
+                assert chunk, head
+                head += chunk
+        assert head.startswith(b"HTTP/1.1 599 ")

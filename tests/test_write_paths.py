@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import socket
 import struct
 import threading
 from typing import Any
@@ -189,3 +190,30 @@ def test_a_fragmented_message_from_a_thread_never_splits_around_a_gathered_reply
     assert got[:3] == [("text", b"re:a"), ("text", b"x"), ("continuation", b"y")]
     assert server.closes == []  # the server did not fail the connection
     wsx.stop(client)
+
+
+def test_the_compiled_raw_socket_reads_as_socket_recv_into_does() -> None:
+    from wsx._twins import compiled
+
+    syscalls = compiled("wsx.io._syscalls")
+    if syscalls is None:
+        pytest.skip("the compiled syscalls are not built or disabled")
+    a, b = socket.socketpair()
+    try:
+        a.setblocking(False)
+        raw = syscalls.RawSocket(a)
+        with pytest.raises(BlockingIOError):
+            raw.recv_into(bytearray(16))  # nothing there
+        b.sendall(b"hello")
+        buf = bytearray(16)
+        assert raw.recv_into(buf) == 5 and buf[:5] == b"hello"
+        view = memoryview(bytearray(3))
+        b.sendall(b"xyz!")
+        assert raw.recv_into(view) == 3 and bytes(view) == b"xyz"  # any writable buffer
+        b.close()
+        assert raw.recv_into(bytearray(8)) == 1  # the "!" left, then the end
+        assert raw.recv_into(bytearray(8)) == 0
+        with pytest.raises(TypeError):
+            raw.recv_into(b"read-only")
+    finally:
+        a.close()

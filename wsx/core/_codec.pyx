@@ -17,8 +17,9 @@ What they do differently, for speed:
   that the fast check does not cover) goes to the Python checker
   ``wsx.core.frames.check_header``, so the rules and their error messages live in
   one place;
-* a masked frame's payload is unmasked in place in the bytes object it
-  is returned as;
+* a masked frame's payload is unmasked as it is copied into the bytes
+  object it is returned as (in place, for a payload received into that
+  object as it arrived);
 * ``encode_frame`` writes header, masking key and masked payload into one
   new ``bytes`` object, with keys taken from the process's one
   ``MaskKeySource`` (``default_keys``), read from ``os.urandom`` 4 KiB at
@@ -343,6 +344,8 @@ cdef class MaskKeySource:
     """Masking keys read from ``os.urandom`` in batches (``wsx.core.frames.MaskKeySource``)."""
 
     def __init__(self, Py_ssize_t batch=1024):
+        if batch < 1:
+            raise ValueError(f"batch must be at least 1 key, not {batch!r}")
         self._batch = batch * 4
         self._pool = b""
         self._pos = 0

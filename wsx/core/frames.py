@@ -93,6 +93,8 @@ class MaskKeySource:
     __slots__ = ("_pool", "_pos", "_batch")
 
     def __init__(self, batch: int = 1024) -> None:
+        if not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch must be at least 1 key, not {batch!r}")
         self._batch = batch * 4
         self._pool = b""
         self._pos = 0

@@ -49,6 +49,7 @@ from .http import (
     HeadTooLarge,
     Refusal,
     Request,
+    StartLineTooLong,
     http_response,
     parse_request_line,
 )
@@ -421,7 +422,8 @@ class ServerHandshake:
     server's permessage-deflate configuration (``None``: extensions are
     declined). ``origins``, when given, are the ``Origin`` values accepted
     (a request with another, or none, is refused with 403).
-    ``max_line``/``max_headers`` bound the request head (431 past them).
+    ``max_line``/``max_headers`` bound the request head (414 for a longer
+    request line, 431 for a longer header line or more header lines).
     """
 
     def __init__(
@@ -450,7 +452,8 @@ class ServerHandshake:
     def receive_data(self, data: bytes | bytearray | memoryview) -> Request | None:
         """Feed bytes from the client; the :class:`Request` once its head is in, else None.
 
-        Raises :class:`Refusal`: 400 for a malformed head, 431 for one over
+        Raises :class:`Refusal`: 400 for a malformed head, 414 for a request
+        line over ``max_line``, 431 for a head over
         the bounds. Any call after a result or an error raises HandshakeError.
         """
         if self._done:
@@ -461,6 +464,9 @@ class ServerHandshake:
         try:
             if not self._head.feed(data):
                 return None
+        except StartLineTooLong as exc:
+            self._done = True
+            raise Refusal(414, str(exc)) from None  # RFC 9112 section 3: the target
         except HeadTooLarge as exc:
             self._done = True
             raise Refusal(431, str(exc)) from None
@@ -507,15 +513,17 @@ class ServerHandshake:
             raise Refusal(426, "this is a WebSocket endpoint: the request has no "
                           f"'Upgrade: websocket' (Upgrade: {headers.get('Upgrade')!r})",
                           [("Upgrade", "websocket")])
-        if headers.get("Host") is None:
-            raise Refusal(400, "the request has no Host header")
+        hosts = headers.get_all("Host")
+        if len(hosts) != 1:  # RFC 9112 section 3.2: exactly one
+            raise Refusal(400, "the request has no Host header" if not hosts else
+                          f"the request has {len(hosts)} Host headers: {hosts!r}")
         if not request.lists("Connection", "upgrade"):
             raise Refusal(400, f"Connection header is {headers.get('Connection')!r}, "
                           "expected 'Upgrade'")
         version = headers.get("Sec-WebSocket-Version")
         if version != "13":
             raise Refusal(426, f"Sec-WebSocket-Version is {version!r}, only 13 is supported",
-                          [("Sec-WebSocket-Version", "13")])
+                          [("Sec-WebSocket-Version", "13"), ("Upgrade", "websocket")])
         keys = headers.get_all("Sec-WebSocket-Key")
         if len(keys) != 1 or not _is_key(keys[0]):
             raise Refusal(400, f"Sec-WebSocket-Key {headers.get('Sec-WebSocket-Key')!r} is not "

@@ -24,6 +24,7 @@ __all__ = [
     "BodyReader",
     "HeadReader",
     "HeadTooLarge",
+    "StartLineTooLong",
     "Refusal",
     "Request",
     "http_response",
@@ -122,7 +123,11 @@ class Refusal(HandshakeError):
 
 
 class HeadTooLarge(HandshakeError):
-    """A head broke a size bound (a line, or the number of fields): a server answers 431."""
+    """A head broke a size bound (a header line, or the number of fields): a server answers 431."""
+
+
+class StartLineTooLong(HeadTooLarge):
+    """The start line (a request's: its target) is over the bound: a server answers 414."""
 
 
 class HeadReader(Generic[T]):
@@ -177,8 +182,12 @@ class HeadReader(Generic[T]):
                 return True
 
     def _line_too_long(self, line: bytes | bytearray) -> NoReturn:
+        if self.start is None:
+            raise StartLineTooLong(
+                f"{self.what} line longer than max_line={self.max_line} bytes: "
+                f"{bytes(line[:100])!r}...")
         raise HeadTooLarge(
-            f"{self.what} line longer than max_line={self.max_line} bytes: "
+            f"{self.what} header line longer than max_line={self.max_line} bytes: "
             f"{bytes(line[:100])!r}..."
         )
 
@@ -226,7 +235,8 @@ def http_response(
     if status != 101 and "content-length" not in given and "transfer-encoding" not in given:
         headers = [*headers, ("Content-Length", str(len(body)))]
     phrase = REASONS.get(status, "") if reason is None else reason
-    lines = [f"HTTP/1.1 {status} {phrase}".rstrip()] + [f"{n}: {v}" for n, v in headers]
+    # The space after the status stays with an empty phrase (RFC 9112 section 4).
+    lines = [f"HTTP/1.1 {status} {phrase}"] + [f"{n}: {v}" for n, v in headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + bytes(body)
 
 

@@ -30,7 +30,8 @@ class HostLoop(Protocol):
     """What a client runs on: wsx's own loop, or an asyncio loop through its adapter.
 
     Loop thread only, except :meth:`call_soon_threadsafe`, :meth:`post`,
-    :attr:`running` and :attr:`thread_id`.
+    :meth:`wake`, :attr:`running`, :attr:`thread_id`, :attr:`wake_pending`
+    and :attr:`wake_fd` (a waiting thread wakes the loop through them).
     """
 
     name: str

@@ -498,6 +498,8 @@ class Loop:
         self._timers.clear()
         self._cancelled_timers = 0
         self.remove_all(self._wake_r)
+        self.wake_fd = -1  # a number the next socket may get: never written again
+        self.wake_pending = True  # no wake-up is needed any more
         self._wake_r.close()
         self._wake_w.close()
         self._io.close()

@@ -14,7 +14,7 @@ in one compiled function:
   ``Dispatcher.frame`` (the callback, its result, its reply: the dispatcher's
   one definition, compiled).
 
-It talks to three declared interfaces only: the transport's C fields
+It talks to four declared interfaces only: the transport's C fields
 (``wsx/io/_transport.pxd``), the dispatcher's (``_dispatcher.pxd``), the
 protocol's (``wsx/core/_protocol.pxd``: ``reads_plain``, ``has_output``,
 ``receive_frames``, ``receive_failed``) and the parser's ``feed_at`` and

@@ -59,6 +59,7 @@ class Client(Connection):
         #: Released once the first connection is up, or the start failed.
         self.started = StartGate()
         self.start_error: BaseException | None = None
+        self._hosted()
 
     # ------------------------------------------------------------ connecting
     def begin(self) -> None:
@@ -110,9 +111,8 @@ class Client(Connection):
                             side=Side.CLIENT)
         self.opened(protocol, response.leftover)
 
-    def _accepted(self) -> None:
-        super()._accepted()
-        self.started.release()
+    def _on_accepted(self) -> None:
+        self.started.release()  # start_link returns: the first connection is up
 
     def connect_failed(self, error: WSXError) -> None:
         """The attempt failed: end (first attempt, unless handled) or ask handle_disconnect."""

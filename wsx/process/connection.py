@@ -91,9 +91,10 @@ logger = logging.getLogger("wsx")
 class Connection(Process):
     """A WebSocket connection process, of either role (see the module documentation).
 
-    A role's subclass gives :attr:`transitions` (its lifecycle table), opens
-    the connection and calls :meth:`opened`, and says what a disconnect
-    leads to beyond terminating (:meth:`_reconnect`).
+    A role's subclass gives :attr:`transitions` (its lifecycle table),
+    joins its loop (:meth:`_hosted`) last in its ``__init__``, opens the
+    connection and calls :meth:`opened`, and says what a disconnect leads to
+    beyond terminating (:meth:`_reconnect`).
     """
 
     #: The role's lifecycle table: state -> the states it may go to.
@@ -123,7 +124,11 @@ class Connection(Process):
         self.terminate_reason: Any = None
         self.stopping = Stopping(self)  # wsx.stop, or an exit signal
         self.set_debug(dbg if dbg.active else None)
-        loop.tenants.add(self)  # ended if its loop is closed under it
+
+    def _hosted(self) -> None:
+        """Join the loop's tenants (ended if it is closed under them): a role's last step
+        of construction, once every field a kill may touch is set."""
+        self.loop.tenants.add(self)
 
     # ------------------------------------------------- internal interface
     @property
@@ -209,7 +214,11 @@ class Connection(Process):
     def _accepted(self) -> None:
         """``handle_connect`` accepted the connection: what arrived meanwhile, in order."""
         self.lifecycle.connections += 1
+        self._on_accepted()
         self.holds.release()  # what waits, in order (and reading, if not on yet)
+
+    def _on_accepted(self) -> None:
+        """What the role does once ``handle_connect`` accepted, before anything held runs."""
 
     def connect_failed(self, error: WSXError) -> None:
         """The opening failed: the role decides (a client may retry)."""

@@ -35,6 +35,7 @@ from ..telemetry import execute as _telemetry
 from .awaiting import PENDING, AsyncCallback, AsyncNotSupportedError, is_awaitable
 from .base import _per_thread, is_normal_exit
 from .callbacks import Callbacks
+from .holds import HELD_FRAMES
 
 if TYPE_CHECKING:  # (module names: the compiled twin has its own Protocol and Transport)
     from ..core import protocol as wsproto
@@ -52,9 +53,6 @@ _FRAME_CALLBACKS = {"text": "handle_frame", "binary": "handle_frame",
 _EV_RECEIVED = ("wsx", "frame", "received")
 _EV_SENT = ("wsx", "frame", "sent")
 _handlers = _telemetry_handlers  # changed in place, never rebound
-#: Frames a client whose async callback waits (or that is suspended) holds
-#: before it stops reading (see :mod:`wsx.process.holds`).
-HELD_FRAMES = 64
 _get_ident = threading.get_ident
 _PROTOCOL_OPEN = ProtocolState.OPEN  # the protocol's state, not the lifecycle's OPEN
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .dispatcher import HELD_FRAMES
 from .lifecycle import CLOSING, OPEN
 
 if TYPE_CHECKING:
@@ -29,6 +28,10 @@ if TYPE_CHECKING:
     from .owner import ConnectionParts
 
 __all__ = ["HELD_FRAMES", "Holds"]
+
+#: Frames a client whose async callback waits (or that is suspended) holds
+#: before it stops reading.
+HELD_FRAMES = 64
 
 
 logger = logging.getLogger("wsx")

@@ -8,8 +8,10 @@ connection), which creates them and hands them itself. They know it through
 parts, through :class:`ClientParts`), structural types, and
 know each other through the views declared here (:class:`LifecycleView`,
 :class:`StoppingView`, :class:`HoldsView`, :class:`MailboxView`), so that
-none of them imports the client module or another part: the dependencies
-run one way, from the client to its parts (``tests/test_import_graph.py``
+none of them imports the process's module, nor a part that names the
+process (a part may use a lower one's constants: ``holds`` the lifecycle's
+states, the dispatcher ``holds``' limit): the dependencies run one way,
+from the process to its parts (``tests/test_import_graph.py``
 checks that the package has no import circle, type-only imports included).
 """
 
@@ -220,7 +222,7 @@ class ConnectionParts(Protocol):
         """The connection ``sock`` ended with ``reason``."""
 
     def eof_reason(self) -> Any:
-        """The disconnect reason when the server closes TCP."""
+        """The disconnect reason when the peer closes TCP."""
 
     def connect_failed(self, error: WSXError) -> None:
         """The connection attempt failed."""

@@ -7,7 +7,7 @@ its I/O on a :mod:`selectors` loop. The server's faults act at three points:
 * what it sends: :meth:`Peer.emit` drops frames while the server stalls,
   splits messages into fragments and delays them (a queue of frames, each
   due at a time, sent in order);
-* what it answers: :meth:`Peer._frame` records every frame, and does not
+* what it answers: :meth:`Peer._keep` records every frame, and does not
   answer pings while pongs are dropped;
 * when it reads: not at all while the server has stopped reading.
 
@@ -157,9 +157,10 @@ class Peer(EchoConnection):
             self.close_received = True  # nothing more can be parsed
         for opcode, fin, _rsv, payload in frames:
             if not self.close_received:
-                self._frame(opcode, fin, payload)
+                self._keep(opcode, fin, payload)  # recorded; nothing is answered now
 
-    def _frame(self, opcode: int, fin: bool, payload: bytes, rsv: int = 0) -> None:
+    def _keep(self, opcode: int, fin: bool, payload: bytes) -> bool:
+        """Record every frame; keep it from the echo as the server's faults say."""
         server = self.server
         server._record_frame(ReceivedFrame(KINDS.get(opcode, str(opcode)), payload, fin,
                                            self.number))
@@ -170,12 +171,12 @@ class Peer(EchoConnection):
             except FrameError:
                 code, reason = None, ""
             server._record_close(code, reason)
-            return
+            return False
         if opcode == OP_PING and server._pongs_dropped:
-            return
-        super()._frame(opcode, fin, payload, rsv)
+            return False
         if opcode == OP_CLOSE:
-            self.close_received = True
+            self.close_received = True  # the echo answers it
+        return True
 
     def _upgrade(self, request: Request) -> bytes:
         script = self.server._take_handshake()

@@ -33,7 +33,8 @@ from ..core.frames import (
     encode_close,
     encode_frame,
 )
-from ..core.headers import Headers
+from ..core.handshake import ServerHandshake
+from ..core.headers import Headers, check_header
 from ._peer import HandshakeScript, Peer
 from ._records import RECORDS, ReceivedFrame, Records, Request
 
@@ -88,6 +89,7 @@ class Server(Records):
             _count("max_records", max_records)
         self.subprotocols: tuple[str, ...] = (
             (subprotocols,) if isinstance(subprotocols, str) else tuple(subprotocols))
+        ServerHandshake(subprotocols=self.subprotocols)  # ValueError for one that is not a token
         self.max_message_size = max_message_size
         self.echo = echo
         self.close_timeout = _seconds("close_timeout", close_timeout)
@@ -246,6 +248,10 @@ class Server(Records):
             except UnicodeEncodeError:
                 raise ValueError(f"the handshake header {name!r}: {value!r} is not Latin-1 "
                                  "(HTTP headers are bytes)") from None
+        if status != 101:  # a refusal is written as a well-formed response
+            for name, value in items:
+                if value is not None:
+                    check_header(name, value)
         script = HandshakeScript(status, items, body, _seconds("delay", delay))
         with self._cond:
             self._handshakes.append((script, None if times is None else _count("times", times)))

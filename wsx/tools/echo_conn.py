@@ -52,7 +52,7 @@ class EchoConnection:
     Everything it sends goes through :meth:`emit` (one frame) and every
     message it answers through :meth:`echo`: a scripted server
     (:mod:`wsx.testing`) overrides them, :meth:`_upgrade` and
-    :meth:`_frame`, to misbehave.
+    :meth:`_keep`, to misbehave.
     """
 
     def __init__(self, server: EchoHost, sock: socket.socket, peer: str) -> None:
@@ -119,15 +119,29 @@ class EchoConnection:
         self.closing = True
 
     def _answer(self, frames: list[Frame]) -> None:
-        for opcode, fin, rsv, payload in frames:
-            if self.closing:
-                return  # after the close frame, the rest is discarded
-            self._frame(opcode, fin, payload, rsv)
+        """The frames of one read: those :meth:`_keep` lets through go to the protocol, at once.
 
-    def _frame(self, opcode: int, fin: bool, payload: bytes, rsv: int = 0) -> None:
-        """One frame from the client: its events (the protocol's rules) answered."""
-        for event in self.protocol.receive_frames([Frame(opcode, fin, rsv, payload)]):
+        One ``receive_frames`` per read, as the protocol expects: its check of
+        a text frame still arriving runs once, after the whole frames.
+        """
+        kept: list[Frame] = []
+        for frame in frames:
+            if self.closing:
+                break  # after our close frame, the rest is discarded
+            if self._keep(frame.opcode, frame.fin, frame.payload):
+                kept.append(frame)
+                if frame.opcode == OP_CLOSE:
+                    break  # nothing after the client's close counts
+        if self.closing:
+            return
+        for event in self.protocol.receive_frames(kept):
+            if self.closing:
+                return
             self._event(event)
+
+    def _keep(self, opcode: int, fin: bool, payload: bytes) -> bool:
+        """Whether a frame from the client goes to the protocol (a scripted server may say no)."""
+        return True
 
     def _event(self, shape: Event) -> None:
         event = (shape, b"") if isinstance(shape, str) else shape  # "ping": ("ping", b"")

@@ -42,7 +42,7 @@ from types import TracebackType
 from ..core.frames import (
     DEFAULT_MAX_SIZE,
 )
-from ..core.handshake import Headers
+from ..core.handshake import Headers, ServerHandshake
 from ..errors import CloseCode
 from .echo_conn import EchoConnection
 
@@ -94,6 +94,7 @@ class EchoServer:
         self.host = host
         self._requested_port = port
         self.subprotocols: tuple[str, ...] = tuple(subprotocols)
+        ServerHandshake(subprotocols=self.subprotocols)  # ValueError for one that is not a token
         self.max_message_size = max_message_size
         self.log = log
         self.connections = 0
