@@ -33,7 +33,7 @@ cdef class Transport:
 
     cpdef bint tls_pending(self) except -1
     @cython.locals(n=Py_ssize_t)
-    cpdef object recv_into(self, buf)
+    cpdef Py_ssize_t recv_into(self, buf) except -2
     cpdef bint write(self, data) except -1
     cpdef bint write_frame(self, Protocol protocol, frame) except -1
     @cython.locals(n=Py_ssize_t)

@@ -158,8 +158,8 @@ class Transport:
                 pass
         return dropped
 
-    def recv_into(self, buf: bytearray | memoryview) -> int | None:
-        """Read into ``buf``: the byte count (0: the peer closed), None if nothing is there.
+    def recv_into(self, buf: bytearray | memoryview) -> int:
+        """Read into ``buf``: the byte count (0: the peer closed), -1 if nothing is there.
 
         The one place that reads a connection's socket (the read paths and
         the upgrade call it). Raises ``OSError`` when the connection is broken.
@@ -172,7 +172,7 @@ class Transport:
             else:
                 n = sock.recv_into(buf)
         except WOULD_BLOCK:
-            return None
+            return -1
         if self.stats is not None:
             self.stats["bytes_in"] += n
         return n

@@ -111,13 +111,12 @@ cdef class FastReader:
                 break
             data = PyByteArray_AS_STRING(self.buf)
             try:
-                got = transport.recv_into(self.buf)  # the one reader of the socket (io)
+                n = transport.recv_into(self.buf)  # the one reader of the socket (io)
             except OSError as exc:
                 self.client.connection_lost(sock, ("error", ConnError("connection broken", exc)))
                 return
-            if got is None:
-                return
-            n = got
+            if n < 0:
+                return  # nothing there
             if n == 0:
                 self.client.connection_lost(sock, self.client.eof_reason())
                 return

@@ -47,8 +47,8 @@ class Reader:
             except OSError as exc:
                 self.client.connection_lost(sock, ("error", ConnError("connection broken", exc)))
                 return
-            if n is None:
-                return
+            if n < 0:
+                return  # nothing there
             if n == 0:
                 self.client.connection_lost(sock, self.client.eof_reason())
                 return

@@ -66,8 +66,8 @@ class Upgrade:
         except OSError as exc:
             client.connect_failed(ConnError("connection lost during the handshake", exc))
             return
-        if n is None:
-            return
+        if n < 0:
+            return  # nothing there yet
         hs = self.handshake
         try:
             if n == 0:
