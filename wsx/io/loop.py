@@ -87,6 +87,16 @@ class Timer:
             loop._timer_cancelled()
 
 
+def _slow_callback(seconds: float | None) -> float | None:
+    """``seconds`` checked as a ``slow_callback`` setting (ValueError naming it otherwise)."""
+    if seconds is not None and (isinstance(seconds, bool)
+                                or not isinstance(seconds, (int, float))
+                                or not 0 < seconds < float("inf")):
+        raise ValueError(
+            f"slow_callback must be a positive number of seconds or None, not {seconds!r}")
+    return seconds
+
+
 def _noop(*_args: Any) -> None:
     return None
 
@@ -152,12 +162,7 @@ class Loop:
 
     @slow_callback.setter
     def slow_callback(self, seconds: float | None) -> None:
-        if seconds is not None and (isinstance(seconds, bool)
-                                    or not isinstance(seconds, (int, float))
-                                    or not 0 < seconds < float("inf")):
-            raise ValueError(
-                f"slow_callback must be a positive number of seconds or None, not {seconds!r}")
-        self._slow_callback = seconds
+        self._slow_callback = _slow_callback(seconds)
 
     @property
     def running(self) -> bool:
@@ -414,14 +419,9 @@ class Loop:
                     self._callback_failed(callback, args, exc)
 
     def _queue_due(self) -> None:
-        """Move the timers that are due to the ready queue (both run loops call this).
-
-        The timer is queued, not its callback: ``cancel()`` must still work
-        until it runs (a callback ahead of it in this iteration may cancel it).
-        """
-        timers = self._timers
-        ready = self._ready
-        now = time.monotonic()
+        """Queue the timers that are due (both run loops call this): the timer, not its
+        callback, so that ``cancel()`` works until it runs."""
+        timers, ready, now = self._timers, self._ready, time.monotonic()
         while timers and timers[0][0] <= now:
             timer = heapq.heappop(timers)[2]
             if timer.cancelled:
