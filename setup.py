@@ -80,6 +80,7 @@ def _extensions_disabled() -> bool:
 COMPILED_PY = {
     "wsx.core._protocol": "wsx/core/protocol.py",
     "wsx.io._transport": "wsx/io/transport.py",
+    "wsx.io._schedule": "wsx/io/schedule.py",
     "wsx.process._dispatcher": "wsx/process/dispatcher.py",
 }
 
@@ -198,7 +199,7 @@ def _cythonize(sources: list[tuple[str, str]]) -> list[Any] | None:
 
 # Modules that only build on some platforms (the others use the Python twin).
 PLATFORM_ONLY = {
-    "wsx.io._loop": ("epoll", lambda: sys.platform.startswith("linux")),
+    "wsx.io._handoff": ("POSIX sockets", lambda: os.name == "posix"),
     "wsx.process._reader": ("POSIX sockets", lambda: os.name == "posix"),
     "wsx.io._syscalls": ("POSIX sockets", lambda: os.name == "posix"),
 }

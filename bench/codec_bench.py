@@ -3,7 +3,8 @@
 Encode: one binary message per call, client side (masked with a fresh key):
 
 * ``wsx-encode_frame`` -- ``wsx.core.frames.encode_frame(OP_BINARY, payload)``;
-* ``wsx-protocol``     -- ``wsx.core.protocol.Protocol.send(("binary", payload))``;
+* ``wsx-protocol``     -- ``wsx.core.protocol.Protocol.send(("binary", payload))``
+  + ``data_to_send()``;
 * ``websockets``       -- ``ClientProtocol.send_binary(payload)`` + ``data_to_send()``
   (the sans-I/O layer of websockets, in the OPEN state);
 * ``wsproto``          -- ``Connection(CLIENT).send(BytesMessage(payload))``.
@@ -77,12 +78,14 @@ def encoders() -> tuple[dict[str, Callable[[bytes, int], Callable[[], Any]]], di
     def wsx_protocol(payload: bytes, n: int) -> Callable[[], Any]:
         proto = Protocol(max_message_size=None)
         send = proto.send
+        data_to_send = proto.data_to_send
         frame = ("binary", payload)
         rng = range(n)
 
         def call() -> None:
             for _ in rng:
                 send(frame)
+                data_to_send()
 
         return call
 

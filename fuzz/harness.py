@@ -197,14 +197,17 @@ def _run_protocol(stream: bytes, seed: int, max_size: int | None,
     extensions = [] if ext_args is None else [PerMessageDeflate(**ext_args)]
     proto = Protocol(max_message_size=max_size, extensions=extensions)
     if closing:  # we sent our close frame first: the peer's frames arrive in CLOSING
-        if not proto.send_close(1000, "bye").startswith(b"\x88"):
-            raise Finding("send_close did not return a close frame")
+        if not proto.send_close(1000, "bye") or not proto.data_to_send().startswith(b"\x88"):
+            raise Finding("send_close did not buffer a close frame")
     events: list[Any] = []
     error_code: int | None = None
     for piece in _pieces(stream, seed):
         got = proto.receive_data(piece)
         if type(got) is not list:
             raise Finding(f"receive_data returned {got!r}")
+        if proto.data_to_send():
+            raise Finding("bytes buffered by receive_data alone (the owed close waits)")
+        proto.answer_close()  # the events are handled: the close owed goes now
         out = proto.data_to_send()
         if type(out) is not bytes:
             raise Finding(f"data_to_send returned {type(out).__name__}")
@@ -456,7 +459,7 @@ def run_handshake(blob: bytes) -> frozenset[str]:
     for event in proto.receive_data(response.leftover):
         _check_event(event, 1000, False)
         features.add("event:" + (event if isinstance(event, str) else str(event[0])))
-    proto.data_to_send()
+    proto.answer_close()
     if proto.state == "open":
         # The negotiated parameters must be usable for sending too.
         proto.send(("text", "hello " * 20))

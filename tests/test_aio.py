@@ -21,7 +21,7 @@ import pytest
 import wsx
 import wsx._twins
 import wsx.aio
-from conftest import WSServer, accept_response, read_request
+from conftest import WSServer, accept_response, read_request, server_frame
 from wsx.io.aioloop import AsyncioLoop
 from wsx.testing import Server
 
@@ -168,6 +168,32 @@ def test_reconnects_with_backoff_on_the_loop(run: Any, ws_server: Any) -> None:
 
     run(main)
     assert server.connections == 4
+
+
+def test_the_close_answer_waits_for_the_reply_of_an_async_callback_before_it(
+        run: Any, wsx_server: Server) -> None:
+    # A message and the peer's close in one read: the message's callback
+    # awaits, so the close waits in the inbox; its answer goes out after
+    # the callback's reply, never before it (the reply would be refused).
+    class SlowReply(wsx.WebSocket):
+        async def handle_frame(self, frame: Any, state: Any) -> Any:
+            await asyncio.sleep(0.1)
+            return ("reply", ("text", "answer to " + frame[1]), state)
+
+    async def main() -> Any:
+        client = await wsx.aio.start(wsx_server.url, SlowReply, None)
+        wsx_server.wait_for_connections(1)
+        wsx_server.send_raw(server_frame(0x1, b"q") + server_frame(0x8, b"\x03\xe8"))
+        for _ in range(500):
+            if not client.alive:
+                break
+            await asyncio.sleep(0.01)
+        return client.alive, client.exit_reason
+
+    assert run(main) == (False, ("remote", 1000, ""))
+    assert wsx_server.wait_for_close() == (1000, "")
+    assert [(f.kind, f.payload) for f in wsx_server.frames] == [
+        ("text", b"answer to q"), ("close", b"\x03\xe8")]
 
 
 def test_keepalive_timeout_on_the_loop(run: Any, wsx_server: Server) -> None:

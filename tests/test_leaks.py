@@ -111,7 +111,7 @@ def live_timers(host: Any) -> int:
 def heap_size(host: Any) -> int:
     """Entries in the loop's timer heap, cancelled ones included (its memory)."""
     if isinstance(host, wsx.Loop):
-        return int(on_loop(host, lambda: len(host._timers)))
+        return int(on_loop(host, lambda: len(host._schedule.timers)))
     return int(on_loop(host, lambda: len(host._scheduled)))
 
 

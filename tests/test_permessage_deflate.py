@@ -33,6 +33,13 @@ MiB = 1024 * 1024
 
 
 # ------------------------------------------------------------------ helpers
+
+def sent(proto: Any, frame: Any) -> bytes:
+    """``proto.send(frame)`` and the bytes it buffered."""
+    proto.send(frame)
+    out: bytes = proto.data_to_send()
+    return out
+
 def h(text: str) -> bytes:
     return bytes.fromhex(text)
 
@@ -204,7 +211,7 @@ def test_rfc_7_2_3_1_hello_decode(chunk):
 
 def test_rfc_7_2_3_1_hello_encode():
     _, proto = pmd_proto(threshold=0)
-    assert unmask(proto.send(("text", "Hello"))) == h("c107f248cdc9c90700")
+    assert unmask(sent(proto, ("text", "Hello"))) == h("c107f248cdc9c90700")
     ext = PerMessageDeflate(threshold=0)
     assert ext.encode(OP_TEXT, True, 0, b"Hello") == (RSV1, h("f248cdc9c90700"))
 
@@ -217,8 +224,8 @@ def test_rfc_7_2_3_2_fragmented_decode(chunk):
 
 def test_rfc_7_2_3_3_context_takeover_encode_and_decode():
     _, proto = pmd_proto(threshold=0)
-    assert unmask(proto.send(("text", "Hello"))) == h("c107f248cdc9c90700")
-    assert unmask(proto.send(("text", "Hello"))) == h("c105f200110000")
+    assert unmask(sent(proto, ("text", "Hello"))) == h("c107f248cdc9c90700")
+    assert unmask(sent(proto, ("text", "Hello"))) == h("c105f200110000")
     _, proto = pmd_proto()
     assert receive(proto, h("c107f248cdc9c90700"), h("c105f200110000")) == [("text", "Hello")] * 2
 
@@ -226,8 +233,8 @@ def test_rfc_7_2_3_3_context_takeover_encode_and_decode():
 def test_rfc_7_2_3_3_without_context_takeover():
     # client_no_context_takeover: each message compressed independently.
     _, proto = pmd_proto(threshold=0, client_no_context_takeover=True)
-    assert unmask(proto.send(("text", "Hello"))) == h("c107f248cdc9c90700")
-    assert unmask(proto.send(("text", "Hello"))) == h("c107f248cdc9c90700")
+    assert unmask(sent(proto, ("text", "Hello"))) == h("c107f248cdc9c90700")
+    assert unmask(sent(proto, ("text", "Hello"))) == h("c107f248cdc9c90700")
     # server_no_context_takeover: the decoder starts afresh, so a message
     # referring to the previous one cannot be decoded (invalid distance).
     _, proto = pmd_proto(server_no_context_takeover=True)
@@ -296,7 +303,7 @@ def test_empty_compressed_messages():
 def test_encode_empty_messages_and_empty_final_fragment():
     _, proto = pmd_proto(threshold=0)
     server = zlib.decompressobj(wbits=-15)
-    frames = [split_frame(unmask(proto.send(f))) for f in
+    frames = [split_frame(unmask(sent(proto, f))) for f in
               [("text", ""), ("fragment", "binary", b"abc" * 20), ("finish", b""), ("text", "Hello")]]
     assert [f[2] for f in frames] == [RSV1, RSV1, 0, RSV1]
     assert all(f[3] for f in frames), "a compressed frame with an empty payload cannot be decoded"
@@ -309,23 +316,23 @@ def test_encode_empty_messages_and_empty_final_fragment():
 def test_threshold_default_and_configurable():
     _, proto = pmd_proto()  # PerMessageDeflate default threshold: 32
     assert Deflate().threshold == 32 and Deflate().accept([]).threshold == 32
-    small = split_frame(unmask(proto.send(("text", "x" * 31))))
+    small = split_frame(unmask(sent(proto, ("text", "x" * 31))))
     assert small == (OP_TEXT, True, 0, b"x" * 31)
-    big = split_frame(unmask(proto.send(("text", "x" * 32))))
+    big = split_frame(unmask(sent(proto, ("text", "x" * 32))))
     assert big[2] == RSV1 and zlib.decompressobj(wbits=-15).decompress(big[3] + TAIL) == b"x" * 32
     ext = Deflate(threshold=1000).accept([])
     proto = Protocol(extensions=[ext])
-    assert split_frame(unmask(proto.send(("binary", b"y" * 999))))[2] == 0
-    assert split_frame(unmask(proto.send(("binary", b"y" * 1000))))[2] == RSV1
+    assert split_frame(unmask(sent(proto, ("binary", b"y" * 999))))[2] == 0
+    assert split_frame(unmask(sent(proto, ("binary", b"y" * 1000))))[2] == RSV1
 
 
 def test_fragmented_message_compressed_as_one_stream():
     _, proto = pmd_proto()
     # Even a short first fragment: the message length is not known yet.
     parts = [b"a", b"abcabcabc" * 50, b"", b"abcabcabc" * 50]
-    frames = [proto.send(("fragment", "binary", parts[0]))]
-    frames += [proto.send(("continuation", p)) for p in parts[1:-1]]
-    frames.append(proto.send(("finish", parts[-1])))
+    frames = [sent(proto, ("fragment", "binary", parts[0]))]
+    frames += [sent(proto, ("continuation", p)) for p in parts[1:-1]]
+    frames.append(sent(proto, ("finish", parts[-1])))
     frames = [split_frame(unmask(f)) for f in frames]
     assert [f[0] for f in frames] == [OP_BINARY, 0, 0, 0]
     assert [f[1] for f in frames] == [False, False, False, True]
@@ -338,7 +345,7 @@ def test_fragmented_message_compressed_as_one_stream():
 
 def test_control_frames_never_compressed():
     _, proto = pmd_proto(threshold=0)
-    assert split_frame(unmask(proto.send(("ping", b"p" * 100)))) == (OP_PING, True, 0, b"p" * 100)
+    assert split_frame(unmask(sent(proto, ("ping", b"p" * 100)))) == (OP_PING, True, 0, b"p" * 100)
 
 
 def test_client_max_window_bits_8_sends_uncompressed():
@@ -346,9 +353,9 @@ def test_client_max_window_bits_8_sends_uncompressed():
     assert ext.client_max_window_bits == 8
     proto = Protocol(extensions=[ext])
     msg = b"z" * 5000
-    assert split_frame(unmask(proto.send(("binary", msg)))) == (OP_BINARY, True, 0, msg)
-    assert split_frame(unmask(proto.send(("fragment", "text", "ab" * 40))))[2] == 0
-    assert split_frame(unmask(proto.send(("finish", "cd" * 40))))[2] == 0
+    assert split_frame(unmask(sent(proto, ("binary", msg)))) == (OP_BINARY, True, 0, msg)
+    assert split_frame(unmask(sent(proto, ("fragment", "text", "ab" * 40))))[2] == 0
+    assert split_frame(unmask(sent(proto, ("finish", "cd" * 40))))[2] == 0
 
 
 def test_server_max_window_bits_8_decodes():
@@ -370,7 +377,7 @@ def test_encoder_respects_client_window(bits):
     msg = block * 3
     ext = Deflate().accept([("client_max_window_bits", str(bits))])
     proto = Protocol(extensions=[ext])
-    _, _, rsv, payload = split_frame(unmask(proto.send(("binary", msg))))
+    _, _, rsv, payload = split_frame(unmask(sent(proto, ("binary", msg))))
     assert rsv == RSV1
     assert zlib.decompressobj(wbits=-bits).decompress(payload + TAIL) == msg
 
@@ -397,6 +404,7 @@ def test_protocol_errors_1002_with_extension(frames):
     events = receive(proto, *frames)
     assert _error_code(events) == CloseCode.PROTOCOL_ERROR
     # A close frame with 1002 is owed to the peer.
+    assert proto.answer_close()
     out = proto.data_to_send()
     assert proto.state == "closed"
     assert out[0] == 0x88 and _unmask_payload(out)[:2] == (1002).to_bytes(2, "big")
@@ -450,7 +458,7 @@ def test_decompression_bomb_fails_with_1009_and_small_peak_memory(bomb):
     assert _error_code(events) == CloseCode.MESSAGE_TOO_BIG
     assert ext._decoded <= MiB + 1  # at most one limit's worth of output
     assert peak < 8 * MiB, f"peak {peak} bytes while inflating a 100 MB bomb"
-    proto.data_to_send()
+    proto.answer_close()
     assert proto.close_sent == (1009, "")
 
 
@@ -544,11 +552,11 @@ def test_roundtrip_client_to_server(msgs, bits, no_takeover, threshold):
         parts = pieces(data, cuts)
         kind = "text" if is_text else "binary"
         if len(parts) == 1:
-            wire = [proto.send((kind, data if not is_text else data.decode()))]
+            wire = [sent(proto, (kind, data if not is_text else data.decode()))]
         else:
-            wire = [proto.send(("fragment", kind, parts[0]))]
-            wire += [proto.send(("continuation", p)) for p in parts[1:-1]]
-            wire.append(proto.send(("finish", parts[-1])))
+            wire = [sent(proto, ("fragment", kind, parts[0]))]
+            wire += [sent(proto, ("continuation", p)) for p in parts[1:-1]]
+            wire.append(sent(proto, ("finish", parts[-1])))
         frames = [split_frame(unmask(w)) for w in wire]
         assert frames[0][0] == (OP_TEXT if is_text else OP_BINARY)
         assert all(f[0] == OP_CONTINUATION and f[2] == 0 for f in frames[1:])

@@ -73,8 +73,17 @@ def single_error(events: list[Any]) -> FrameError:
     return exc
 
 
+def sent(proto: Protocol, frame: Any) -> bytes:
+    """``proto.send(frame)`` and the bytes it buffered."""
+    assert proto.send(frame) is None
+    return proto.data_to_send()
+
+
 def assert_failed_with(proto: Protocol, code: int) -> None:
     assert proto.error is not None and proto.error.code == code
+    assert proto.data_to_send() == b""  # owed, not buffered before it is answered
+    assert proto.close_owed() and proto.answer_close()
+    assert not proto.close_owed() and not proto.answer_close()
     assert decode_client_frames(proto.data_to_send()) == [
         Frame(OP_CLOSE, True, 0, struct.pack("!H", code))
     ]
@@ -448,7 +457,8 @@ class TestClose:
         p = Protocol()
         events = p.receive_data(srv(OP_TEXT, b"Hello") + bytes([0x80 | 0x30 | OP_TEXT, 0]))
         assert events[0] == ("text", "Hello") and events[1][0] == "error"
-        reply = p.send(("text", "Hello"))
+        reply = sent(p, ("text", "Hello"))
+        assert p.state == OPEN and p.answer_close()
         assert decode_client_frames(reply + p.data_to_send()) == [
             Frame(OP_TEXT, True, 0, b"Hello"),
             Frame(OP_CLOSE, True, 0, close_payload(1002)),
@@ -460,17 +470,20 @@ class TestClose:
         events = p.receive_data(srv(OP_CLOSE, close_payload(1001, "bye é".encode())))
         assert events == [("close", 1001, "bye é")]
         assert p.close_received == (1001, "bye é")
-        # Until the echo is taken, replies to earlier events may still be sent.
-        assert p.state == OPEN
+        # Until the echo is answered, replies to earlier events may still be sent.
+        assert p.state == OPEN and p.close_owed()
+        assert p.data_to_send() == b""
+        assert p.answer_close()
         assert decode_client_frames(p.data_to_send()) == [
             Frame(OP_CLOSE, True, 0, close_payload(1001))
         ]
-        assert p.state == CLOSED
+        assert p.state == CLOSED and not p.close_owed()
         assert p.data_to_send() == b""
 
     def test_close_without_status(self) -> None:
         p = Protocol()
         assert p.receive_data(srv(OP_CLOSE)) == [("close", None, "")]
+        assert p.answer_close()
         assert decode_client_frames(p.data_to_send()) == [Frame(OP_CLOSE, True, 0, b"")]
         assert p.state == CLOSED
 
@@ -478,27 +491,31 @@ class TestClose:
         p = Protocol()
         wire = srv(OP_CLOSE, close_payload(4000, b"custom"))
         assert feed_pieces(p, wire, 1) == [("close", 4000, "custom")]
+        assert p.answer_close()
         assert decode_client_frames(p.data_to_send()) == [
             Frame(OP_CLOSE, True, 0, close_payload(4000))
         ]
 
     def test_send_close_then_receive(self) -> None:
         p = Protocol()
-        out = p.send_close(1000, "done")
+        assert p.send_close(1000, "done") is True
+        out = p.data_to_send()
         assert decode_client_frames(out) == [Frame(OP_CLOSE, True, 0, close_payload(1000, b"done"))]
         assert p.state == CLOSING
         assert p.close_sent == (1000, "done")
-        assert p.send_close() == b""  # only once
+        assert p.send_close() is False and p.data_to_send() == b""  # only once
         # data frames still arrive while closing
         assert p.receive_data(srv(OP_TEXT, b"late")) == [("text", "late")]
         assert p.receive_data(srv(OP_CLOSE, close_payload(1000))) == [("close", 1000, "")]
         assert p.state == CLOSED
-        assert p.data_to_send() == b""  # no second close frame
-        assert p.send_close() == b""
+        assert not p.close_owed() and not p.answer_close()  # no second close frame
+        assert p.data_to_send() == b""
+        assert p.send_close() is False
 
     def test_send_close_no_status(self) -> None:
         p = Protocol()
-        assert decode_client_frames(p.send_close(None)) == [Frame(OP_CLOSE, True, 0, b"")]
+        assert p.send_close(None)
+        assert decode_client_frames(p.data_to_send()) == [Frame(OP_CLOSE, True, 0, b"")]
         assert p.state == CLOSING
 
     def test_send_close_invalid(self) -> None:
@@ -516,6 +533,7 @@ class TestClose:
         assert p.receive_data(srv(OP_TEXT, b"c")) == []
         assert p.receive_data(srv(OP_CLOSE)) == []
         assert p.error is None
+        assert p.answer_close()
         assert decode_client_frames(p.data_to_send()) == [
             Frame(OP_CLOSE, True, 0, close_payload(1000))
         ]
@@ -547,8 +565,10 @@ class TestClose:
     def test_error_while_closing_sends_nothing(self) -> None:
         p = Protocol()
         p.send_close()
+        p.data_to_send()
         assert single_error(p.receive_data(srv(OP_TEXT, b"\xff"))).code == 1007
         assert p.state == CLOSED
+        assert not p.close_owed() and not p.answer_close()
         assert p.data_to_send() == b""
 
     def test_receive_eof(self) -> None:
@@ -580,17 +600,17 @@ class TestSend:
     )
     def test_single_frames(self, frame: Any, opcode: int, payload: bytes) -> None:
         p = Protocol()
-        assert decode_client_frames(p.send(frame)) == [Frame(opcode, True, 0, payload)]
+        assert decode_client_frames(sent(p, frame)) == [Frame(opcode, True, 0, payload)]
         assert p.state == OPEN
 
     def test_fragmented_text(self) -> None:
         p = Protocol()
-        out = p.send(("fragment", "text", "a"))
-        out += p.send("ping")
-        out += p.send(("continuation", "b"))
-        out += p.send(("pong", b"x"))
-        out += p.send(("finish", "c"))
-        out += p.send(("text", "after"))
+        out = sent(p, ("fragment", "text", "a"))
+        out += sent(p, "ping")
+        out += sent(p, ("continuation", "b"))
+        out += sent(p, ("pong", b"x"))
+        out += sent(p, ("finish", "c"))
+        out += sent(p, ("text", "after"))
         assert decode_client_frames(out) == [
             Frame(OP_TEXT, False, 0, b"a"),
             Frame(OP_PING, True, 0, b""),
@@ -602,9 +622,9 @@ class TestSend:
 
     def test_fragmented_binary(self) -> None:
         p = Protocol()
-        out = p.send(("fragment", "binary", b"\x01"))
-        out += p.send(("continuation", b"\x02"))
-        out += p.send(("finish", b""))
+        out = sent(p, ("fragment", "binary", b"\x01"))
+        out += sent(p, ("continuation", b"\x02"))
+        out += sent(p, ("finish", b""))
         assert decode_client_frames(out) == [
             Frame(OP_BINARY, False, 0, b"\x01"),
             Frame(OP_CONTINUATION, False, 0, b"\x02"),
@@ -613,8 +633,8 @@ class TestSend:
 
     def test_fresh_mask_per_send(self) -> None:
         p = Protocol()
-        a = p.send(("text", "same"))
-        b = p.send(("text", "same"))
+        a = sent(p, ("text", "same"))
+        b = sent(p, ("text", "same"))
         assert a[2:6] != b[2:6]
 
     @pytest.mark.parametrize(
@@ -641,6 +661,7 @@ class TestSend:
         p = Protocol()
         with pytest.raises(InvalidFrameError):
             p.send(frame)
+        assert p.data_to_send() == b""  # nothing buffered for a refused frame
         with pytest.raises(InvalidFrameError):
             frame_to_wire(frame)
 
@@ -659,13 +680,13 @@ class TestSend:
 
     def test_new_message_during_fragmented(self) -> None:
         p = Protocol()
-        p.send(("fragment", "text", "a"))
+        sent(p, ("fragment", "text", "a"))
         with pytest.raises(FrameEncodeError):
             p.send(("text", "x"))
         with pytest.raises(FrameEncodeError):
             p.send(("fragment", "binary", b"x"))
         # the fragmented message can still be finished
-        assert decode_client_frames(p.send(("finish", "z"))) == [
+        assert decode_client_frames(sent(p, ("finish", "z"))) == [
             Frame(OP_CONTINUATION, True, 0, b"z")
         ]
         with pytest.raises(FrameEncodeError):
@@ -684,12 +705,12 @@ class TestSend:
                 p.send(frame)
         p = Protocol()
         p.receive_data(srv(OP_CLOSE))
-        p.data_to_send()
+        p.answer_close()
         with pytest.raises(NotConnectedError):
             p.send(("text", "x"))
         p = Protocol()
         p.receive_data(b"\x83\x00")
-        p.data_to_send()
+        p.answer_close()
         with pytest.raises(NotConnectedError):
             p.send("ping")
 
@@ -781,7 +802,7 @@ class TestExtensions:
 
     def test_send_through_extension(self) -> None:
         p = Protocol(extensions=[InvertExtension()])
-        out = p.send(("fragment", "text", "a")) + p.send("ping") + p.send(("finish", "b"))
+        out = sent(p, ("fragment", "text", "a")) + sent(p, "ping") + sent(p, ("finish", "b"))
         assert decode_client_frames(out) == [
             Frame(OP_TEXT, False, 0x40, invert(b"a")),
             Frame(OP_PING, True, 0, b""),

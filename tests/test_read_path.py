@@ -109,10 +109,10 @@ def test_the_compiled_reader_and_loop_are_used_when_built(echo_server: Any) -> N
     try:
         if COMPILED:
             assert type(client.read_path).__name__ == "FastReader"
-            assert wsx.io.loop._run_epoll is not None or not hasattr(__import__("select"), "epoll")
+            assert type(client.loop._schedule).__module__ == "wsx.io._schedule"
         else:
             assert client.read_path is client.reader
-            assert wsx.io.loop._run_epoll is None
+            assert type(client.loop._schedule).__module__ == "wsx.io.schedule"
         wsx.send_frame(client, ("text", "hello"))
         wait_until(lambda: wsx.sys.get_state(client)["seen"], what="the echo")
         assert wsx.sys.get_state(client)["seen"] == [("text", "hello")]

@@ -27,6 +27,13 @@ from wsx.errors import HandshakeError
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3
 
 
+
+def sent(proto: Any, frame: Any) -> bytes:
+    """``proto.send(frame)`` and the bytes it buffered."""
+    proto.send(frame)
+    out: bytes = proto.data_to_send()
+    return out
+
 def request(*lines: str, method: str = "GET", target: str = "/chat",
             version: str = "HTTP/1.1") -> bytes:
     head = [f"{method} {target} {version}", *lines]
@@ -234,9 +241,9 @@ def test_deflate_negotiated_by_a_server_works_both_ways(server: Deflate, client:
     sp = Protocol(extensions=[server_ext], side=Side.SERVER)
     for message in [("text", "hello " * 50), ("binary", os.urandom(3000) * 3), ("text", "é")]:
         for _ in range(2):  # the second time: with the context taken over, or not
-            wire = cp.send(message)
+            wire = sent(cp, message)
             assert sp.receive_data(wire) == [message]
-            wire = sp.send(message)
+            wire = sent(sp, message)
             assert cp.receive_data(wire) == [message]
             if message[0] == "text" and len(message[1]) > 100 and server_ext._can_compress:
                 assert len(wire) < len(message[1]) // 2  # compressed
@@ -271,14 +278,14 @@ def server_protocol(parser: Any, **options: Any) -> Protocol:
 def test_a_server_protocol_takes_masked_frames_and_sends_unmasked_ones(parser: Any) -> None:
     server = server_protocol(parser)
     client = Protocol()
-    wire = (client.send(("text", "héllo")) + client.send(("binary", b"\x00" * 200))
-            + client.send(("fragment", "text", "ab")) + client.send("ping")
-            + client.send(("finish", "cd")))
+    wire = (sent(client, ("text", "héllo")) + sent(client, ("binary", b"\x00" * 200))
+            + sent(client, ("fragment", "text", "ab")) + sent(client, "ping")
+            + sent(client, ("finish", "cd")))
     events = []
     for i in range(0, len(wire), 7):
         events += server.receive_data(wire[i : i + 7])
     assert events == [("text", "héllo"), ("binary", b"\x00" * 200), "ping", ("text", "abcd")]
-    out = server.send(("text", "hi")) + server.send(("binary", b"xy")) + server.send("pong")
+    out = sent(server, ("text", "hi")) + sent(server, ("binary", b"xy")) + sent(server, "pong")
     assert out == (encode_frame(OP_TEXT, b"hi", masked=False)
                    + encode_frame(OP_BINARY, b"xy", masked=False) + b"\x8a\x00")
     assert client.receive_data(out) == [("text", "hi"), ("binary", b"xy"), "pong"]
@@ -290,6 +297,7 @@ def test_a_server_protocol_fails_an_unmasked_frame_with_1002(parser: Any) -> Non
     events = server.receive_data(encode_frame(OP_TEXT, b"hi", masked=False))
     ((kind, exc),) = events
     assert kind == "error" and exc.code == 1002 and "unmasked" in str(exc)
+    assert server.data_to_send() == b"" and server.answer_close()
     close = server.data_to_send()
     assert close[:2] == b"\x88\x02" and close[2:] == (1002).to_bytes(2, "big")  # unmasked
     assert server.state is CLOSED
@@ -307,15 +315,19 @@ def test_a_server_protocol_checks_utf8_as_text_arrives(parser: Any) -> None:
 @pytest.mark.parametrize("parser", PARSERS, ids=["default", "python"])
 def test_closing_handshake_from_either_side(parser: Any) -> None:
     server, client = server_protocol(parser), Protocol()
-    assert server.receive_data(client.send_close(1001, "bye")) == [("close", 1001, "bye")]
+    client.send_close(1001, "bye")
+    assert server.receive_data(client.data_to_send()) == [("close", 1001, "bye")]
+    assert server.answer_close()
     echo = server.data_to_send()
     assert echo == encode_frame(OP_CLOSE, (1001).to_bytes(2, "big"), masked=False)
     assert client.receive_data(echo) == [("close", 1001, "")]
     assert server.state is CLOSED and client.state is CLOSED
     server, client = server_protocol(parser), Protocol()
-    start = server.send_close(1000, "done")
+    server.send_close(1000, "done")
+    start = server.data_to_send()
     assert start[1] & 0x80 == 0  # a server's close frame is not masked
     assert client.receive_data(start) == [("close", 1000, "done")]
+    assert client.answer_close()
     assert server.receive_data(client.data_to_send()) == [("close", 1000, "")]
 
 

@@ -5,16 +5,16 @@ Some modules of wsx have a compiled twin that speeds the same rules up:
 * ``wsx._mask`` (from ``wsx/_mask.pyx``) for ``wsx._mask_py``;
 * ``wsx.core._codec`` (``wsx/core/_codec.pyx``) for the parser and encoder
   of ``wsx.core.frames``;
-* ``wsx.io._loop`` (``wsx/io/_loop.pyx``) for ``Loop._run`` on epoll and for
-  ``wsx.io.handoff.Signal``;
+* ``wsx.io._handoff`` (``wsx/io/_handoff.pyx``) for ``wsx.io.handoff.Signal``;
 * ``wsx.io._syscalls`` (``wsx/io/_syscalls.pyx``): ``send(2)`` and
   ``recv(2)`` for the transport's plain TCP sockets, in place of
   ``socket.send`` and ``socket.recv_into``;
-* ``wsx.core._protocol``, ``wsx.io._transport`` and
+* ``wsx.core._protocol``, ``wsx.io._transport``, ``wsx.io._schedule`` and
   ``wsx.process._dispatcher``: the very sources ``wsx/core/protocol.py``,
-  ``wsx/io/transport.py`` and ``wsx/process/dispatcher.py`` compiled by
-  Cython, their classes given C fields by ``_protocol.pxd``,
-  ``_transport.pxd`` and ``_dispatcher.pxd``;
+  ``wsx/io/transport.py``, ``wsx/io/schedule.py`` (the loop's iteration)
+  and ``wsx/process/dispatcher.py`` compiled by Cython, their classes given
+  C fields by ``_protocol.pxd``, ``_transport.pxd``, ``_schedule.pxd`` and
+  ``_dispatcher.pxd``;
 * ``wsx.process._reader`` (``wsx/process/_reader.pyx``): the compiled read
   path, in front of ``wsx.process.reader``.
 
@@ -46,10 +46,11 @@ DISABLED = extensions_disabled()
 TWINS = {
     "wsx._mask": "wsx._mask_py",
     "wsx.core._codec": "wsx.core.frames (Python parser and encoder)",
-    "wsx.io._loop": "wsx.io.loop (Loop._run)",
+    "wsx.io._handoff": "wsx.io.handoff.Signal",
     "wsx.io._syscalls": "socket.socket.send and recv_into",
     "wsx.core._protocol": "wsx.core.protocol",
     "wsx.io._transport": "wsx.io.transport",
+    "wsx.io._schedule": "wsx.io.schedule",
     "wsx.process._dispatcher": "wsx.process.dispatcher",
     "wsx.process._reader": "wsx.process.reader",
 }

@@ -1,8 +1,8 @@
 # C fields and C-level methods of wsx.core.protocol.Protocol when that source
 # is compiled as wsx.core._protocol (see wsx/_twins.py). The compiled read
-# path (wsx/process/_reader.pyx) calls reads_plain / has_output /
-# receive_frames / receive_failed without attribute lookups (it reads no
-# private field); the transport's write_frame calls send.
+# path (wsx/process/_reader.pyx) calls reads_plain / receive_frames /
+# receive_failed without attribute lookups (it reads no private field); the
+# transport's write_frame calls send, its flush data_to_send.
 
 cimport cython
 
@@ -18,7 +18,7 @@ cdef class Protocol:
     cdef public bint _plain
     cdef public object _parser
     cdef public list _out
-    cdef public object _close_to_send
+    cdef public object _close_owed
     cdef public object close_received
     cdef public object close_sent
     cdef public object error
@@ -32,9 +32,11 @@ cdef class Protocol:
 
     cpdef bint reads_plain(self)
     cpdef bint has_output(self)
+    @cython.locals(out=list)
     cpdef bytes data_to_send(self)
     @cython.locals(shape=tuple)
-    cpdef bytes send(self, frame)
+    cpdef send(self, frame)
+    cpdef bytes _encode(self, frame)
     cpdef list receive_data(self, data)
     cpdef list receive_frames(self, list frames)
     cpdef list receive_failed(self, exc)

@@ -13,10 +13,17 @@ of wsx (the same tuples a callback module receives):
 * ``"ping"`` / ``("ping", bytes)`` and ``"pong"`` / ``("pong", bytes)``
   (the bare string when the payload is empty);
 * ``("close", code, reason)``: the peer's close frame (``code`` is ``None``
-  when the frame had no status). A reply has been queued (see
-  :meth:`Protocol.data_to_send`);
+  when the frame had no status). A close frame is owed to the peer: once
+  the events before it are handled, :meth:`Protocol.answer_close` buffers it;
 * ``("error", FrameError)``: the peer broke the protocol; a close frame with
-  the error's code has been queued and nothing more will be received.
+  the error's code is owed (:meth:`Protocol.answer_close` again) and
+  nothing more will be received.
+
+Output: every frame the protocol produces (:meth:`Protocol.send`,
+:meth:`Protocol.send_close`, :meth:`Protocol.answer_close`) is buffered;
+:meth:`Protocol.data_to_send` takes what is buffered, for the transport to
+write. The close owed to the peer waits for :meth:`Protocol.answer_close`
+so that the replies to the events before it go out first.
 
 States: ``"open"`` → ``"closing"`` (we sent a close frame, waiting for the
 peer's) → ``"closed"`` (both close frames exchanged, or the connection
@@ -182,9 +189,10 @@ class Protocol:
             allowed_rsv=rsv,
             masked=not side.masks,  # what the other side sends
         )
-        self._out: list[bytes] = []
-        # Close frame owed to the peer (after its close or a protocol error).
-        self._close_to_send: tuple[int | None, str] | None = None
+        self._out: list[bytes] = []  # output not taken yet (data_to_send)
+        # Close frame owed to the peer (after its close or a protocol error),
+        # buffered by answer_close.
+        self._close_owed: tuple[int | None, str] | None = None
         #: ``(code, reason)`` of the close frame received, if any.
         self.close_received: tuple[int | None, str] | None = None
         #: ``(code, reason)`` of the close frame sent, if any.
@@ -219,8 +227,12 @@ class Protocol:
                 and self.close_received is None and not self._validated)
 
     def has_output(self) -> bool:
-        """True when :meth:`data_to_send` has bytes (a close frame owed to the peer, say)."""
-        return bool(self._out) or self._close_to_send is not None
+        """True when :meth:`data_to_send` has bytes."""
+        return bool(self._out)
+
+    def close_owed(self) -> bool:
+        """True when a close frame is owed to the peer (see :meth:`answer_close`)."""
+        return self._close_owed is not None
 
     @property
     def parser(self) -> Any:
@@ -229,33 +241,28 @@ class Protocol:
 
     # ---------------------------------------------------------------- output
     def data_to_send(self) -> bytes:
-        """Bytes the protocol produced by itself to write now.
+        """Take the bytes buffered for sending (``b""``: none), in the order produced.
 
-        After a ``("close", ...)`` or ``("error", ...)`` event this is the close
-        frame answering it; it is produced here, not when the event is
-        returned, so that replies to the events before it are sent first.
+        The buffer is taken in one step: a frame buffered meanwhile on
+        another thread stays for the next call, never lost.
         """
-        pending = self._close_to_send
-        if pending is not None:
-            self._close_to_send = None
-            self._out.append(
-                encode_frame(OP_CLOSE, encode_close(*pending), masked=self._mask_out))
-            self.close_sent = pending
-            self.state = CLOSED
-        if not self._out:
+        out = self._out
+        if not out:
             return b""
-        data = b"".join(self._out)
-        self._out.clear()
-        return data
+        self._out = []
+        if len(out) == 1:
+            return out[0]
+        return b"".join(out)
 
-    def send(self, frame: Any) -> bytes:
-        """Encode a public frame tuple for sending; return the bytes to write.
+    def send(self, frame: Any) -> None:
+        """Encode a public frame tuple and buffer it for sending (see :meth:`data_to_send`).
 
         Raises :class:`NotConnectedError` unless the connection is open,
         :class:`InvalidFrameError` for an unknown shape and
         :class:`FrameEncodeError` for a payload that breaks a rule (control
         payload over 125 bytes, a continuation with no fragmented message
-        started, a new message while a fragmented one is being sent).
+        started, a new message while a fragmented one is being sent);
+        nothing is buffered then.
         """
         if self.state is not OPEN:
             raise NotConnectedError(self.state.value)
@@ -269,12 +276,20 @@ class Protocol:
                 payload_ = shape[1]
                 if kind == "binary":
                     if type(payload_) is bytes:
-                        return encode_data(OP_BINARY, payload_, self._mask_out)
+                        self._out.append(encode_data(OP_BINARY, payload_, self._mask_out))
+                        return
                 elif kind == "text" and type(payload_) is str:
                     try:
-                        return encode_data(OP_TEXT, payload_.encode("utf-8"), self._mask_out)
+                        data = payload_.encode("utf-8")
                     except UnicodeEncodeError:
                         pass
+                    else:
+                        self._out.append(encode_data(OP_TEXT, data, self._mask_out))
+                        return
+        self._out.append(self._encode(frame))
+
+    def _encode(self, frame: Any) -> bytes:
+        """The bytes of ``frame`` (:meth:`send`'s general path; checks the fragment rules)."""
         opcode, fin, payload, piece = frame_to_wire(frame)
         if opcode < 8:
             if piece is None or piece == "fragment":
@@ -302,18 +317,41 @@ class Protocol:
                 return encode_frame(opcode, payload, fin, rsv, masked=self._mask_out)
         return encode_frame(opcode, payload, fin, masked=self._mask_out)
 
-    def send_close(self, code: int | None = CloseCode.NORMAL, reason: str = "") -> bytes:
-        """Start the closing handshake; return the close frame to write.
+    def send_close(self, code: int | None = CloseCode.NORMAL, reason: str = "") -> bool:
+        """Start the closing handshake: buffer a close frame with ``code`` and ``reason``.
 
-        Returns ``b""`` when a close frame was already sent or received.
+        False (nothing buffered) when a close frame was already sent, or the
+        connection is closed. After the peer's close or error (a close owed),
+        this close is the answer: the connection is then closed. Raises
+        :class:`FrameEncodeError` for a code or reason a close frame cannot
+        carry.
         """
         if self.state is not OPEN:
-            return b""
+            return False
         data = encode_frame(OP_CLOSE, encode_close(code, reason), masked=self._mask_out)
-        self._close_to_send = None
+        self._close_owed = None
         self.close_sent = (code, reason)
         self.state = CLOSED if self._input_closed else CLOSING
-        return data
+        self._out.append(data)
+        return True
+
+    def answer_close(self) -> bool:
+        """Buffer the close frame owed to the peer; False when none is owed.
+
+        After a ``("close", ...)`` event it echoes the peer's status code
+        (RFC 6455 5.5.1; an empty close for a close without one); after an
+        ``("error", ...)`` event it carries the error's code. Call it once
+        the events before that one are handled, so that their replies go out
+        first. The connection is closed then.
+        """
+        owed = self._close_owed
+        if owed is None:
+            return False
+        self._close_owed = None
+        self._out.append(encode_frame(OP_CLOSE, encode_close(*owed), masked=self._mask_out))
+        self.close_sent = owed
+        self.state = CLOSED
+        return True
 
     # ----------------------------------------------------------------- input
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
@@ -359,7 +397,7 @@ class Protocol:
             return
         self.error = exc
         if self.state is OPEN:
-            self._close_to_send = (exc.code, "")
+            self._close_owed = (exc.code, "")
         else:
             self.state = CLOSED
         events.append(("error", exc))
@@ -400,7 +438,7 @@ class Protocol:
             self.close_received = (code, reason)
             if self.state is OPEN:
                 # Echo the status code (RFC 6455 5.5.1); no status: empty close.
-                self._close_to_send = (code, "")
+                self._close_owed = (code, "")
             else:
                 self.state = CLOSED
             events.append(("close", code, reason))

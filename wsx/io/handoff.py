@@ -3,7 +3,7 @@
 A thread that asks the loop for something and waits (``wsx.call``,
 ``wsx.sys``, a ``send_frame`` handed to the loop) posts its callable with
 :meth:`wsx.io.loop.Loop.post` and waits on a :class:`Signal` the loop sets.
-When wsx is built, the compiled twin ``wsx.io._loop.Signal`` is used.
+When wsx is built, the compiled twin ``wsx.io._handoff.Signal`` is used.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Signal:
     What a thread waiting for the loop's answer waits on (``wsx.call``,
     ``wsx.sys``, a ``send_frame`` handed to the loop). ``wait(timeout,
     loop)`` first wakes ``loop`` for callbacks queued with :meth:`Loop.post`:
-    the compiled twin (``wsx.io._loop.Signal``) wakes the loop and starts
+    the compiled twin (``wsx.io._handoff.Signal``) wakes the loop and starts
     waiting in one step without the GIL, and :meth:`set` releases the
     waiter without the GIL too, so that the woken thread never has to wait
     for the GIL of the thread that woke it (each such wait costs two context
@@ -114,6 +114,6 @@ class FutureSignal:
         self.set()
 
 
-_compiled_loop: Any = compiled("wsx.io._loop")
-if _compiled_loop is not None and hasattr(_compiled_loop, "Signal"):
-    Signal = _compiled_loop.Signal  # type: ignore[misc]  # its compiled twin (Linux)
+_compiled_handoff: Any = compiled("wsx.io._handoff")
+if _compiled_handoff is not None:
+    Signal = _compiled_handoff.Signal  # type: ignore[misc]  # its compiled twin (POSIX)

@@ -10,13 +10,12 @@ use (:func:`get_default_loop`). An application may create its own
 :meth:`Loop.run` in a thread of its choosing.
 
 A callback that raises is logged and the loop goes on: no client can stop the
-loop or the other clients on it.
+loop or the other clients on it. What one iteration does is defined once, in
+:class:`wsx.io.schedule.Schedule` (compiled when wsx is built).
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import os
 import select
@@ -24,14 +23,13 @@ import selectors
 import socket
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .._guard import must_propagate
 from .._twins import compiled
 from .readiness import Readiness
 from .resolver import Resolver
+from .schedule import Schedule
 from .tenants import Tenants
 
 __all__ = ["Loop", "Timer", "get_default_loop"]
@@ -41,13 +39,10 @@ logger = logging.getLogger("wsx.io.loop")
 _EVENT_READ = selectors.EVENT_READ
 _EVENT_WRITE = selectors.EVENT_WRITE
 _HAVE_EPOLL = hasattr(select, "epoll")
-_MAX_WAIT = 86400.0  # seconds: the longest wait for a timer in one poll
 
-# The compiled epoll loop (wsx/io/_loop.pyx), unless disabled or not built.
-_run_epoll: Callable[[Any], None] | None = None
-_compiled_loop: Any = compiled("wsx.io._loop") if _HAVE_EPOLL else None
-if _compiled_loop is not None:
-    _run_epoll = _compiled_loop.run_epoll
+# The compiled twin of the schedule (wsx/io/schedule.py), unless disabled or not built.
+_compiled_schedule: Any = compiled("wsx.io._schedule")
+_Schedule: type[Schedule] = Schedule if _compiled_schedule is None else _compiled_schedule.Schedule
 
 
 def _fileno(fileobj: Any) -> int:
@@ -63,16 +58,16 @@ class Timer:
     memory nor wake-ups.
     """
 
-    __slots__ = ("when", "callback", "args", "cancelled", "_loop")
+    __slots__ = ("when", "callback", "args", "cancelled", "schedule")
 
     def __init__(self, when: float, callback: Callable[..., Any], args: tuple[Any, ...],
-                 loop: Loop | None = None) -> None:
+                 schedule: Schedule | None = None) -> None:
         self.when = when
         self.callback = callback
         self.args = args
         self.cancelled = False
-        # The loop whose heap holds this timer; None once it left the heap.
-        self._loop = loop
+        #: The loop's schedule whose heap holds this timer; None once it left the heap.
+        self.schedule = schedule
 
     def cancel(self) -> None:
         """Prevent the callback from running (a no-op once it ran). Loop thread only."""
@@ -81,10 +76,10 @@ class Timer:
         self.cancelled = True
         self.callback = _noop
         self.args = ()
-        loop = self._loop
-        if loop is not None:
-            self._loop = None
-            loop._timer_cancelled()
+        schedule = self.schedule
+        if schedule is not None:
+            self.schedule = None
+            schedule.timer_cancelled()
 
 
 def _slow_callback(seconds: float | None) -> float | None:
@@ -101,11 +96,6 @@ def _noop(*_args: Any) -> None:
     return None
 
 
-def _fire(timer: Timer) -> None:
-    if not timer.cancelled:
-        timer.callback(*timer.args)
-
-
 class Loop:
     """A selector-based event loop: I/O readiness, timers and thread-safe wake-ups."""
 
@@ -113,16 +103,14 @@ class Loop:
                  slow_callback: float | None = 0.1) -> None:
         self.name = name
         self.slow_callback = slow_callback
-        # fd -> [fileobj, reader callback, writer callback]
-        self._handlers: dict[int, list[Any]] = {}
         self._io = Readiness(_HAVE_EPOLL)
-        self._epoll: Any = self._io.epoll  # the compiled loop waits on it (wsx/io/_loop.pyx)
-        self._ready: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
-        self._timers: list[tuple[float, int, Timer]] = []
-        self._cancelled_timers = 0  # cancelled entries still in self._timers
-        self._seq = itertools.count()
+        #: What the loop works on, and its iteration (:meth:`run` runs it).
+        self._schedule = _Schedule(self._io, name)
+        # The schedule's own containers, named here for the loop's methods:
+        # fd -> [fileobj, reader callback, writer callback], and the ready queue.
+        self._handlers: dict[int, list[Any]] = self._schedule.handlers
+        self._ready = self._schedule.ready
         self._running = False
-        self._stopping = False
         self._thread: threading.Thread | None = None
         self.thread_id: int | None = None
         self._resolver = Resolver(resolver_threads)  # the DNS thread pool
@@ -229,46 +217,14 @@ class Loop:
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> Timer:
         """Run ``callback(*args)`` at loop time ``when`` (loop thread only)."""
-        timer = Timer(when, callback, args, self)
-        heapq.heappush(self._timers, (when, next(self._seq), timer))
+        timer = Timer(when, callback, args, self._schedule)
+        self._schedule.push(when, timer)
         return timer
 
     @property
     def timer_count(self) -> int:
         """Timers scheduled and not cancelled (a diagnostic; loop thread only)."""
-        return len(self._timers) - self._cancelled_timers
-
-    def _timer_cancelled(self) -> None:
-        """Count a cancelled heap entry; compact the heap when they are the majority."""
-        self._cancelled_timers += 1
-        timers = self._timers
-        if self._cancelled_timers > 32 and 2 * self._cancelled_timers > len(timers):
-            # In place: run() holds a reference to this list.
-            timers[:] = [entry for entry in timers if not entry[2].cancelled]
-            heapq.heapify(timers)
-            self._cancelled_timers = 0
-
-    def _next_timeout(self) -> float | None:
-        """Seconds until the next live timer (dropping cancelled ones on top), or None."""
-        timers = self._timers
-        while timers:
-            when, _, timer = timers[0]
-            if not timer.cancelled:
-                # At most a day: the wait must fit epoll's and select's int
-                # milliseconds (a timer weeks away wakes the loop daily).
-                return min(max(0.0, when - time.monotonic()), _MAX_WAIT)
-            heapq.heappop(timers)
-            self._cancelled_timers -= 1
-        return None
-
-    def _woken(self) -> None:
-        """Call and clear :attr:`on_wake` (the loop just returned from its wait)."""
-        callback, self.on_wake = self.on_wake, None
-        if callback is not None:
-            try:
-                callback()
-            except BaseException as exc:  # noqa: BLE001 - see wsx._guard
-                self._callback_failed(callback, (), exc)
+        return self._schedule.live_timers()
 
     def _drain_wakeup(self) -> None:
         # Drain first, then clear the flag: clearing it first lets a poster
@@ -360,95 +316,19 @@ class Loop:
         if self._running:
             raise RuntimeError(f"loop {self.name!r} is already running")
         self._running = True
-        self._stopping = False
         self.thread_id = threading.get_ident()
+        self._schedule.stopping = False
         try:
-            if self._epoll is not None and _run_epoll is not None:
-                _run_epoll(self)  # the same loop, compiled (wsx/io/_loop.pyx)
-            else:
-                self._run()
+            self._schedule.run(self)
         finally:
             self._running = False
             self.thread_id = None
-
-    def _run(self) -> None:
-        poll = self._io.poll
-        handlers = self._handlers
-        rbits, wbits = self._io.rbits, self._io.wbits
-        ready = self._ready
-        timers = self._timers
-        monotonic = time.monotonic
-        while not self._stopping:
-            if ready:
-                timeout: float | None = 0
-            elif timers:
-                # The next *live* deadline: a cancelled timer wakes nobody.
-                timeout = self._next_timeout()
-            else:
-                timeout = None
-            events_ready = poll(timeout)
-            if self.on_wake is not None:
-                self._woken()
-            for fd, events in events_ready:
-                entry = handlers.get(fd)
-                if entry is None:
-                    continue
-                if events & rbits:
-                    callback = entry[1]
-                    if callback is not None:
-                        try:
-                            callback()
-                        except BaseException as exc:  # noqa: BLE001 - see wsx._guard
-                            self._callback_failed(callback, (), exc)
-                if events & wbits:
-                    # The reader may have unregistered the file: look again.
-                    entry = handlers.get(fd)
-                    callback = entry[2] if entry is not None else None
-                    if callback is not None:
-                        try:
-                            callback()
-                        except BaseException as exc:  # noqa: BLE001 - see wsx._guard
-                            self._callback_failed(callback, (), exc)
-            if timers and timers[0][0] <= monotonic():
-                self._queue_due()
-            for _ in range(len(ready)):
-                callback, args = ready.popleft()
-                try:
-                    callback(*args)
-                except BaseException as exc:  # noqa: BLE001 - see wsx._guard
-                    self._callback_failed(callback, args, exc)
-
-    def _queue_due(self) -> None:
-        """Queue the timers that are due (both run loops call this): the timer, not its
-        callback, so that ``cancel()`` works until it runs."""
-        timers, ready, now = self._timers, self._ready, time.monotonic()
-        while timers and timers[0][0] <= now:
-            timer = heapq.heappop(timers)[2]
-            if timer.cancelled:
-                self._cancelled_timers -= 1
-            else:
-                timer._loop = None  # out of the heap: cancel() counts nothing
-                ready.append((_fire, (timer,)))
-
-    def _callback_failed(self, callback: Callable[..., Any], args: tuple[Any, ...],
-                         exc: BaseException) -> None:
-        """Log what ``callback`` raised; the loop goes on (Ctrl-C on the main thread: it stops).
-
-        Whatever a callback raises, the loop thread survives it (see
-        :mod:`wsx._guard`); only a ``KeyboardInterrupt`` on the main thread
-        is raised again, out of :meth:`run`.
-        """
-        if must_propagate(exc):
-            raise exc
-        if callback is _fire:
-            callback = args[0].callback
-        logger.error("wsx loop %r: callback %r raised", self.name, callback, exc_info=exc)
 
     def stop(self) -> None:
         """Ask the loop to return from :meth:`run` (callable from any thread)."""
 
         def _stop() -> None:
-            self._stopping = True
+            self._schedule.stopping = True
 
         self.call_soon_threadsafe(_stop)
         if self.in_loop_thread() and not self.wake_pending:
@@ -492,11 +372,7 @@ class Loop:
         if self._running:
             raise RuntimeError("cannot close a running loop")
         self._closed = True
-        self._ready.clear()
-        for _, _, timer in self._timers:
-            timer._loop = None  # a later cancel() has no heap to count in
-        self._timers.clear()
-        self._cancelled_timers = 0
+        self._schedule.clear()
         self.remove_all(self._wake_r)
         self.wake_fd = -1  # a number the next socket may get: never written again
         self.wake_pending = True  # no wake-up is needed any more

@@ -2,7 +2,8 @@
 
 epoll is used directly where there is one (the selectors module adds a
 Python layer per call), else the platform's ``selectors.DefaultSelector``.
-``poll(timeout)`` returns ``[(fd, events)]``; an event is readable when
+``poll(timeout)`` (seconds; negative: no limit) returns ``[(fd, events)]``;
+an event is readable when
 ``events & rbits`` and writable when ``events & wbits`` (epoll: an error or
 hang-up wakes both, as selectors does).
 """
@@ -23,12 +24,12 @@ class Readiness:
     def __init__(self, use_epoll: bool) -> None:
         self.epoll: Any = None
         self.selector: selectors.BaseSelector | None = None
-        self.poll: Callable[[float | None], list[tuple[int, int]]]
+        self.poll: Callable[[float], list[tuple[int, int]]]
         if use_epoll:
             self.epoll = select.epoll()
             self.read_mask, self.write_mask = select.EPOLLIN, select.EPOLLOUT
             self.rbits, self.wbits = ~select.EPOLLOUT, ~select.EPOLLIN
-            self.poll = self._epoll_poll
+            self.poll = self.epoll.poll  # negative: no limit, as here
         else:
             self.selector = selectors.DefaultSelector()
             self.read_mask, self.write_mask = selectors.EVENT_READ, selectors.EVENT_WRITE
@@ -69,9 +70,7 @@ class Readiness:
         if self.selector is not None:
             self.selector.close()
 
-    def _epoll_poll(self, timeout: float | None) -> list[tuple[int, int]]:
-        return self.epoll.poll(-1 if timeout is None else timeout)  # type: ignore[no-any-return]
-
-    def _selector_poll(self, timeout: float | None) -> list[tuple[int, int]]:
+    def _selector_poll(self, timeout: float) -> list[tuple[int, int]]:
         assert self.selector is not None
-        return [(key.fd, events) for key, events in self.selector.select(timeout)]
+        wait = None if timeout < 0 else timeout
+        return [(key.fd, events) for key, events in self.selector.select(wait)]

@@ -3,11 +3,14 @@
 A :class:`Transport` holds the socket of the current connection (plain TCP or
 an ``SSLSocket``) and everything about moving bytes through it:
 
-* **writing**: :meth:`Transport.write` (bytes) and :meth:`Transport.write_frame`
-  (a frame encoded by the protocol and written under one hold of the write
-  lock) send at once what the socket takes and queue the rest in the write
-  buffer, which :meth:`Transport.on_writable` drains. :meth:`Transport._push`
-  is the one call in wsx that writes to a connected client's socket;
+* **writing**: the protocol buffers every frame it produces (data, control,
+  close) and :meth:`Transport.flush` writes what it buffered;
+  :meth:`Transport.write_frame` is ``protocol.send`` and that flush under one
+  hold of the write lock. (:meth:`Transport.write` takes the upgrade
+  request's bytes, which are no frame.) What the socket does not take at
+  once waits in the write buffer, which :meth:`Transport.on_writable`
+  drains. :meth:`Transport._push` is the one call in wsx that writes to a
+  connected client's socket;
 * **corking**: between :meth:`Transport.cork` and :meth:`Transport.uncork`
   writes are gathered and go out as one (the replies to one read);
 * **backpressure**: while the write buffer holds more than ``write_limit``
@@ -20,9 +23,9 @@ an ``SSLSocket``) and everything about moving bytes through it:
   read and backpressure allows it), and :meth:`Transport.recv_into`.
 
 It knows nothing about callback modules: what a frame is, it asks the
-protocol (``protocol.send``); what to do when the connection breaks, it tells
-its owner (``on_lost(sock, reason)``). When wsx is built, this very source is
-compiled by Cython into ``wsx.io._transport`` (C fields declared in
+protocol (``protocol.send``, ``protocol.data_to_send``); what to do when the
+connection breaks, it tells its owner (``on_lost(sock, reason)``). When wsx
+is built, this very source is compiled by Cython into ``wsx.io._transport`` (C fields declared in
 ``_transport.pxd``), used unless ``WSX_NO_EXTENSIONS`` is set.
 """
 
@@ -214,15 +217,34 @@ class Transport:
 
     # --------------------------------------------------------------- writing
     def write(self, data: Any) -> bool:
-        """Write now, or queue behind what is pending; False if there is no connection."""
+        """Write bytes that are not frames (the upgrade request) now, or queue them.
+
+        False if there is no connection.
+        """
         self._acquire()
         try:
             return self._put(data)
         finally:
             self._release()
 
+    def flush(self, protocol: wsproto.Protocol) -> bool:
+        """Write what ``protocol`` buffered (:meth:`~wsx.core.protocol.Protocol.data_to_send`).
+
+        The one way frames reach the socket: the process tells the protocol
+        (a frame, a close, the answer to the peer's close), then flushes.
+        False if there is no connection; True when nothing was buffered.
+        """
+        self._acquire()
+        try:
+            data = protocol.data_to_send()
+            if not data:
+                return True
+            return self._put(data)
+        finally:
+            self._release()
+
     def write_frame(self, protocol: wsproto.Protocol, frame: Any) -> bool:
-        """Encode ``frame`` with ``protocol.send`` and write it, under one hold of the lock.
+        """``protocol.send(frame)`` then :meth:`flush`, under one hold of the lock.
 
         A frame another thread writes meanwhile (:meth:`send_direct`) goes
         out before or after it, never between its encoding and its write:
@@ -231,7 +253,8 @@ class Transport:
         """
         self._acquire()
         try:
-            return self._put(protocol.send(frame))
+            protocol.send(frame)
+            return self._put(protocol.data_to_send())
         finally:
             self._release()
 
@@ -361,7 +384,8 @@ class Transport:
             sock = self.sock
             if sock is None or self.wbuf or self.waiters or self.corked is not None:
                 return False
-            data = protocol.send(frame)
+            protocol.send(frame)
+            data = protocol.data_to_send()
             try:
                 n = self._push(data)
             except OSError as exc:

@@ -1,7 +1,7 @@
 # C fields and C-level methods of wsx.process.dispatcher.Dispatcher when that
 # source is compiled as wsx.process._dispatcher (see wsx/_twins.py). The
 # compiled read path (wsx/process/_reader.pyx) reads these fields and calls
-# frame(), dispatch() and flush() without attribute lookups.
+# frame() and dispatch() without attribute lookups.
 
 cimport cython
 
@@ -26,7 +26,6 @@ cdef class Dispatcher:
     cdef public object crashed_in
 
     cpdef dispatch(self, protocol, list events)
-    cpdef flush(self, protocol)
     cpdef handle_event(self, event)
     cpdef bint frame(self, event) except -1
     cpdef bint call(self, str name, arg) except -1

@@ -16,7 +16,7 @@ in one compiled function:
 
 It talks to four declared interfaces only: the transport's C fields
 (``wsx/io/_transport.pxd``), the dispatcher's (``_dispatcher.pxd``), the
-protocol's (``wsx/core/_protocol.pxd``: ``reads_plain``, ``has_output``,
+protocol's (``wsx/core/_protocol.pxd``: ``reads_plain``,
 ``receive_frames``, ``receive_failed``) and the parser's ``feed_at`` and
 ``partial_text`` (``wsx/core/_codec.pxd``): no private field of another
 class.
@@ -157,7 +157,6 @@ cdef class FastReader:
         cdef Py_ssize_t i
         cdef tuple frame
         cdef int opcode
-        cdef Protocol p = self.p
         for i in range(count):
             frame = <tuple>frames[i]
             opcode = frame[0]
@@ -179,6 +178,4 @@ cdef class FastReader:
             dispatcher.frame(event)
         if parser.partial_text():
             dispatcher.dispatch(protocol, protocol.receive_frames([]))
-        elif p.has_output():
-            dispatcher.flush(protocol)
         return 0

@@ -234,21 +234,21 @@ class Connection(Process):
             return
         if not isinstance(text, str):
             raise FrameEncodeError(f"close reason must be a str, not {text!r}")
-        data = protocol.send_close(code, text)  # validates code and reason
+        protocol.send_close(code, text)  # validates code and reason
+        self.transport.flush(protocol)
         self.close_reason = reason
         self.event("close", reason)
         self.lifecycle.to(CLOSING, "close_frame", reason)
-        self.transport.write(data)
         self._start_close_timer()
 
     def remote_close(self, code: int | None, text: str) -> None:
-        """The peer's close frame arrived (the protocol queued the answer)."""
+        """The peer's close frame arrived (the dispatcher answers it)."""
         if self.close_reason is None:
             self.close_reason = ("remote", "normal") if code is None else ("remote", code, text)
         self._closing("remote_close", (code, text))
 
     def protocol_error(self, error: Any) -> None:
-        """The peer broke the protocol (the protocol queued the close frame)."""
+        """The peer broke the protocol (the dispatcher sends the close frame owed)."""
         logger.info("%r: the peer broke the protocol: %s", self, error)
         if self.close_reason is None:
             self.close_reason = ("error", error)

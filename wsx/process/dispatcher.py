@@ -7,8 +7,8 @@ callback as the current process, reads the shape of its result, writes its
 reply through the transport, and crashes the client (close 1011,
 ``terminate(("error", exc))``) when a callback raises or returns something
 else. Both read paths use it: the Python one (:mod:`wsx.process.reader`) and
-the compiled one (``wsx/process/_reader.pyx``), which calls :meth:`frame`,
-:meth:`dispatch` and :meth:`flush`.
+the compiled one (``wsx/process/_reader.pyx``), which calls :meth:`frame`
+and :meth:`dispatch`.
 
 When wsx is built, this very source is compiled by Cython into
 ``wsx.process._dispatcher`` (C fields declared in ``_dispatcher.pxd``), used
@@ -95,7 +95,7 @@ class Dispatcher:
             self.dispatch(protocol, protocol.receive_data(data))
 
     def dispatch(self, protocol: wsproto.Protocol, events: list[wsproto.Event]) -> None:
-        """Handle the events of one read, then write what the protocol owes the peer."""
+        """Handle the events of one read, in order."""
         if events:
             if len(events) > 1 and self.transport.cork():
                 # Several messages in one read: their replies go out in one
@@ -108,18 +108,6 @@ class Dispatcher:
                 self.handle_event(events[0])
             else:
                 self.handle_events(events)
-        self.flush(protocol)
-
-    def flush(self, protocol: wsproto.Protocol) -> None:
-        """Write what the protocol owes the peer (the close answering its close or error).
-
-        Called once the events before it are handled, so that their replies
-        (a pong, a ``("reply", ...)``) go out before that close frame.
-        """
-        if protocol is self.protocol and not self.inbox:
-            out = protocol.data_to_send()
-            if out:
-                self.transport.write(out)
 
     def handle_events(self, events: list[wsproto.Event]) -> None:
         """Handle events in order; from the first one that must wait, hold the rest."""
@@ -154,9 +142,21 @@ class Dispatcher:
                 self._report(_EV_RECEIVED, event)
             self.call(name, event)
         elif kind == "close":
+            self.answer_close()
             self.client.remote_close(event[1], event[2])
         elif kind == "error":
+            self.answer_close()
             self.client.protocol_error(event[1])
+
+    def answer_close(self) -> None:
+        """Write the close frame the protocol owes the peer (its close or error is reached).
+
+        Reached in order: the replies to the events before it (a pong, a
+        ``("reply", ...)``) went out first.
+        """
+        protocol = self.protocol
+        if protocol is not None and protocol.answer_close():
+            self.transport.flush(protocol)
 
     # ------------------------------------------------------------ callbacks
     def frame(self, event: wsproto.Event) -> bool:
@@ -418,7 +418,8 @@ class Dispatcher:
         if (self.transport.sock is not None and protocol is not None
                 and protocol.state is _PROTOCOL_OPEN):
             try:
-                self.transport.write(protocol.send_close(CloseCode.INTERNAL_ERROR, ""))
+                protocol.send_close(CloseCode.INTERNAL_ERROR, "")
+                self.transport.flush(protocol)
             except WSXError:
                 pass
         self.client.terminate(("error", exc))

@@ -162,6 +162,4 @@ class Holds:
                 else:
                     client.read_path()
         dispatcher.drain()
-        if dispatcher.protocol is not None:
-            dispatcher.flush(dispatcher.protocol)
         client.mailbox.drain()

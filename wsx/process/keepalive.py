@@ -83,7 +83,7 @@ class Keepalive:
         self.phase = _Phase.AWAITING
         client.event("keepalive_ping", payload)
         self._arm(self.timeout)
-        client.transport.write(protocol.send(("ping", payload)))
+        client.transport.write_frame(protocol, ("ping", payload))
 
     def claim(self, event: Any) -> bool:
         """True (and handled) if ``event`` is the pong to the last keepalive ping.
@@ -113,8 +113,8 @@ class Keepalive:
         protocol = client.dispatcher.protocol
         try:  # best effort: the peer is probably gone
             if protocol is not None:
-                data = protocol.send_close(CloseCode.INTERNAL_ERROR, "keepalive timeout")
-                client.transport.write(data)
+                protocol.send_close(CloseCode.INTERNAL_ERROR, "keepalive timeout")
+                client.transport.flush(protocol)
         except WSXError:
             pass
         client.drop(("error", error))

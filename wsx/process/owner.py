@@ -56,9 +56,6 @@ class DispatcherView(Protocol):
     def receive(self, data: Any) -> None:
         """Bytes read from the socket (the Python read path)."""
 
-    def flush(self, protocol: WSProtocol) -> None:
-        """Write what the protocol owes the peer."""
-
     def drain(self) -> None:
         """Handle the events held."""
 

@@ -1,7 +1,5 @@
-# Type stub for the compiled wsx.io._loop extension (source: _loop.pyx).
+# Type stub for the compiled wsx.io._handoff extension (source: _handoff.pyx).
 from typing import Any
-
-def run_epoll(loop: Any) -> None: ...
 
 class Signal:
     def set(self) -> None: ...
