@@ -17,7 +17,7 @@ import pytest
 
 import wsx
 import wsx.aio
-from conftest import accept_response, read_request, wait_until
+from conftest import accept_response, read_frame, read_request, wait_until
 
 TIMEOUT = 5.0
 
@@ -132,6 +132,62 @@ def _reset(sock: Any) -> None:
 
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
+
+
+def test_no_frame_of_another_thread_follows_our_close_frame(raw_server: Any) -> None:
+    # Threads send frames large enough to be masked without the GIL while the
+    # loop sends our close: the close is buffered and written under the write
+    # lock, so each thread's frame goes out whole before it, or not at all.
+    orders: list[list[int]] = []
+
+    def handler(sock: Any) -> None:
+        sock.settimeout(5)
+        sock.sendall(accept_response(read_request(sock)))
+        seen: list[int] = []
+        try:
+            while (frame := read_frame(sock)) is not None:
+                seen.append(frame[0])
+                if frame[0] == 0x8:
+                    sock.settimeout(0.2)  # anything the client writes after its close
+        except OSError:
+            pass
+        orders.append(seen)
+
+    server = raw_server(handler)
+    documented = (wsx.NotConnectedError, wsx.ConnError, wsx.TimeoutExpired)
+    undocumented: list[BaseException] = []
+    for _ in range(12):
+        client = wsx.start(server.url, Reconnecting, {"reconnect": False})
+        done = threading.Event()
+
+        def sender(target: Any = client, stop: threading.Event = done) -> None:
+            payload = bytes(300 * 1024)
+            while not stop.is_set():
+                try:
+                    wsx.send_frame(target, ("binary", payload))
+                except documented:
+                    time.sleep(0.0005)
+                except BaseException as exc:  # noqa: BLE001 - what the test looks for
+                    undocumented.append(exc)
+                    return
+
+        threads = [threading.Thread(target=sender, daemon=True) for _ in range(2)]
+        for t in threads:
+            t.start()
+        time.sleep(0.03)
+        try:
+            wsx.send_frame(client, "close")
+        except documented:
+            pass
+        time.sleep(0.05)
+        done.set()
+        for t in threads:
+            t.join(10)
+        wsx.stop(client, timeout=TIMEOUT)
+    wait_until(lambda: len(orders) == 12, timeout=10, what="12 connections read to the end")
+    after_close = [order[order.index(0x8) + 1:] for order in orders if 0x8 in order]
+    assert after_close and all(rest == [] for rest in after_close), after_close
+    assert undocumented == [], undocumented[:3]
 
 
 @pytest.mark.parametrize("size", [256 * 1024, 1024 * 1024])

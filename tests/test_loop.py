@@ -731,3 +731,24 @@ def test_a_closed_loop_is_never_woken_through_a_reused_descriptor() -> None:
         for a, b in pairs:
             a.close()
             b.close()
+
+
+@pytest.mark.parametrize("when", ["soon", None, True, float("nan")])
+def test_a_timer_deadline_that_is_no_number_is_refused_and_the_loop_goes_on(
+        loop: Loop, when: Any) -> None:
+    error = ValueError if isinstance(when, float) else TypeError
+
+    def schedule() -> Any:
+        try:
+            loop.call_at(when, _never)
+        except error as exc:
+            return str(exc)
+        return None
+
+    message = on_loop(loop, schedule)
+    assert message is not None and repr(when) in message
+    if isinstance(when, float):
+        with pytest.raises(ValueError):
+            on_loop(loop, lambda: loop.call_later(when, _never))
+    assert on_loop(loop, lambda: loop.timer_count) == 0
+    assert on_loop(loop, lambda: "alive") == "alive"

@@ -2,7 +2,7 @@
 # is compiled as wsx.core._protocol (see wsx/_twins.py). The compiled read
 # path (wsx/process/_reader.pyx) calls reads_plain / receive_frames /
 # receive_failed without attribute lookups (it reads no private field); the
-# transport's write_frame calls send, its flush data_to_send.
+# transport calls send, send_close, answer_close and data_to_send.
 
 cimport cython
 
@@ -31,12 +31,13 @@ cdef class Protocol:
     cdef public int _send_opcode
 
     cpdef bint reads_plain(self)
-    cpdef bint has_output(self)
     @cython.locals(out=list)
     cpdef bytes data_to_send(self)
     @cython.locals(shape=tuple)
     cpdef send(self, frame)
     cpdef bytes _encode(self, frame)
+    cpdef bint send_close(self, code=*, reason=*) except -1
+    cpdef bint answer_close(self) except -1
     cpdef list receive_data(self, data)
     cpdef list receive_frames(self, list frames)
     cpdef list receive_failed(self, exc)

@@ -226,10 +226,6 @@ class Protocol:
         return (self._plain and self.state is OPEN and self.error is None
                 and self.close_received is None and not self._validated)
 
-    def has_output(self) -> bool:
-        """True when :meth:`data_to_send` has bytes."""
-        return bool(self._out)
-
     def close_owed(self) -> bool:
         """True when a close frame is owed to the peer (see :meth:`answer_close`)."""
         return self._close_owed is not None
@@ -243,8 +239,9 @@ class Protocol:
     def data_to_send(self) -> bytes:
         """Take the bytes buffered for sending (``b""``: none), in the order produced.
 
-        The buffer is taken in one step: a frame buffered meanwhile on
-        another thread stays for the next call, never lost.
+        A caller that shares the protocol between threads serializes every
+        call that buffers output and this one (wsx's transport holds its
+        write lock around each producer and the drain that follows it).
         """
         out = self._out
         if not out:

@@ -24,10 +24,17 @@ cdef extern from "pythread.h" nogil:
                                              int intr_flag)
 
 
-cdef extern from "<sys/socket.h>" nogil:
-    ssize_t c_send "send" (int fd, const void* buf, size_t n, int flags)
+cdef extern from *:
+    """
+    #include <sys/types.h>
+    #include <sys/socket.h>
+    #ifndef MSG_NOSIGNAL
+    #define MSG_NOSIGNAL 0  /* Python ignores SIGPIPE anyway */
+    #endif
+    """
     int MSG_DONTWAIT
     int MSG_NOSIGNAL
+    ssize_t c_send "send" (int fd, const void* buf, size_t n, int flags) nogil
 
 
 cdef class Signal:

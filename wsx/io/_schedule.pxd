@@ -24,5 +24,5 @@ cdef class Schedule:
     cpdef clear(self)
     @cython.locals(handlers=dict, timers=list, entry=list)
     cpdef run(self, loop)
-    cdef _call(self, callback, tuple args)
-    cpdef failed(self, callback, tuple args, exc)
+    cdef _call(self, callback, args)
+    cpdef failed(self, callback, args, exc)

@@ -35,7 +35,8 @@ cdef class Transport:
     @cython.locals(n=Py_ssize_t)
     cpdef Py_ssize_t recv_into(self, buf) except -2
     cpdef bint write(self, data) except -1
-    cpdef bint flush(self, Protocol protocol) except -1
+    cpdef bint write_close(self, Protocol protocol, code, reason) except -1
+    cpdef bint answer_close(self, Protocol protocol) except -1
     cpdef bint write_frame(self, Protocol protocol, frame) except -1
     @cython.locals(n=Py_ssize_t)
     cpdef bint send_direct(self, Protocol protocol, frame) except -1

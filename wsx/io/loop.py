@@ -96,6 +96,13 @@ def _noop(*_args: Any) -> None:
     return None
 
 
+def _loop_time(when: Any) -> float:
+    """``when`` as a loop time (a float), or ``TypeError`` naming it."""
+    if isinstance(when, bool) or not isinstance(when, (int, float)):
+        raise TypeError(f"a timer's deadline must be a number of seconds, not {when!r}")
+    return float(when)
+
+
 class Loop:
     """A selector-based event loop: I/O readiness, timers and thread-safe wake-ups."""
 
@@ -216,7 +223,15 @@ class Loop:
         return self.call_at(time.monotonic() + delay, callback, *args)
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> Timer:
-        """Run ``callback(*args)`` at loop time ``when`` (loop thread only)."""
+        """Run ``callback(*args)`` at loop time ``when`` (loop thread only).
+
+        Raises ``TypeError`` unless ``when`` is a real number, ``ValueError``
+        for NaN (a timer the heap could not order).
+        """
+        if type(when) is not float:
+            when = _loop_time(when)
+        if when != when:
+            raise ValueError(f"a timer's deadline cannot be NaN (when={when!r})")
         timer = Timer(when, callback, args, self._schedule)
         self._schedule.push(when, timer)
         return timer

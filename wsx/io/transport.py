@@ -4,12 +4,15 @@ A :class:`Transport` holds the socket of the current connection (plain TCP or
 an ``SSLSocket``) and everything about moving bytes through it:
 
 * **writing**: the protocol buffers every frame it produces (data, control,
-  close) and :meth:`Transport.flush` writes what it buffered;
-  :meth:`Transport.write_frame` is ``protocol.send`` and that flush under one
-  hold of the write lock. (:meth:`Transport.write` takes the upgrade
-  request's bytes, which are no frame.) What the socket does not take at
-  once waits in the write buffer, which :meth:`Transport.on_writable`
-  drains. :meth:`Transport._push` is the one call in wsx that writes to a
+  close); the transport asks for one and writes what was buffered
+  (``protocol.data_to_send()``) under one hold of the write lock:
+  :meth:`Transport.write_frame` (a frame), :meth:`Transport.write_close`
+  (our close), :meth:`Transport.answer_close` (the close owed to the peer),
+  :meth:`Transport.send_direct` (a frame, on another thread). No frame of
+  another thread comes between a frame's encoding and its write.
+  (:meth:`Transport.write` takes the upgrade request's bytes, which are no
+  frame.) What the socket does not take at once waits in the write buffer,
+  which :meth:`Transport.on_writable` drains. :meth:`Transport._push` is the one call in wsx that writes to a
   connected client's socket;
 * **corking**: between :meth:`Transport.cork` and :meth:`Transport.uncork`
   writes are gathered and go out as one (the replies to one read);
@@ -227,33 +230,48 @@ class Transport:
         finally:
             self._release()
 
-    def flush(self, protocol: wsproto.Protocol) -> bool:
-        """Write what ``protocol`` buffered (:meth:`~wsx.core.protocol.Protocol.data_to_send`).
-
-        The one way frames reach the socket: the process tells the protocol
-        (a frame, a close, the answer to the peer's close), then flushes.
-        False if there is no connection; True when nothing was buffered.
-        """
-        self._acquire()
-        try:
-            data = protocol.data_to_send()
-            if not data:
-                return True
-            return self._put(data)
-        finally:
-            self._release()
-
     def write_frame(self, protocol: wsproto.Protocol, frame: Any) -> bool:
-        """``protocol.send(frame)`` then :meth:`flush`, under one hold of the lock.
+        """``protocol.send(frame)``, then write what it buffered, under one hold of the lock.
 
         A frame another thread writes meanwhile (:meth:`send_direct`) goes
         out before or after it, never between its encoding and its write:
         that would put a message inside the other thread's fragmented one.
-        Raises what ``protocol.send`` raises for a bad frame.
+        Raises what ``protocol.send`` raises for a bad frame. False if there
+        is no connection.
         """
         self._acquire()
         try:
             protocol.send(frame)
+            return self._put(protocol.data_to_send())
+        finally:
+            self._release()
+
+    def write_close(self, protocol: wsproto.Protocol, code: int | None, reason: str) -> bool:
+        """``protocol.send_close(code, reason)``, then write it, under one hold of the lock.
+
+        The close frame that starts the closing handshake: no frame of
+        another thread can follow it. False when none was buffered (a close
+        was sent already) or there is no connection; raises what
+        ``send_close`` raises for a code or reason a close frame cannot carry.
+        """
+        self._acquire()
+        try:
+            if not protocol.send_close(code, reason):
+                return False
+            return self._put(protocol.data_to_send())
+        finally:
+            self._release()
+
+    def answer_close(self, protocol: wsproto.Protocol) -> bool:
+        """``protocol.answer_close()``, then write it, under one hold of the lock.
+
+        The close frame owed to the peer after its close or its protocol
+        error. False when none is owed or there is no connection.
+        """
+        self._acquire()
+        try:
+            if not protocol.answer_close():
+                return False
             return self._put(protocol.data_to_send())
         finally:
             self._release()

@@ -234,8 +234,7 @@ class Connection(Process):
             return
         if not isinstance(text, str):
             raise FrameEncodeError(f"close reason must be a str, not {text!r}")
-        protocol.send_close(code, text)  # validates code and reason
-        self.transport.flush(protocol)
+        self.transport.write_close(protocol, code, text)  # validates code and reason
         self.close_reason = reason
         self.event("close", reason)
         self.lifecycle.to(CLOSING, "close_frame", reason)

@@ -155,8 +155,8 @@ class Dispatcher:
         ``("reply", ...)``) went out first.
         """
         protocol = self.protocol
-        if protocol is not None and protocol.answer_close():
-            self.transport.flush(protocol)
+        if protocol is not None:
+            self.transport.answer_close(protocol)
 
     # ------------------------------------------------------------ callbacks
     def frame(self, event: wsproto.Event) -> bool:
@@ -418,8 +418,7 @@ class Dispatcher:
         if (self.transport.sock is not None and protocol is not None
                 and protocol.state is _PROTOCOL_OPEN):
             try:
-                protocol.send_close(CloseCode.INTERNAL_ERROR, "")
-                self.transport.flush(protocol)
+                self.transport.write_close(protocol, CloseCode.INTERNAL_ERROR, "")
             except WSXError:
                 pass
         self.client.terminate(("error", exc))

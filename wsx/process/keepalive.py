@@ -113,8 +113,8 @@ class Keepalive:
         protocol = client.dispatcher.protocol
         try:  # best effort: the peer is probably gone
             if protocol is not None:
-                protocol.send_close(CloseCode.INTERNAL_ERROR, "keepalive timeout")
-                client.transport.flush(protocol)
+                client.transport.write_close(protocol, CloseCode.INTERNAL_ERROR,
+                                             "keepalive timeout")
         except WSXError:
             pass
         client.drop(("error", error))
