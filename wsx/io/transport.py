@@ -12,8 +12,8 @@ an ``SSLSocket``) and everything about moving bytes through it:
   another thread comes between a frame's encoding and its write.
   (:meth:`Transport.write` takes the upgrade request's bytes, which are no
   frame.) What the socket does not take at once waits in the write buffer,
-  which :meth:`Transport.on_writable` drains. :meth:`Transport._push` is the one call in wsx that writes to a
-  connected client's socket;
+  which :meth:`Transport.on_writable` drains. :meth:`Transport._push` is
+  the one call in wsx that writes to a connected client's socket;
 * **corking**: between :meth:`Transport.cork` and :meth:`Transport.uncork`
   writes are gathered and go out as one (the replies to one read);
 * **backpressure**: while the write buffer holds more than ``write_limit``
