@@ -247,32 +247,26 @@ class Transport:
             self._release()
 
     def write_close(self, protocol: wsproto.Protocol, code: int | None, reason: str) -> bool:
-        """``protocol.send_close(code, reason)``, then write it, under one hold of the lock.
+        """``protocol.send_close(code, reason)`` and its write, under one hold of the lock.
 
-        The close frame that starts the closing handshake: no frame of
-        another thread can follow it. False when none was buffered (a close
-        was sent already) or there is no connection; raises what
-        ``send_close`` raises for a code or reason a close frame cannot carry.
+        No frame of another thread can follow our close. False when none was
+        buffered (one was sent already) or there is no connection; raises
+        what ``send_close`` raises for a code or reason it cannot carry.
         """
         self._acquire()
         try:
-            if not protocol.send_close(code, reason):
-                return False
-            return self._put(protocol.data_to_send())
+            return protocol.send_close(code, reason) and self._put(protocol.data_to_send())
         finally:
             self._release()
 
     def answer_close(self, protocol: wsproto.Protocol) -> bool:
-        """``protocol.answer_close()``, then write it, under one hold of the lock.
+        """``protocol.answer_close()`` (the close owed to the peer) and its write, locked.
 
-        The close frame owed to the peer after its close or its protocol
-        error. False when none is owed or there is no connection.
+        False when none is owed or there is no connection.
         """
         self._acquire()
         try:
-            if not protocol.answer_close():
-                return False
-            return self._put(protocol.data_to_send())
+            return protocol.answer_close() and self._put(protocol.data_to_send())
         finally:
             self._release()
 

@@ -25,7 +25,7 @@ from ..errors import ConnError, HandshakeError, WSXError
 from ..io.connector import Connector
 from .base import Process, resolve
 from .connection import Connection, Protocol
-from .lifecycle import CONNECTING, RECONNECTING, TERMINATED, TRANSITIONS
+from .lifecycle import CONNECTING, RECONNECTING, TRANSITIONS
 from .reconnect import Reconnects
 from .startgate import StartGate
 from .upgrade import Upgrade
@@ -74,7 +74,7 @@ class Client(Connection):
         if self.terminated:
             return
         self.abandon_connection()
-        self._end()
+        self._exit_now("abandoned", self.exit_reason, failed_start=True)
 
     def _connect(self) -> None:
         if self.lifecycle.state is CONNECTING:
@@ -122,9 +122,7 @@ class Client(Connection):
         if (not self.lifecycle.connections and self.reconnects.attempt == 0
                 and not self._handle_initial_conn_failure):
             self.start_error = error
-            self.lifecycle.to(TERMINATED)
-            self.started.release()
-            self._exit(("error", error))
+            self._exit_now("connect_failed", ("error", error), failed_start=True)
             return
         self._disconnected(("error", error))
 

@@ -377,24 +377,29 @@ class Connection(Process):
         """``terminate`` has run: the exit, with ``reason`` (links and monitors told)."""
         self._exit_now("terminate", reason)
 
-    def _exit_now(self, event: str, reason: Any) -> None:
-        """The last step of every end but a failed start: report, TERMINATED, the exit."""
-        self.dispatcher.report_exit(reason)
-        self._end(event, reason, report={"reason": reason})
-        self._ending(reason)
-        self._exit(reason)
+    def _exit_now(self, event: str, reason: Any, *, failed_start: bool = False) -> None:
+        """The one way every end finishes: report, TERMINATED, the role's last word, the exit.
 
-    def _ending(self, reason: Any) -> None:
-        """What the role does as the process ends with ``reason``, just before its exit."""
-
-    def _end(self, *event: Any, report: Any = None) -> None:
+        ``event`` names the end for the trace and telemetry. A start that
+        failed (``failed_start``) is neither reported nor traced: its error
+        goes to the caller of ``start_link``.
+        """
+        if failed_start:
+            self.lifecycle.to(TERMINATED)
+        else:
+            self.dispatcher.report_exit(reason)
+            self.lifecycle.to(TERMINATED, event, reason, report={"reason": reason})
         # The last state: what was waiting for the process is dropped.
-        self.lifecycle.to(TERMINATED, *event, report=report)
         self.stopping.ended()
         self.mailbox.clear()
         self.dispatcher.inbox.clear()
         if self.debug is not None:
             self.debug.close()  # a log_to_file file
+        self._ending(reason)
+        self._exit(reason)
+
+    def _ending(self, reason: Any) -> None:
+        """What the role does as the process ends with ``reason``, just before its exit."""
 
     def abandon_connection(self) -> None:
         """Drop the connection and its protocol (the process is about to end)."""
