@@ -200,6 +200,7 @@ def _cythonize(sources: list[tuple[str, str]]) -> list[Any] | None:
 # Modules that only build on some platforms (the others use the Python twin).
 PLATFORM_ONLY = {
     "wsx.io._handoff": ("POSIX sockets", lambda: os.name == "posix"),
+    "wsx.io._epoll": ("epoll", lambda: sys.platform.startswith("linux")),
     "wsx.process._reader": ("POSIX sockets", lambda: os.name == "posix"),
     "wsx.io._syscalls": ("POSIX sockets", lambda: os.name == "posix"),
 }

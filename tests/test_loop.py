@@ -14,6 +14,7 @@ import pytest
 
 import wsx
 import wsx.io.loop
+import wsx.io.readiness
 import wsx.io.schedule
 from conftest import wait_until
 from wsx.io.loop import Loop, get_default_loop
@@ -34,6 +35,7 @@ def loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Ite
     monkeypatch.setattr(wsx.io.loop, "_HAVE_EPOLL", epoll)
     if request.param == "epoll-python":
         monkeypatch.setattr(wsx.io.loop, "_Schedule", wsx.io.schedule.Schedule)
+        monkeypatch.setattr(wsx.io.readiness, "_epoll_twin", None)
     lp = Loop("test-loop")
     assert (lp._io.epoll is not None) == epoll
     thread = threading.Thread(target=lp.run, name="test-loop", daemon=True)
@@ -642,6 +644,7 @@ def test_stop_from_a_signal_handler_ends_the_wait(backend: str,
     monkeypatch.setattr(wsx.io.loop, "_HAVE_EPOLL", backend.startswith("epoll"))
     if backend == "epoll-python":
         monkeypatch.setattr(wsx.io.loop, "_Schedule", wsx.io.schedule.Schedule)
+        monkeypatch.setattr(wsx.io.readiness, "_epoll_twin", None)
     lp = Loop("signalled")
     # If stop() did not end the wait, this thread ends the test after 5 s (and it fails).
     rescue = threading.Timer(5.0, lp.stop)
@@ -752,3 +755,29 @@ def test_a_timer_deadline_that_is_no_number_is_refused_and_the_loop_goes_on(
             on_loop(loop, lambda: loop.call_later(when, _never))
     assert on_loop(loop, lambda: loop.timer_count) == 0
     assert on_loop(loop, lambda: "alive") == "alive"
+
+
+@pytest.mark.skipif(wsx.io.readiness._epoll_twin is None, reason="the compiled epoll wait is not built")
+def test_the_compiled_epoll_wait_answers_as_select_epoll_poll() -> None:
+    import select
+
+    ep = select.epoll()
+    a, b = socket.socketpair()
+    try:
+        wait = wsx.io.readiness._epoll_twin.EpollWait(ep.fileno()).wait
+        ep.register(a.fileno(), select.EPOLLIN | select.EPOLLOUT)
+        assert wait(0.0) == ep.poll(0) == [(a.fileno(), select.EPOLLOUT)]
+        b.send(b"x")
+        both = [(a.fileno(), select.EPOLLIN | select.EPOLLOUT)]
+        assert wait(-1.0) == ep.poll(-1) == both  # no limit: returns once ready
+        ep.modify(a.fileno(), select.EPOLLIN)
+        a.recv(1)
+        start = time.monotonic()
+        assert wait(0.05) == ep.poll(0) == []
+        assert time.monotonic() - start >= 0.05  # rounded up: never early
+        ep.close()
+        with pytest.raises(OSError):
+            wait(0.0)  # a closed epoll: EBADF (select.epoll.poll raises ValueError)
+    finally:
+        a.close()
+        b.close()

@@ -6,6 +6,8 @@ Some modules of wsx have a compiled twin that speeds the same rules up:
 * ``wsx.core._codec`` (``wsx/core/_codec.pyx``) for the parser and encoder
   of ``wsx.core.frames``;
 * ``wsx.io._handoff`` (``wsx/io/_handoff.pyx``) for ``wsx.io.handoff.Signal``;
+* ``wsx.io._epoll`` (``wsx/io/_epoll.pyx``): ``epoll_wait(2)`` for the
+  loop's readiness backend, in place of ``select.epoll.poll`` (Linux);
 * ``wsx.io._syscalls`` (``wsx/io/_syscalls.pyx``): ``send(2)`` and
   ``recv(2)`` for the transport's plain TCP sockets, in place of
   ``socket.send`` and ``socket.recv_into``;
@@ -47,6 +49,7 @@ TWINS = {
     "wsx._mask": "wsx._mask_py",
     "wsx.core._codec": "wsx.core.frames (Python parser and encoder)",
     "wsx.io._handoff": "wsx.io.handoff.Signal",
+    "wsx.io._epoll": "select.epoll.poll",
     "wsx.io._syscalls": "socket.socket.send and recv_into",
     "wsx.core._protocol": "wsx.core.protocol",
     "wsx.io._transport": "wsx.io.transport",

@@ -17,7 +17,8 @@ cdef class Protocol:
     cdef public object extensions
     cdef public bint _plain
     cdef public object _parser
-    cdef public list _out
+    cdef public bytes _out
+    cdef public list _more
     cdef public object _close_owed
     cdef public object close_received
     cdef public object close_sent
@@ -31,8 +32,9 @@ cdef class Protocol:
     cdef public int _send_opcode
 
     cpdef bint reads_plain(self)
-    @cython.locals(out=list)
+    @cython.locals(data=bytes, more=list)
     cpdef bytes data_to_send(self)
+    cdef _buffer(self, bytes data)
     @cython.locals(shape=tuple)
     cpdef send(self, frame)
     cpdef bytes _encode(self, frame)

@@ -189,7 +189,10 @@ class Protocol:
             allowed_rsv=rsv,
             masked=not side.masks,  # what the other side sends
         )
-        self._out: list[bytes] = []  # output not taken yet (data_to_send)
+        # Output not taken yet (data_to_send): the first frame, then the
+        # others. One frame is the usual case: it takes no list.
+        self._out = b""
+        self._more: list[bytes] = []
         # Close frame owed to the peer (after its close or a protocol error),
         # buffered by answer_close.
         self._close_owed: tuple[int | None, str] | None = None
@@ -218,10 +221,8 @@ class Protocol:
         """True in the usual state for reading: whole messages can be taken as they come.
 
         Open, no error, no close received, no extension transforming
-        payloads, no text frame partly validated. The compiled read path
-        (``wsx.process._reader``) takes whole unfragmented text and binary
-        messages straight from the parser while this holds, and passes
-        every other frame to :meth:`receive_frames`.
+        payloads, no text frame partly validated: the compiled read path
+        (``wsx.process._reader``) takes whole messages from the parser then.
         """
         return (self._plain and self.state is OPEN and self.error is None
                 and self.close_received is None and not self._validated)
@@ -239,17 +240,21 @@ class Protocol:
     def data_to_send(self) -> bytes:
         """Take the bytes buffered for sending (``b""``: none), in the order produced.
 
-        A caller that shares the protocol between threads serializes every
-        call that buffers output and this one (wsx's transport holds its
-        write lock around each producer and the drain that follows it).
+        A caller sharing the protocol between threads serializes the calls
+        that buffer output and this one (wsx's transport: its write lock).
         """
-        out = self._out
-        if not out:
-            return b""
-        self._out = []
-        if len(out) == 1:
-            return out[0]
-        return b"".join(out)
+        data, more = self._out, self._more
+        self._out = b""
+        if more:
+            self._more = []
+            return b"".join([data, *more])
+        return data
+
+    def _buffer(self, data: bytes) -> None:
+        if self._out:
+            self._more.append(data)
+        else:
+            self._out = data
 
     def send(self, frame: Any) -> None:
         """Encode a public frame tuple and buffer it for sending (see :meth:`data_to_send`).
@@ -273,7 +278,7 @@ class Protocol:
                 payload_ = shape[1]
                 if kind == "binary":
                     if type(payload_) is bytes:
-                        self._out.append(encode_data(OP_BINARY, payload_, self._mask_out))
+                        self._buffer(encode_data(OP_BINARY, payload_, self._mask_out))
                         return
                 elif kind == "text" and type(payload_) is str:
                     try:
@@ -281,9 +286,9 @@ class Protocol:
                     except UnicodeEncodeError:
                         pass
                     else:
-                        self._out.append(encode_data(OP_TEXT, data, self._mask_out))
+                        self._buffer(encode_data(OP_TEXT, data, self._mask_out))
                         return
-        self._out.append(self._encode(frame))
+        self._buffer(self._encode(frame))
 
     def _encode(self, frame: Any) -> bytes:
         """The bytes of ``frame`` (:meth:`send`'s general path; checks the fragment rules)."""
@@ -329,7 +334,7 @@ class Protocol:
         self._close_owed = None
         self.close_sent = (code, reason)
         self.state = CLOSED if self._input_closed else CLOSING
-        self._out.append(data)
+        self._buffer(data)
         return True
 
     def answer_close(self) -> bool:
@@ -345,7 +350,7 @@ class Protocol:
         if owed is None:
             return False
         self._close_owed = None
-        self._out.append(encode_frame(OP_CLOSE, encode_close(*owed), masked=self._mask_out))
+        self._buffer(encode_frame(OP_CLOSE, encode_close(*owed), masked=self._mask_out))
         self.close_sent = owed
         self.state = CLOSED
         return True
@@ -497,11 +502,9 @@ class Protocol:
     def _check_size(self, size: int) -> None:
         """Fail with 1009 for a message over ``max_message_size`` (``size`` bytes so far).
 
-        The parser bounds each frame on the wire, which an extension may let
-        be larger than the limit (see ``Extension.wire_size``); the message
-        itself is bounded here, after its UTF-8 (the order the partial-frame
-        check sees too). A fragmented message may have at most one frame per
-        FRAME_COST bytes of the limit: a flood of empty fragments fails.
+        The parser bounds each wire frame (an extension may let it exceed the
+        limit: ``Extension.wire_size``); the message is bounded here, after its
+        UTF-8, at one frame per FRAME_COST bytes of the limit at most.
         """
         limit = self.max_message_size
         if limit is None:

@@ -15,7 +15,12 @@ import selectors
 from collections.abc import Callable
 from typing import Any
 
+from .._twins import compiled
+
 __all__ = ["Readiness"]
+
+# epoll_wait(2) without select.epoll.poll's layer (wsx/io/_epoll.pyx), when built.
+_epoll_twin: Any = compiled("wsx.io._epoll") if hasattr(select, "epoll") else None
 
 
 class Readiness:
@@ -29,7 +34,9 @@ class Readiness:
             self.epoll = select.epoll()
             self.read_mask, self.write_mask = select.EPOLLIN, select.EPOLLOUT
             self.rbits, self.wbits = ~select.EPOLLOUT, ~select.EPOLLIN
-            self.poll = self.epoll.poll  # negative: no limit, as here
+            # Negative: no limit, as here; the compiled twin waits the same way.
+            self.poll = (self.epoll.poll if _epoll_twin is None
+                         else _epoll_twin.EpollWait(self.epoll.fileno()).wait)
         else:
             self.selector = selectors.DefaultSelector()
             self.read_mask, self.write_mask = selectors.EVENT_READ, selectors.EVENT_WRITE

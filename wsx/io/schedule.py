@@ -158,17 +158,23 @@ class Schedule:
                 if mask & rbits:
                     callback = entry[1]
                     if callback is not None:
-                        self._call(callback, ())
+                        try:
+                            callback()
+                        except BaseException as exc:  # noqa: BLE001 - see wsx._guard
+                            self.failed(callback, (), exc)
                 if mask & wbits:
                     # The reader may have unregistered the file: look again.
                     entry = handlers.get(fd)
                     if entry is not None:
                         callback = entry[2]
                         if callback is not None:
-                            self._call(callback, ())
+                            try:
+                                callback()
+                            except BaseException as exc:  # noqa: BLE001 - see wsx._guard
+                                self.failed(callback, (), exc)
             if timers and timers[0][0] <= monotonic():
                 self.queue_due()
-            for _ in range(len(ready)):
+            for _i in range(len(ready)):
                 callback, args = ready.popleft()
                 self._call(callback, args)
 
