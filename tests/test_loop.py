@@ -781,3 +781,11 @@ def test_the_compiled_epoll_wait_answers_as_select_epoll_poll() -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_a_closed_loop_cannot_run_again() -> None:
+    lp = Loop("closed-loop")
+    lp.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        lp.run()
+    assert not lp.running

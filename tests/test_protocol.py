@@ -714,6 +714,20 @@ class TestSend:
         with pytest.raises(NotConnectedError):
             p.send("ping")
 
+    def test_frames_buffered_together_come_out_in_order_once(self) -> None:
+        p = Protocol()
+        assert p.send(("text", "a")) is None
+        assert p.send(("binary", b"b" * 300)) is None
+        assert p.send("ping") is None
+        assert p.send_close(1000, "bye")
+        assert decode_client_frames(p.data_to_send()) == [
+            Frame(OP_TEXT, True, 0, b"a"),
+            Frame(OP_BINARY, True, 0, b"b" * 300),
+            Frame(OP_PING, True, 0, b""),
+            Frame(OP_CLOSE, True, 0, close_payload(1000, b"bye")),
+        ]
+        assert p.data_to_send() == b""
+
     def test_frame_to_wire(self) -> None:
         assert frame_to_wire(("text", "é")) == (OP_TEXT, True, "é".encode(), None)
         assert frame_to_wire("pong") == (OP_PONG, True, b"", None)

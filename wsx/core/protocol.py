@@ -293,31 +293,30 @@ class Protocol:
     def _encode(self, frame: Any) -> bytes:
         """The bytes of ``frame`` (:meth:`send`'s general path; checks the fragment rules)."""
         opcode, fin, payload, piece = frame_to_wire(frame)
-        if opcode < 8:
-            if piece is None or piece == "fragment":
-                if self._send_opcode:
-                    raise FrameEncodeError(
-                        "a fragmented message is being sent: finish it with "
-                        '("continuation", data) / ("finish", data) first',
-                        frame,
-                    )
-                if not fin:
-                    self._send_opcode = opcode
-            else:
-                if not self._send_opcode:
-                    raise FrameEncodeError(
-                        f"{piece} frame with no fragmented message started "
-                        '(start one with ("fragment", "text"|"binary", data))',
-                        frame,
-                    )
-                if fin:
-                    self._send_opcode = 0
-            if self.extensions:
-                rsv = 0
-                for ext in self.extensions:
-                    rsv, payload = ext.encode(opcode, fin, rsv, bytes(payload))
-                return encode_frame(opcode, payload, fin, rsv, masked=self._mask_out)
-        return encode_frame(opcode, payload, fin, masked=self._mask_out)
+        if opcode >= 8:
+            return encode_frame(opcode, payload, fin, masked=self._mask_out)
+        if piece is None or piece == "fragment":
+            if self._send_opcode:
+                raise FrameEncodeError(
+                    "a fragmented message is being sent: finish it with "
+                    '("continuation", data) / ("finish", data) first',
+                    frame,
+                )
+            sending = 0 if fin else opcode
+        else:
+            if not self._send_opcode:
+                raise FrameEncodeError(
+                    f"{piece} frame with no fragmented message started "
+                    '(start one with ("fragment", "text"|"binary", data))',
+                    frame,
+                )
+            sending = 0 if fin else self._send_opcode
+        rsv = 0
+        for ext in self.extensions:
+            rsv, payload = ext.encode(opcode, fin, rsv, bytes(payload))
+        data = encode_frame(opcode, payload, fin, rsv, masked=self._mask_out)
+        self._send_opcode = sending  # the frame is encoded: the message goes on
+        return data
 
     def send_close(self, code: int | None = CloseCode.NORMAL, reason: str = "") -> bool:
         """Start the closing handshake: buffer a close frame with ``code`` and ``reason``.
@@ -349,8 +348,8 @@ class Protocol:
         owed = self._close_owed
         if owed is None:
             return False
-        self._close_owed = None
         self._buffer(encode_frame(OP_CLOSE, encode_close(*owed), masked=self._mask_out))
+        self._close_owed = None
         self.close_sent = owed
         self.state = CLOSED
         return True

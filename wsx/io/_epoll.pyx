@@ -1,6 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 # cython: embedsignature=True
-"""``epoll_wait(2)`` for the loop's readiness backend (Linux), without ``select.epoll.poll``'s layer.
+"""``epoll_wait(2)`` for the loop's readiness backend (Linux), without ``select.epoll.poll``.
 
 :class:`EpollWait` is the compiled twin of ``select.epoll.poll`` as
 :class:`wsx.io.readiness.Readiness` uses it: its ``wait(timeout)`` (a bound
@@ -40,7 +40,7 @@ cdef enum:
 
 
 cdef class EpollWait:
-    """``EpollWait(epfd).wait(timeout)``: ``select.epoll(...).poll(timeout)`` for the epoll ``epfd``."""
+    """``EpollWait(epfd).wait(timeout)``: ``select.epoll(...).poll(timeout)`` for ``epfd``."""
 
     cdef int epfd
     cdef epoll_event events[MAX_EVENTS]
@@ -51,10 +51,14 @@ cdef class EpollWait:
     def wait(self, double timeout):
         cdef int ms, n, i, err = 0
         cdef double wait
+        if timeout != timeout:
+            raise ValueError("the timeout of a wait cannot be NaN")
         if timeout < 0:
             ms = -1
         else:
             wait = ceil(timeout * 1000.0)  # as select.epoll: never early
+            # The loop waits a day at most (schedule.MAX_WAIT); this bounds
+            # any other caller to what epoll_wait takes.
             ms = 2147483647 if wait > 2147483647.0 else <int>wait
         with nogil:
             n = epoll_wait(self.epfd, self.events, MAX_EVENTS, ms)

@@ -22,7 +22,7 @@ cdef class Schedule:
     cpdef double wait_time(self)
     cpdef queue_due(self)
     cpdef clear(self)
-    @cython.locals(handlers=dict, timers=list, entry=list, events=list, fd=int, mask=long,
+    @cython.locals(handlers=dict, timers=list, entry=list, events=list, mask=long,
                    rbits=long, wbits=long, _i=Py_ssize_t)
     cpdef run(self, loop)
     cdef _call(self, callback, args)

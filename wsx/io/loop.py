@@ -330,6 +330,8 @@ class Loop:
         """Run the loop in the calling thread until :meth:`stop` is called."""
         if self._running:
             raise RuntimeError(f"loop {self.name!r} is already running")
+        if self._closed:
+            raise RuntimeError(f"loop {self.name!r} is closed")
         self._running = True
         self.thread_id = threading.get_ident()
         self._schedule.stopping = False

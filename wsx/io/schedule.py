@@ -143,6 +143,7 @@ class Schedule:
         wbits = io.wbits
         handlers = self.handlers
         ready = self.ready
+        popleft = ready.popleft
         timers = self.timers
         monotonic = time.monotonic
         while not self.stopping:
@@ -175,7 +176,7 @@ class Schedule:
             if timers and timers[0][0] <= monotonic():
                 self.queue_due()
             for _i in range(len(ready)):
-                callback, args = ready.popleft()
+                callback, args = popleft()
                 self._call(callback, args)
 
     def _call(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:

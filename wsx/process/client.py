@@ -74,7 +74,7 @@ class Client(Connection):
         if self.terminated:
             return
         self.abandon_connection()
-        self._exit_now("abandoned", self.exit_reason, failed_start=True)
+        self._exit_now(None, self.exit_reason)  # a failed start: no report
 
     def _connect(self) -> None:
         if self.lifecycle.state is CONNECTING:
@@ -122,7 +122,7 @@ class Client(Connection):
         if (not self.lifecycle.connections and self.reconnects.attempt == 0
                 and not self._handle_initial_conn_failure):
             self.start_error = error
-            self._exit_now("connect_failed", ("error", error), failed_start=True)
+            self._exit_now(None, ("error", error))  # raised to start_link's caller
             return
         self._disconnected(("error", error))
 

@@ -377,14 +377,14 @@ class Connection(Process):
         """``terminate`` has run: the exit, with ``reason`` (links and monitors told)."""
         self._exit_now("terminate", reason)
 
-    def _exit_now(self, event: str, reason: Any, *, failed_start: bool = False) -> None:
+    def _exit_now(self, event: str | None, reason: Any) -> None:
         """The one way every end finishes: report, TERMINATED, the role's last word, the exit.
 
-        ``event`` names the end for the trace and telemetry. A start that
-        failed (``failed_start``) is neither reported nor traced: its error
-        goes to the caller of ``start_link``.
+        ``event`` names the end for the crash report, the trace and
+        telemetry; None: an end the role reports in its own way (a client's
+        failed start, whose error goes to the caller).
         """
-        if failed_start:
+        if event is None:
             self.lifecycle.to(TERMINATED)
         else:
             self.dispatcher.report_exit(reason)
